@@ -1,0 +1,72 @@
+/* api.c: the route table and helpers shared by the resource handlers. */
+#include "api.h"
+#include "util/xalloc.h"
+
+#include <stdlib.h>
+
+const struct route api_routes[] = {
+    {"GET", "/healthz", api_healthz, AUTH_NONE},
+    {"GET", "/metrics", api_metrics, AUTH_ADMIN},
+    {"GET", "/v1/whoami", api_whoami, AUTH_TOKEN},
+    {"GET", "/v1/status", api_status, AUTH_TOKEN},
+    {"POST", "/v1/swarms", api_swarm_create, AUTH_ADMIN},
+    {"GET", "/v1/swarms", api_swarm_list, AUTH_TOKEN},
+    {"GET", "/v1/swarms/:id", api_swarm_get, AUTH_TOKEN},
+    {"GET", "/v1/swarms/:id/status", api_swarm_status, AUTH_TOKEN},
+    {"POST", "/v1/swarms/:id/pause", api_swarm_pause, AUTH_ADMIN},
+    {"POST", "/v1/swarms/:id/resume", api_swarm_resume, AUTH_ADMIN},
+    {"POST", "/v1/agents", api_agent_create, AUTH_TOKEN},
+    {"GET", "/v1/agents", api_agent_list, AUTH_TOKEN},
+    {"GET", "/v1/agents/:id", api_agent_get, AUTH_TOKEN},
+    {"GET", "/v1/models", api_models_list, AUTH_TOKEN},
+    {"POST", "/v1/models", api_model_put, AUTH_ADMIN},
+    {"POST", "/v1/tasks", api_task_create, AUTH_TOKEN},
+    {"GET", "/v1/tasks", api_task_list, AUTH_TOKEN},
+    {"GET", "/v1/tasks/:id", api_task_get, AUTH_TOKEN},
+    {"POST", "/v1/tasks/:id/heartbeat", api_heartbeat, AUTH_TOKEN},
+    {"POST", "/v1/tasks/:id/done", api_done, AUTH_TOKEN},
+    {"POST", "/v1/tasks/:id/fail", api_fail, AUTH_TOKEN},
+    {"POST", "/v1/tasks/:id/cancel", api_task_cancel, AUTH_TOKEN},
+    {"POST", "/v1/tasks/:id/approve", api_task_approve, AUTH_ADMIN},
+    {"POST", "/v1/claim", api_claim, AUTH_TOKEN},
+    {"GET", "/v1/events", api_events, AUTH_TOKEN},
+    {"GET", "/", api_index, AUTH_NONE},
+    {"GET", "/:asset", api_asset, AUTH_NONE},
+};
+const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
+
+double api_usd(int64_t micro)
+{
+    return (double)micro / (double)S2_MICRO;
+}
+
+json_t *api_list_json(const char *nl)
+{
+    json_t *a = json_array();
+    struct strvec sv = STRVEC_INIT;
+    strvec_split(&sv, nl ? nl : "", '\n');
+    for (size_t i = 0; i < sv.n; i++)
+        json_array_append_new(a, json_string(sv.v[i]));
+    strvec_release(&sv);
+    return a;
+}
+
+void api_reply_query(struct request *r, struct cmd *c)
+{
+    if (c->err.kind) {
+        http_reply_error(r, &c->err);
+        return;
+    }
+    json_t *j = c->out.json;
+    c->out.json = NULL;
+    http_reply_json(r, 200, j ? j : json_object());
+}
+
+void api_query(struct request *r, enum query_kind what, const char *arg, int limit)
+{
+    struct cmd *c = cmd_new(CMD_QUERY);
+    c->in.query.what = what;
+    c->in.query.arg = arg ? xstrdup(arg) : NULL;
+    c->in.query.limit = limit;
+    http_submit(r, c, api_reply_query);
+}

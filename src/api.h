@@ -1,0 +1,56 @@
+/* api.h: what the resource handlers (api_*.c) share: the task's JSON shape and parsing of a
+ * task from a request. Handlers validate and authorise; rules belong to the engine. */
+#ifndef S2_API_H
+#define S2_API_H
+
+#include <jansson.h>
+
+#include "http.h"
+#include "model.h"
+#include "store.h"
+
+/* Handlers, one file per resource. */
+void api_swarm_create(struct request *r);
+void api_swarm_list(struct request *r);
+void api_swarm_get(struct request *r);
+void api_swarm_status(struct request *r);
+void api_swarm_pause(struct request *r);
+void api_swarm_resume(struct request *r);
+void api_agent_create(struct request *r);
+void api_agent_list(struct request *r);
+void api_agent_get(struct request *r);
+void api_task_create(struct request *r);
+void api_task_list(struct request *r);
+void api_task_get(struct request *r);
+void api_task_cancel(struct request *r);
+void api_task_approve(struct request *r);
+void api_claim(struct request *r);
+void api_heartbeat(struct request *r);
+void api_done(struct request *r);
+void api_fail(struct request *r);
+void api_events(struct request *r);
+void api_models_list(struct request *r);
+void api_model_put(struct request *r);
+void api_healthz(struct request *r);
+void api_metrics(struct request *r);
+void api_whoami(struct request *r);
+void api_status(struct request *r);
+void api_asset(struct request *r);
+void api_index(struct request *r);
+
+/* The public JSON form of a task row. */
+json_t *api_task_json(const struct task_row *row);
+/* Parse one task object of a create request into t (initialised by the caller). default_swarm
+ * is used when the object names none (a swarm token's own swarm). */
+int api_parse_task(json_t *o, struct task_spec *t, const char *default_swarm, const char *ctx,
+                   struct s2_error *err);
+/* Reply with the outcome of an engine query (its JSON, or its error). */
+void api_reply_query(struct request *r, struct cmd *c);
+/* Submit a read of in-memory state. */
+void api_query(struct request *r, enum query_kind what, const char *arg, int limit);
+/* A newline-joined list as a JSON array. */
+json_t *api_list_json(const char *nl);
+/* Dollars from micro-dollars. */
+double api_usd(int64_t micro);
+
+#endif

@@ -1,0 +1,233 @@
+/* api_system.c: the server itself: /healthz, /metrics (Prometheus text), /v1/whoami,
+ * /v1/status, /v1/models, /v1/events (SSE) and the dashboard's static files. */
+#include "api.h"
+#include "json.h"
+#include "util/buf.h"
+#include "util/xalloc.h"
+#include "version.h"
+#include "web.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void health_reply(struct request *r, struct cmd *c)
+{
+    if (c->err.kind) {
+        http_reply_error(r, &c->err);
+        return;
+    }
+    int degraded = json_is_true(json_object_get(c->out.json, "store_unavailable"));
+    json_t *o = json_pack("{s:s,s:s,s:O,s:O}", "status", degraded ? "degraded" : "ok",
+                          "version", S2_VERSION, "durability",
+                          json_object_get(c->out.json, "durability"), "event_seq",
+                          json_object_get(c->out.json, "event_seq"));
+    http_reply_json(r, degraded ? 503 : 200, o);
+}
+
+void api_healthz(struct request *r)
+{
+    /* answered by the engine thread, so a wedged engine shows as a hung health check */
+    struct cmd *c = cmd_new(CMD_QUERY);
+    c->in.query.what = Q_STATS;
+    http_submit(r, c, health_reply);
+}
+
+static long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static void metric(struct buf *b, const char *name, const char *type, const char *help,
+                   json_t *v)
+{
+    buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name,
+             json_number_value(v));
+}
+
+static void histogram(struct buf *b, const char *name, const char *help, json_t *counts,
+                      const double *bounds, size_t nb, double sum, double count)
+{
+    buf_addf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    double acc = 0;
+    for (size_t i = 0; i <= nb; i++) {
+        acc += (double)json_integer_value(json_array_get(counts, i));
+        if (i < nb)
+            buf_addf(b, "%s_bucket{le=\"%g\"} %.0f\n", name, bounds[i], acc);
+        else
+            buf_addf(b, "%s_bucket{le=\"+Inf\"} %.0f\n", name, acc);
+    }
+    buf_addf(b, "%s_sum %.9g\n%s_count %.0f\n", name, sum, name, count);
+}
+
+static void metrics_reply(struct request *r, struct cmd *c)
+{
+    if (c->err.kind) {
+        http_reply_error(r, &c->err);
+        return;
+    }
+    json_t *s = c->out.json;
+    struct buf b = BUF_INIT;
+    buf_adds(&b, "# HELP s2_tasks Tasks by state.\n# TYPE s2_tasks gauge\n");
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(s, "tasks"), key, v)
+        buf_addf(&b, "s2_tasks{state=\"%s\"} %lld\n", key, (long long)json_integer_value(v));
+    metric(&b, "s2_swarms", "gauge", "Swarms.", json_object_get(s, "swarms"));
+    metric(&b, "s2_agents", "gauge", "Registered agents.", json_object_get(s, "agents"));
+    metric(&b, "s2_waiting_claims", "gauge", "Claims waiting for work (long-poll).",
+           json_object_get(s, "waiting_claims"));
+    metric(&b, "s2_leases_held", "gauge", "Live leases.", json_object_get(s, "leases_held"));
+    metric(&b, "s2_claims_total", "counter", "Tasks handed to agents.",
+           json_object_get(s, "claims"));
+    metric(&b, "s2_pushes_total", "counter", "Tasks handed to a claim that was waiting.",
+           json_object_get(s, "pushes"));
+    metric(&b, "s2_leases_expired_total", "counter", "Leases that expired.",
+           json_object_get(s, "leases_expired"));
+    metric(&b, "s2_events_total", "counter", "State-change events.", json_object_get(s, "events"));
+    metric(&b, "s2_batches_total", "counter", "Engine batches.", json_object_get(s, "batches"));
+    metric(&b, "s2_commands_total", "counter", "Engine commands.", json_object_get(s, "commands"));
+    metric(&b, "s2_store_commit_failures_total", "counter", "Failed store commits.",
+           json_object_get(s, "commit_failures"));
+    static const double commit_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                           0.025,  0.05,    0.1,    0.25,  0.5,    1};
+    histogram(&b, "s2_store_commit_seconds", "Store commit latency (one per batch).",
+              json_object_get(s, "commit_hist"), commit_bounds, 13,
+              json_number_value(json_object_get(s, "commit_seconds_total")),
+              json_number_value(json_object_get(s, "commits")));
+    static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+    double batches = json_number_value(json_object_get(s, "batches"));
+    histogram(&b, "s2_batch_size", "Commands per engine batch (group commit).",
+              json_object_get(s, "batch_hist"), batch_bounds, 11,
+              json_number_value(json_object_get(s, "commands")), batches);
+    buf_addf(&b, "# HELP process_resident_memory_bytes Resident memory.\n"
+                 "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n",
+             rss_bytes());
+    http_metrics(http_server_of(r), &b);
+    http_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len);
+    buf_release(&b);
+}
+
+void api_metrics(struct request *r)
+{
+    struct cmd *c = cmd_new(CMD_QUERY);
+    c->in.query.what = Q_STATS;
+    http_submit(r, c, metrics_reply);
+}
+
+void api_whoami(struct request *r)
+{
+    const struct principal *who = http_who(r);
+    http_reply_json(r, 200, json_pack("{s:s,s:s?,s:s?}", "kind",
+                                      who->kind == PRIN_ADMIN ? "admin" : "swarm", "swarm",
+                                      who->swarm, "name", who->name));
+}
+
+void api_status(struct request *r)
+{
+    api_query(r, Q_OVERVIEW, http_query(r, "after"), 0);
+}
+
+void api_models_list(struct request *r)
+{
+    api_query(r, Q_MODELS, NULL, 0);
+}
+
+static void model_done(struct request *r, struct cmd *c)
+{
+    if (c->err.kind) {
+        http_reply_error(r, &c->err);
+        return;
+    }
+    api_query(r, Q_MODELS, NULL, 0);
+}
+
+void api_model_put(struct request *r)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    json_t *o = http_body_object(r, &err);
+    static const char *const fields[] = {"name", "tier", "usd_per_mtok_in", "usd_per_mtok_out",
+                                         NULL};
+    struct cmd *c = cmd_new(CMD_MODEL_PUT);
+    struct model_spec *m = &c->in.model;
+    double in = 0, out = 0;
+    if (!o || json_only(o, fields, "", &err) || json_str(o, "name", 1, &m->name, "", &err) ||
+        json_int(o, "tier", 1, 1, S2_TIER_MAX, &m->tier, "", &err) ||
+        json_num(o, "usd_per_mtok_in", 1, &in, "", &err) ||
+        json_num(o, "usd_per_mtok_out", 1, &out, "", &err) ||
+        model_usd_to_micro(in, &m->usd_in_micro, "field 'usd_per_mtok_in'", &err) ||
+        model_usd_to_micro(out, &m->usd_out_micro, "field 'usd_per_mtok_out'", &err) ||
+        model_spec_check(m, &err)) {
+        json_decref(o);
+        cmd_free(c);
+        http_reply_error(r, &err);
+        s2_error_release(&err);
+        return;
+    }
+    json_decref(o);
+    http_submit(r, c, model_done);
+}
+
+void api_events(struct request *r)
+{
+    const struct principal *who = http_who(r);
+    const char *swarm = http_query(r, "swarm");
+    const char *after = http_query(r, "after");
+    if (!after)
+        after = http_header(r, "Last-Event-ID");
+    uint64_t from = 0;
+    if (after) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(after, &end, 10);
+        if (errno || end == after || *end) {
+            http_reply_fail(r, S2_EINVAL, "invalid_query",
+                            "after (or Last-Event-ID) must be an event id");
+            return;
+        }
+        from = v;
+    }
+    if (who->kind != PRIN_ADMIN) {
+        if (swarm && (!who->swarm || strcmp(swarm, who->swarm))) {
+            http_reply_fail(r, S2_EFORBIDDEN, "forbidden",
+                            "this token is scoped to swarm '%s' and cannot watch swarm '%.128s'",
+                            who->swarm ? who->swarm : "?", swarm);
+            return;
+        }
+        swarm = who->swarm;
+    }
+    http_stream_events(r, from, swarm);
+}
+
+static void serve_asset(struct request *r, const char *path)
+{
+    for (unsigned i = 0; i < web_assets_count; i++) {
+        if (!strcmp(web_assets[i].path, path)) {
+            http_reply_raw(r, 200, web_assets[i].type, web_assets[i].data, web_assets[i].len);
+            http_set_header(r, "Cache-Control", "no-cache");
+            return;
+        }
+    }
+    http_reply_fail(r, S2_ENOTFOUND, "no_such_route", "no such endpoint: GET %s", path);
+}
+
+void api_index(struct request *r)
+{
+    serve_asset(r, "/index.html");
+}
+
+void api_asset(struct request *r)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/%s", http_param(r, 0));
+    serve_asset(r, path);
+}

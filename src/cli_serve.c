@@ -1,0 +1,209 @@
+/* cli_serve.c: `s2 init` and `s2 serve`: the only commands that touch the database directly. */
+#include "cli.h"
+#include "engine.h"
+#include "events.h"
+#include "http.h"
+#include "keys.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "version.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_DB "s2.db"
+
+int cli_init(const struct cli_cmd *cmd, int argc, char **argv)
+{
+    struct cli c = {.cmd = cmd};
+    const char *db = DEFAULT_DB;
+    static const struct option opts[] = {{"db", required_argument, 0, 'd'}, CLI_COMMON_OPTS, {0}};
+    int rc;
+    CLI_OPTIONS(c, argc, argv, opts, case 'd' : db = optarg; break;);
+    if (optind < argc)
+        return cli_usage(&c, "unexpected argument '%s'", argv[optind]);
+    struct s2_error err = S2_ERROR_INIT;
+    char *keyfile = xasprintf("%s.key", db);
+    char *pub = NULL, *token = NULL;
+    if (access(db, F_OK) == 0) {
+        free(keyfile);
+        return cli_failf("database '%s' already exists; its admin token was printed when it was "
+                         "created", db);
+    }
+    if (access(keyfile, F_OK) == 0) {
+        /* a key without its database: keep it rather than orphan what it signed */
+        int rc = cli_failf("key file '%s' exists without its database: move it away first",
+                           keyfile);
+        free(keyfile);
+        return rc;
+    }
+    if (keys_create(keyfile, &pub, &err)) {
+        free(keyfile);
+        int rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    if (engine_init_db(db, pub, &token, &err)) {
+        unlink(keyfile);
+        free(keyfile);
+        free(pub);
+        int rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    if (c.json) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "db", db, "admin_token", token, "public_key",
+                              pub, "key_file", keyfile);
+        cli_print_json(o);
+        json_decref(o);
+    } else {
+        printf("created %s (signing key %s)\n", db, keyfile);
+        printf("admin token: %s\n", token);
+        printf("public key:  %s\n", pub);
+        printf("The admin token is shown only now: store it (export S2_TOKEN=...).\n");
+    }
+    sodium_memzero(token, strlen(token));
+    free(token);
+    free(pub);
+    free(keyfile);
+    rc = EXIT_OK;
+out:
+    return rc;
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "%d\n", port) > 0;
+    if (f && fclose(f))
+        ok = 0;
+    if (ok && rename(tmp, path))
+        ok = 0;
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
+{
+    struct cli c = {.cmd = cmd};
+    const char *db = DEFAULT_DB, *listen = "127.0.0.1:7411", *port_file = NULL;
+    enum durability durability = DURABILITY_FULL;
+    long long threads = 2, max_body = 16 * 1024 * 1024;
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},        {"listen", required_argument, 0, 'l'},
+        {"durability", required_argument, 0, 'D'}, {"threads", required_argument, 0, 't'},
+        {"max-body", required_argument, 0, 'b'},  {"log-level", required_argument, 0, 'L'},
+        {"port-file", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
+        {0}};
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': db = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'p': port_file = optarg; break;
+        case 'D':
+            if (!strcmp(optarg, "full"))
+                durability = DURABILITY_FULL;
+            else if (!strcmp(optarg, "relaxed"))
+                durability = DURABILITY_RELAXED;
+            else
+                return cli_usage(&c, "--durability must be full or relaxed (got '%s')", optarg);
+            break;
+        case 't':
+            if (cli_int(&c, "--threads", optarg, 1, 64, &threads))
+                return EXIT_USAGE;
+            break;
+        case 'b':
+            if (cli_int(&c, "--max-body", optarg, 1024, 1LL << 30, &max_body))
+                return EXIT_USAGE;
+            break;
+        case 'L':
+            if (!strcmp(optarg, "debug"))
+                log_set_level(LOG_DEBUG);
+            else if (!strcmp(optarg, "info"))
+                log_set_level(LOG_INFO);
+            else if (!strcmp(optarg, "warn"))
+                log_set_level(LOG_WARN);
+            else if (!strcmp(optarg, "error"))
+                log_set_level(LOG_ERROR);
+            else
+                return cli_usage(&c, "--log-level must be debug, info, warn or error");
+            break;
+        case 'h': cli_help(cmd); return EXIT_OK;
+        default: return cli_bad_option(&c, opt, argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage(&c, "unexpected argument '%s'", argv[optind]);
+
+    /* Signals are taken by this thread alone (sigwait), never by a worker mid-request. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    struct s2_error err = S2_ERROR_INIT;
+    struct engine *eng = NULL;
+    struct engine_config ec = {.db_path = db, .durability = durability};
+    if (engine_open(&eng, &ec, &err)) {
+        int rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    struct events *ev = events_new(65536);
+    engine_set_events(eng, ev);
+    if (engine_start(eng, &err)) {
+        int rc = cli_fail(&err);
+        engine_free(eng);
+        events_free(ev);
+        s2_error_release(&err);
+        return rc;
+    }
+    struct http_server *srv = NULL;
+    struct http_config hc = {.listen = listen, .threads = (unsigned)threads,
+                             .max_body = (size_t)max_body, .engine = eng, .events = ev};
+    if (http_start(&srv, &hc, &err)) {
+        int rc = cli_fail(&err);
+        engine_stop(eng);
+        engine_free(eng);
+        events_free(ev);
+        s2_error_release(&err);
+        return rc;
+    }
+    int port = http_port(srv);
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    if (!*host)
+        snprintf(host, sizeof host, "127.0.0.1");
+    log_info("s2 %s serving http://%s:%d (database %s, durability %s)", S2_VERSION, host, port,
+             db, durability == DURABILITY_FULL ? "full" : "relaxed");
+    printf("listening on http://%s:%d\ndashboard: http://%s:%d/\n", host, port, host, port);
+    fflush(stdout);
+    if (port_file && write_port_file(port_file, port))
+        log_warn("cannot write port file '%s': %s", port_file, strerror(errno));
+
+    int sig = 0;
+    do {
+        sigwait(&sigs, &sig);
+    } while (sig == SIGPIPE);
+    log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_quiesce(srv);
+    engine_stop(eng); /* answers waiting claims, commits the last batch */
+    events_close(ev); /* ends event streams */
+    http_stop(srv, 5000);
+    engine_free(eng);
+    events_free(ev);
+    log_info("stopped");
+    return EXIT_OK;
+}

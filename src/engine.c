@@ -1,0 +1,2409 @@
+/* engine.c: the domain rules and the batch loop. Only the engine thread runs this code
+ * (engine_submit and engine_authenticate excepted). It must never answer a command before
+ * the transaction holding its change has committed, and never leave memory and store
+ * disagreeing: a failed batch is rolled back and the state reloaded from the store. */
+#include "engine_int.h"
+#include "auth.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------------------------ */
+/* small helpers */
+
+void u32vec_push(struct u32vec *v, uint32_t x)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap;
+        v->v = xgrow(v->v, sizeof *v->v, (size_t)v->n + 1, &cap);
+        v->cap = (uint32_t)cap;
+    }
+    v->v[v->n++] = x;
+}
+
+void u32vec_release(struct u32vec *v)
+{
+    free(v->v);
+    v->v = NULL;
+    v->n = v->cap = 0;
+}
+
+#define GROW(e, arr, n, cap)                                                                   \
+    do {                                                                                       \
+        size_t c_ = (cap);                                                                     \
+        (arr) = xgrow((arr), sizeof *(arr), (size_t)(n) + 1, &c_);                             \
+        (cap) = (uint32_t)c_;                                                                  \
+    } while (0)
+
+struct cmd *cmd_new(enum cmd_kind kind)
+{
+    struct cmd *c = xcalloc(1, sizeof *c);
+    c->kind = kind;
+    switch (kind) {
+    case CMD_SWARM_ADD:
+        swarm_spec_init(&c->in.swarm);
+        break;
+    case CMD_AGENT_ADD:
+        agent_spec_init(&c->in.agent);
+        break;
+    case CMD_HEARTBEAT:
+    case CMD_DONE:
+    case CMD_FAIL:
+        c->in.lease_op.usage.usd_micro = -1;
+        c->in.lease_op.retry = 1;
+        break;
+    default:
+        break;
+    }
+    return c;
+}
+
+void cmd_free(struct cmd *c)
+{
+    if (!c)
+        return;
+    switch (c->kind) {
+    case CMD_SWARM_ADD:
+        swarm_spec_release(&c->in.swarm);
+        break;
+    case CMD_SWARM_STATE:
+        free(c->in.swarm_state.id);
+        break;
+    case CMD_AGENT_ADD:
+        agent_spec_release(&c->in.agent);
+        break;
+    case CMD_MODEL_PUT:
+        model_spec_release(&c->in.model);
+        break;
+    case CMD_TASK_ADD:
+        for (size_t i = 0; i < c->in.tasks.n; i++)
+            task_spec_release(&c->in.tasks.v[i]);
+        free(c->in.tasks.v);
+        break;
+    case CMD_CLAIM:
+        free(c->in.claim.agent);
+        break;
+    case CMD_HEARTBEAT:
+    case CMD_DONE:
+    case CMD_FAIL:
+        free(c->in.lease_op.task);
+        free(c->in.lease_op.lease);
+        free(c->in.lease_op.result);
+        free(c->in.lease_op.reason);
+        usage_release(&c->in.lease_op.usage);
+        break;
+    case CMD_CANCEL:
+        free(c->in.cancel.task);
+        free(c->in.cancel.reason);
+        break;
+    case CMD_APPROVE:
+        free(c->in.approve.task);
+        break;
+    case CMD_RELEASE:
+        free(c->in.release.task);
+        break;
+    case CMD_QUERY:
+        free(c->in.query.arg);
+        break;
+    }
+    s2_error_release(&c->err);
+    free(c->out.token);
+    free(c->out.task_id);
+    if (c->out.lease)
+        sodium_memzero(c->out.lease, strlen(c->out.lease));
+    free(c->out.lease);
+    if (c->out.ids) {
+        for (size_t i = 0; i < c->in.tasks.n; i++)
+            free(c->out.ids[i]);
+    }
+    free(c->out.ids);
+    free(c->out.rowids);
+    free(c->out.states);
+    if (c->out.json)
+        json_decref(c->out.json);
+    free(c);
+}
+
+static int is_write(const struct cmd *c)
+{
+    return c->kind != CMD_QUERY;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* heaps */
+
+static int ready_less(void *ctx, uint32_t a, uint32_t b)
+{
+    struct engine *e = ctx;
+    const struct task *x = task_at(e, a), *y = task_at(e, b);
+    if (x->priority != y->priority)
+        return x->priority > y->priority;
+    return x->rowid < y->rowid;
+}
+
+static int due_less(void *ctx, uint32_t a, uint32_t b)
+{
+    struct engine *e = ctx;
+    const struct task *x = task_at(e, a), *y = task_at(e, b);
+    if (x->due != y->due)
+        return x->due < y->due;
+    return x->rowid < y->rowid;
+}
+
+static void task_setpos(void *ctx, uint32_t item, uint32_t pos)
+{
+    task_at(ctx, item)->hpos = pos;
+}
+
+static int waiter_less(void *ctx, uint32_t a, uint32_t b)
+{
+    struct engine *e = ctx;
+    if (e->waiters[a].deadline != e->waiters[b].deadline)
+        return e->waiters[a].deadline < e->waiters[b].deadline;
+    return a < b;
+}
+
+static void waiter_setpos(void *ctx, uint32_t item, uint32_t pos)
+{
+    struct engine *e = ctx;
+    e->waiters[item].hpos = pos;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* interning */
+
+static uint32_t cap_intern(struct engine *e, const char *name)
+{
+    uint32_t id = map_get(&e->cap_ix, name);
+    if (id != MAP_NONE)
+        return id;
+    GROW(e, e->capnames, e->ncapnames, e->capcapnames);
+    e->capnames[e->ncapnames] = xstrdup(name);
+    map_put(&e->cap_ix, e->capnames[e->ncapnames], e->ncapnames);
+    return e->ncapnames++;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint32_t reqset_intern(struct engine *e, const struct strvec *caps)
+{
+    struct strvec sorted = STRVEC_INIT;
+    strvec_copy(&sorted, caps);
+    strvec_sort(&sorted);
+    char *key = strvec_join(&sorted, "\n");
+    uint32_t id = map_get(&e->reqset_ix, key);
+    if (id != MAP_NONE) {
+        free(key);
+        strvec_release(&sorted);
+        return id;
+    }
+    GROW(e, e->reqsets, e->nreqsets, e->capreqsets);
+    struct reqset *rs = &e->reqsets[e->nreqsets];
+    rs->key = key;
+    rs->n = (uint32_t)sorted.n;
+    rs->caps = xcalloc(sorted.n ? sorted.n : 1, sizeof *rs->caps);
+    for (size_t i = 0; i < sorted.n; i++)
+        rs->caps[i] = cap_intern(e, sorted.v[i]);
+    qsort(rs->caps, rs->n, sizeof *rs->caps, cmp_u32);
+    strvec_release(&sorted);
+    map_put(&e->reqset_ix, rs->key, e->nreqsets);
+    return e->nreqsets++;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* the batch: transaction, events, replies */
+
+static int tx(struct engine *e)
+{
+    if (e->batch_failed)
+        return -1;
+    if (e->in_tx)
+        return 0;
+    if (store_begin(e->store, &e->batch_err)) {
+        e->batch_failed = 1;
+        return -1;
+    }
+    e->in_tx = 1;
+    return 0;
+}
+
+/* A store write failed: the whole batch will be rolled back. */
+static int store_failed(struct engine *e, struct s2_error *err)
+{
+    if (!e->batch_failed) {
+        s2_error_move(&e->batch_err, err);
+        e->batch_failed = 1;
+    }
+    s2_error_release(err);
+    return -1;
+}
+
+/* Append an event to the batch. params: a JSON object text or NULL. */
+static void emit(struct engine *e, const char *op, uint32_t swarm, const struct task *t,
+                 uint32_t agent, const char *params)
+{
+    GROW(e, e->bev, e->nbev, e->capbev);
+    struct event *ev = &e->bev[e->nbev++];
+    struct buf b = BUF_INIT;
+    ev->seq = ++e->seq;
+    buf_addf(&b, "{\"seq\":%" PRIu64 ",\"time\":%" PRId64 ",\"op\":\"%s\"", ev->seq, e->now, op);
+    if (swarm != NONE) {
+        buf_adds(&b, ",\"swarm\":");
+        buf_add_json_str(&b, e->swarms[swarm].id);
+    }
+    if (t) {
+        buf_adds(&b, ",\"task\":");
+        buf_add_json_str(&b, t->id);
+        buf_addf(&b, ",\"phase\":%" PRId64 ",\"state\":\"%s\"", t->phase,
+                 task_state_name(t->state));
+    }
+    if (agent != NONE) {
+        buf_adds(&b, ",\"agent\":");
+        buf_add_json_str(&b, e->agents[agent].id);
+    }
+    buf_adds(&b, ",\"params\":");
+    buf_adds(&b, params ? params : "{}");
+    buf_addch(&b, '}');
+    ev->swarm = swarm != NONE ? xstrdup(e->swarms[swarm].id) : NULL;
+    ev->data = buf_detach(&b, &ev->len);
+    e->stats.events++;
+}
+
+static void reply_later(struct engine *e, struct cmd *c)
+{
+    if (c->kind == CMD_CLAIM && c->err.kind == S2_OK) {
+        if (c->out.got)
+            e->stats.claims++;
+    }
+    GROW(e, e->replies, e->nreplies, e->capreplies);
+    e->replies[e->nreplies++] = c;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* tables */
+
+static void model_set(struct engine *e, const struct model_spec *m)
+{
+    uint32_t i = map_get(&e->model_ix, m->name);
+    if (i == MAP_NONE) {
+        GROW(e, e->models, e->nmodels, e->capmodels);
+        i = e->nmodels++;
+        e->models[i].name = xstrdup(m->name);
+        map_put(&e->model_ix, e->models[i].name, i);
+    }
+    e->models[i].tier = (int)m->tier;
+    e->models[i].usd_in_micro = m->usd_in_micro;
+    e->models[i].usd_out_micro = m->usd_out_micro;
+}
+
+static uint32_t swarm_insert(struct engine *e, const char *id, const char *role, int relation,
+                             const char *caps_nl, const struct strvec *caps, int64_t budget,
+                             const char *branch, int state, int64_t created_at)
+{
+    GROW(e, e->swarms, e->nswarms, e->capswarms);
+    uint32_t i = e->nswarms++;
+    struct swarm *s = &e->swarms[i];
+    memset(s, 0, sizeof *s);
+    s->id = xstrdup(id);
+    s->role = xstrdup(role ? role : "");
+    s->branch = branch ? xstrdup(branch) : NULL;
+    s->relation = relation;
+    s->state = state;
+    if (caps)
+        strvec_copy(&s->caps, caps);
+    else
+        strvec_split(&s->caps, caps_nl, '\n');
+    s->budget_micro = budget;
+    s->created_at = created_at;
+    s->wait_head = s->wait_tail = NONE;
+    map_put(&e->swarm_ix, s->id, i);
+    return i;
+}
+
+static uint32_t agent_insert(struct engine *e, const char *id, uint32_t swarm, uint32_t model,
+                             const char *caps_nl, const struct strvec *caps, int64_t max_leases,
+                             int64_t created_at, int64_t last_seen)
+{
+    GROW(e, e->agents, e->nagents, e->capagents);
+    uint32_t i = e->nagents++;
+    struct agent *a = &e->agents[i];
+    memset(a, 0, sizeof *a);
+    a->id = xstrdup(id);
+    a->swarm = swarm;
+    a->model = model;
+    if (caps)
+        strvec_copy(&a->caps, caps);
+    else
+        strvec_split(&a->caps, caps_nl, '\n');
+    a->ncaps = (uint32_t)a->caps.n;
+    a->capids = xcalloc(a->ncaps ? a->ncaps : 1, sizeof *a->capids);
+    for (uint32_t k = 0; k < a->ncaps; k++)
+        a->capids[k] = cap_intern(e, a->caps.v[k]);
+    qsort(a->capids, a->ncaps, sizeof *a->capids, cmp_u32);
+    a->max_leases = (uint32_t)max_leases;
+    a->created_at = created_at;
+    e->swarms[swarm].nagents++;
+    a->last_seen = a->seen_stored = last_seen;
+    map_put(&e->agent_ix, a->id, i);
+    return i;
+}
+
+static int agent_tier(const struct engine *e, const struct agent *a)
+{
+    return a->model == NONE ? 0 : e->models[a->model].tier;
+}
+
+static struct phase_slot *phase_slot(struct swarm *s, int64_t phase)
+{
+    uint32_t lo = 0, hi = s->nphases;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (s->phases[mid].phase < phase)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < s->nphases && s->phases[lo].phase == phase)
+        return &s->phases[lo];
+    GROW(e, s->phases, s->nphases, s->capphases);
+    memmove(&s->phases[lo + 1], &s->phases[lo], (s->nphases - lo) * sizeof *s->phases);
+    s->nphases++;
+    memset(&s->phases[lo], 0, sizeof s->phases[lo]);
+    s->phases[lo].phase = phase;
+    return &s->phases[lo];
+}
+
+/* The lowest phase of the swarm with unfinished tasks, or INT64_MAX. */
+static int64_t first_open_phase(const struct swarm *s)
+{
+    for (uint32_t i = 0; i < s->nphases; i++)
+        if (s->phases[i].open)
+            return s->phases[i].phase;
+    return INT64_MAX;
+}
+
+static uint32_t queue_for(struct engine *e, struct swarm *s, uint32_t reqset, int min_tier)
+{
+    for (uint32_t i = 0; i < s->nqueues; i++)
+        if (s->queues[i].reqset == reqset && s->queues[i].min_tier == min_tier)
+            return i;
+    GROW(e, s->queues, s->nqueues, s->capqueues);
+    struct readyq *q = &s->queues[s->nqueues];
+    q->reqset = reqset;
+    q->min_tier = min_tier;
+    heap_init(&q->heap, ready_less, task_setpos, e);
+    s->qgen++;
+    return s->nqueues++;
+}
+
+static int is_open(int state)
+{
+    return state != TASK_DONE && state != TASK_CANCELLED;
+}
+
+static void count_state(struct engine *e, struct task *t, int from, int to)
+{
+    struct swarm *s = &e->swarms[t->swarm];
+    if (from >= 0) {
+        e->count[from]--;
+        s->count[from]--;
+    }
+    e->count[to]++;
+    s->count[to]++;
+}
+
+static void set_state(struct engine *e, struct task *t, int to)
+{
+    count_state(e, t, t->state, to);
+    t->state = (uint8_t)to;
+}
+
+static uint32_t task_alloc(struct engine *e)
+{
+    uint32_t i = e->ntasks;
+    uint32_t chunk = i >> TASK_CHUNK_BITS;
+    if (chunk >= e->capchunks) {
+        size_t cap = e->capchunks;
+        e->chunks = xgrow(e->chunks, sizeof *e->chunks, (size_t)chunk + 1, &cap);
+        for (size_t k = e->capchunks; k < cap; k++)
+            e->chunks[k] = NULL;
+        e->capchunks = (uint32_t)cap;
+    }
+    if (!e->chunks[chunk])
+        e->chunks[chunk] = xcalloc(TASK_CHUNK, sizeof(struct task));
+    e->ntasks++;
+    struct task *t = task_at(e, i);
+    memset(t, 0, sizeof *t);
+    t->owner = NONE;
+    t->hpos = HEAP_NONE;
+    return i;
+}
+
+/* Link a task into the indexes (state as given, not yet queued). deps: indexes of the tasks
+ * it depends on. */
+static void task_link(struct engine *e, uint32_t ti, const uint32_t *deps, size_t ndeps)
+{
+    struct task *t = task_at(e, ti);
+    struct swarm *s = &e->swarms[t->swarm];
+    map_put(&e->task_ix, t->id, ti);
+    t->queue = queue_for(e, s, t->reqset, t->min_tier);
+    struct phase_slot *ps = phase_slot(s, t->phase);
+    u32vec_push(&ps->tasks, ti);
+    if (is_open(t->state))
+        ps->open++;
+    for (size_t k = 0; k < ndeps; k++) {
+        struct task *d = task_at(e, deps[k]);
+        u32vec_push(&d->dependents, ti);
+        u32vec_push(&t->deps, deps[k]);
+        if (d->state != TASK_DONE)
+            t->unmet++;
+    }
+    count_state(e, t, -1, t->state);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* persistence of a task's dynamic fields */
+
+static int persist(struct engine *e, struct task *t)
+{
+    if (tx(e))
+        return -1;
+    struct task_dyn d = {
+        .rowid = t->rowid,
+        .state = t->state,
+        .attempts = t->attempts,
+        .owner = t->owner == NONE ? NULL : e->agents[t->owner].id,
+        .fence = t->fence,
+        .lease_hash = t->state == TASK_CLAIMED ? t->lease_hash : NULL,
+        .lease_expires = t->state == TASK_CLAIMED ? t->due : 0,
+        .ready_at = t->state == TASK_READY ? t->due : 0,
+        .cost_micro = t->cost_micro,
+        .tokens_in = t->tokens_in,
+        .tokens_out = t->tokens_out,
+        .approvals = t->approvals,
+        .updated_at = e->now,
+    };
+    struct s2_error err = S2_ERROR_INIT;
+    if (store_task_update(e->store, &d, &err))
+        return store_failed(e, &err);
+    e->mutated = 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* readiness */
+
+static int approved(const struct task *t)
+{
+    return t->approval_kind == APPROVAL_NONE || t->approvals >= t->approvals_needed;
+}
+
+static int can_be_ready(const struct engine *e, const struct task *t)
+{
+    if (t->unmet || !approved(t))
+        return 0;
+    if (t->phase_barrier && first_open_phase(&e->swarms[t->swarm]) < t->phase)
+        return 0;
+    return 1;
+}
+
+static void mark_dirty(struct engine *e, uint32_t swarm)
+{
+    struct swarm *s = &e->swarms[swarm];
+    if (!s->dirty && s->nwaiting) {
+        s->dirty = 1;
+        u32vec_push(&e->dirty_swarms, swarm);
+    }
+}
+
+/* Put a READY task where claims find it: its queue, or the timer heap while it backs off. */
+static void enqueue(struct engine *e, uint32_t ti)
+{
+    struct task *t = task_at(e, ti);
+    if (t->due > e->now) {
+        heap_push(&e->timers, ti);
+        return;
+    }
+    t->due = 0;
+    heap_push(&e->swarms[t->swarm].queues[t->queue].heap, ti);
+    mark_dirty(e, t->swarm);
+}
+
+/* Take a READY task out of its queue or the timer heap. */
+static void dequeue(struct engine *e, uint32_t ti)
+{
+    struct task *t = task_at(e, ti);
+    if (t->hpos == HEAP_NONE)
+        return;
+    if (t->due > 0 && t->state == TASK_READY && e->timers.n > t->hpos &&
+        e->timers.v[t->hpos] == ti)
+        heap_remove(&e->timers, t->hpos);
+    else
+        heap_remove(&e->swarms[t->swarm].queues[t->queue].heap, t->hpos);
+}
+
+static void make_ready(struct engine *e, uint32_t ti, const char *why)
+{
+    struct task *t = task_at(e, ti);
+    set_state(e, t, TASK_READY);
+    t->due = 0;
+    if (persist(e, t))
+        return;
+    enqueue(e, ti);
+    char params[96];
+    snprintf(params, sizeof params, "{\"why\":\"%s\"}", why);
+    emit(e, "task.ready", t->swarm, t, NONE, params);
+}
+
+static void reevaluate(struct engine *e, uint32_t ti, const char *why)
+{
+    struct task *t = task_at(e, ti);
+    if (t->state == TASK_PENDING && can_be_ready(e, t))
+        make_ready(e, ti, why);
+}
+
+/* A READY task that may no longer run (an earlier phase got new work) goes back to pending. */
+static void make_pending(struct engine *e, uint32_t ti, const char *why)
+{
+    struct task *t = task_at(e, ti);
+    dequeue(e, ti);
+    set_state(e, t, TASK_PENDING);
+    t->due = 0;
+    if (persist(e, t))
+        return;
+    char params[96];
+    snprintf(params, sizeof params, "{\"why\":\"%s\"}", why);
+    emit(e, "task.pending", t->swarm, t, NONE, params);
+}
+
+/* The phase barrier may have lifted: let waiting tasks of the new first open phase go. */
+static void phase_changed(struct engine *e, uint32_t swarm)
+{
+    struct swarm *s = &e->swarms[swarm];
+    int64_t first = first_open_phase(s);
+    for (uint32_t i = 0; i < s->nphases && s->phases[i].phase <= first; i++) {
+        struct phase_slot *ps = &s->phases[i];
+        if (!ps->open)
+            continue;
+        for (uint32_t k = 0; k < ps->tasks.n; k++)
+            reevaluate(e, ps->tasks.v[k], "phase");
+    }
+}
+
+/* A task left the open set (done or cancelled): phase accounting and dependents. */
+static void settle(struct engine *e, uint32_t ti, int was_open)
+{
+    struct task *t = task_at(e, ti);
+    struct swarm *s = &e->swarms[t->swarm];
+    if (was_open && !is_open(t->state)) {
+        struct phase_slot *ps = phase_slot(s, t->phase);
+        int64_t before = first_open_phase(s);
+        ps->open--;
+        if (first_open_phase(s) != before)
+            phase_changed(e, t->swarm);
+    }
+    if (t->state == TASK_DONE) {
+        for (uint32_t k = 0; k < t->dependents.n; k++) {
+            struct task *d = task_at(e, t->dependents.v[k]);
+            if (d->unmet && --d->unmet == 0)
+                reevaluate(e, t->dependents.v[k], "dependencies");
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* leases */
+
+static char *lease_token(uint64_t fence, uint8_t hash[TOKEN_HASH_BYTES])
+{
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "s2l_%" PRIu64, fence);
+    return auth_token_new(prefix, hash);
+}
+
+uint64_t engine_lease_fence(const char *lease)
+{
+    if (strncmp(lease, "s2l_", 4))
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(lease + 4, &end, 10);
+    if (errno || *end != '_')
+        return 0;
+    return v;
+}
+
+static int64_t backoff_delay(const struct task *t)
+{
+    if (t->backoff_ms <= 0)
+        return 0;
+    int64_t d = t->backoff_ms;
+    for (int i = 1; i < t->attempts && d < S2_BACKOFF_CAP_MS; i++)
+        d *= 2;
+    return d > S2_BACKOFF_CAP_MS ? S2_BACKOFF_CAP_MS : d;
+}
+
+static void agent_touch(struct engine *e, uint32_t ai)
+{
+    struct agent *a = &e->agents[ai];
+    a->last_seen = e->now;
+    if (a->seen_stored + 5000 <= e->now && a->touched_in != e->stats.batches) {
+        a->touched_in = e->stats.batches;
+        u32vec_push(&e->touched_agents, ai);
+    }
+}
+
+/* Hand task ti to agent ai. Fills the claim outputs of c. */
+static int claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
+{
+    struct task *t = task_at(e, ti);
+    struct agent *a = &e->agents[ai];
+    dequeue(e, ti);
+    set_state(e, t, TASK_CLAIMED);
+    t->attempts++;
+    t->fence++;
+    t->owner = ai;
+    t->due = e->now + t->lease_ms;
+    char *lease = lease_token(t->fence, t->lease_hash);
+    if (persist(e, t)) {
+        free(lease);
+        return -1;
+    }
+    heap_push(&e->timers, ti);
+    a->held++;
+    agent_touch(e, ai);
+    c->out.got = 1;
+    c->out.rowid = t->rowid;
+    c->out.task_id = xstrdup(t->id);
+    c->out.lease = lease;
+    c->out.fence = t->fence;
+    c->out.expires_at = t->due;
+    c->out.attempts = t->attempts;
+    c->out.state = t->state;
+    char params[160];
+    snprintf(params, sizeof params,
+             "{\"fence\":%" PRIu64 ",\"attempt\":%d,\"expires_at\":%" PRId64 "}", t->fence,
+             t->attempts, t->due);
+    emit(e, "task.claim", t->swarm, t, ai, params);
+    return 0;
+}
+
+/* The holder lets go of a claimed task (done, fail, expiry, cancel, release). */
+static void lease_end(struct engine *e, struct task *t)
+{
+    if (t->hpos != HEAP_NONE)
+        heap_remove(&e->timers, t->hpos);
+    if (t->owner != NONE && e->agents[t->owner].held)
+        e->agents[t->owner].held--;
+    sodium_memzero(t->lease_hash, sizeof t->lease_hash);
+    t->due = 0;
+}
+
+/* A claimed task came back without success: retry after backoff, or dead. Returns the time
+ * it may run again (0 if dead). */
+static int64_t requeue_or_die(struct engine *e, uint32_t ti, const char *op, const char *reason,
+                              int retry)
+{
+    struct task *t = task_at(e, ti);
+    uint32_t owner = t->owner;
+    lease_end(e, t);
+    int64_t retry_at = 0;
+    struct buf p = BUF_INIT;
+    buf_adds(&p, "{\"reason\":");
+    buf_add_json_str(&p, reason ? reason : "");
+    if (retry && t->attempts < t->max_attempts) {
+        set_state(e, t, TASK_READY);
+        t->due = e->now + backoff_delay(t);
+        retry_at = t->due;
+        if (!persist(e, t))
+            enqueue(e, ti);
+        buf_addf(&p, ",\"next\":\"retry\",\"retry_at\":%" PRId64 "}", retry_at);
+    } else {
+        set_state(e, t, TASK_DEAD);
+        persist(e, t);
+        buf_addf(&p, ",\"next\":\"dead\",\"attempts\":%d}", t->attempts);
+    }
+    emit(e, op, t->swarm, t, owner, p.ptr);
+    buf_release(&p);
+    return retry_at;
+}
+
+static void expire(struct engine *e, uint32_t ti)
+{
+    struct task *t = task_at(e, ti);
+    e->stats.expired++;
+    struct s2_error err = S2_ERROR_INIT;
+    char reason[96];
+    snprintf(reason, sizeof reason, "lease %" PRIu64 " expired", t->fence);
+    requeue_or_die(e, ti, "task.expire", reason, 1);
+    if (!e->batch_failed && tx(e) == 0 &&
+        store_task_outcome(e->store, t->rowid, NULL, reason, 0, &err))
+        store_failed(e, &err);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* eligibility and picking */
+
+static int subset(const uint32_t *need, uint32_t nneed, const uint32_t *have, uint32_t nhave)
+{
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < nneed; i++) {
+        while (j < nhave && have[j] < need[i])
+            j++;
+        if (j == nhave || have[j] != need[i])
+            return 0;
+        j++;
+    }
+    return 1;
+}
+
+static void agent_elig(struct engine *e, struct agent *a)
+{
+    struct swarm *s = &e->swarms[a->swarm];
+    if (a->elig_valid && a->elig_gen == s->qgen)
+        return;
+    a->nelig = 0;
+    int tier = agent_tier(e, a);
+    for (uint32_t q = 0; q < s->nqueues; q++) {
+        const struct readyq *rq = &s->queues[q];
+        const struct reqset *rs = &e->reqsets[rq->reqset];
+        if (tier >= rq->min_tier && subset(rs->caps, rs->n, a->capids, a->ncaps)) {
+            GROW(e, a->elig, a->nelig, a->capelig);
+            a->elig[a->nelig++] = q;
+        }
+    }
+    a->elig_gen = s->qgen;
+    a->elig_valid = 1;
+}
+
+/* The best ready task agent ai may take now, or NONE. O(queues of its swarm). */
+static uint32_t pick(struct engine *e, uint32_t ai)
+{
+    struct agent *a = &e->agents[ai];
+    struct swarm *s = &e->swarms[a->swarm];
+    agent_elig(e, a);
+    uint32_t best = NONE;
+    for (uint32_t k = 0; k < a->nelig; k++) {
+        uint32_t top = heap_top(&s->queues[a->elig[k]].heap);
+        if (top != HEAP_NONE && (best == NONE || ready_less(e, top, best)))
+            best = top;
+    }
+    return best;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* waiters (long-poll claims) */
+
+static void waiter_unlink(struct engine *e, uint32_t wi)
+{
+    struct waiter *w = &e->waiters[wi];
+    struct swarm *s = &e->swarms[w->swarm];
+    if (w->prev != NONE)
+        e->waiters[w->prev].next = w->next;
+    else
+        s->wait_head = w->next;
+    if (w->next != NONE)
+        e->waiters[w->next].prev = w->prev;
+    else
+        s->wait_tail = w->prev;
+    s->nwaiting--;
+    if (w->hpos != HEAP_NONE)
+        heap_remove(&e->waiter_timers, w->hpos);
+    w->cmd = NULL;
+    w->next = e->free_waiter;
+    e->free_waiter = wi;
+}
+
+static void waiter_add(struct engine *e, struct cmd *c, uint32_t ai, int64_t deadline)
+{
+    uint32_t wi = e->free_waiter;
+    if (wi != NONE) {
+        e->free_waiter = e->waiters[wi].next;
+    } else {
+        GROW(e, e->waiters, e->nwaiters, e->capwaiters);
+        wi = e->nwaiters++;
+    }
+    struct waiter *w = &e->waiters[wi];
+    struct agent *a = &e->agents[ai];
+    struct swarm *s = &e->swarms[a->swarm];
+    w->cmd = c;
+    w->agent = ai;
+    w->swarm = a->swarm;
+    w->deadline = deadline;
+    w->hpos = HEAP_NONE;
+    w->next = NONE;
+    w->prev = s->wait_tail;
+    if (s->wait_tail != NONE)
+        e->waiters[s->wait_tail].next = wi;
+    else
+        s->wait_head = wi;
+    s->wait_tail = wi;
+    s->nwaiting++;
+    heap_push(&e->waiter_timers, wi);
+}
+
+/* Give newly ready work to claims waiting in the dirty swarms, oldest claim first. */
+static void match_waiters(struct engine *e)
+{
+    for (uint32_t k = 0; k < e->dirty_swarms.n; k++) {
+        uint32_t si = e->dirty_swarms.v[k];
+        struct swarm *s = &e->swarms[si];
+        s->dirty = 0;
+        if (s->state != SWARM_ACTIVE)
+            continue;
+        for (uint32_t wi = s->wait_head; wi != NONE && !e->batch_failed;) {
+            uint32_t next = e->waiters[wi].next;
+            struct waiter *w = &e->waiters[wi];
+            struct agent *a = &e->agents[w->agent];
+            if (a->held < a->max_leases) {
+                uint32_t ti = pick(e, w->agent);
+                if (ti != NONE) {
+                    struct cmd *c = w->cmd;
+                    uint32_t ai = w->agent;
+                    waiter_unlink(e, wi);
+                    if (claim_task(e, ti, ai, c) == 0)
+                        e->stats.pushes++;
+                    reply_later(e, c);
+                }
+            }
+            wi = next;
+        }
+    }
+    e->dirty_swarms.n = 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* authorisation */
+
+static int may_act_on_swarm(const struct principal *who, const char *swarm, struct s2_error *err)
+{
+    if (who->kind == PRIN_ADMIN)
+        return 0;
+    if (who->swarm && !strcmp(who->swarm, swarm))
+        return 0;
+    return s2_fail(err, S2_EFORBIDDEN, "forbidden",
+                   "this token is scoped to swarm '%s' and cannot act on swarm '%s'",
+                   who->swarm ? who->swarm : "?", swarm);
+}
+
+static int admin_only(const struct principal *who, const char *what, struct s2_error *err)
+{
+    if (who->kind == PRIN_ADMIN)
+        return 0;
+    return s2_fail(err, S2_EFORBIDDEN, "forbidden", "%s needs the admin token", what);
+}
+
+static uint32_t find_task(struct engine *e, const char *id, const struct principal *who,
+                          struct s2_error *err)
+{
+    uint32_t ti = map_get(&e->task_ix, id);
+    if (ti == MAP_NONE) {
+        s2_fail(err, S2_ENOTFOUND, "not_found", "task '%s' does not exist", id);
+        return NONE;
+    }
+    /* A swarm token learns nothing about other swarms' tasks, not even that they exist. */
+    if (who->kind != PRIN_ADMIN &&
+        (!who->swarm || strcmp(who->swarm, e->swarms[task_at(e, ti)->swarm].id))) {
+        s2_fail(err, S2_ENOTFOUND, "not_found", "task '%s' does not exist", id);
+        return NONE;
+    }
+    return ti;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* commands */
+
+static void do_swarm_add(struct engine *e, struct cmd *c)
+{
+    struct swarm_spec *sp = &c->in.swarm;
+    if (admin_only(&c->who, "creating a swarm", &c->err))
+        return;
+    if (map_get(&e->swarm_ix, sp->id) != MAP_NONE) {
+        s2_fail(&c->err, S2_ECONFLICT, "swarm_exists", "swarm '%s' already exists", sp->id);
+        return;
+    }
+    uint8_t hash[TOKEN_HASH_BYTES];
+    char *token = auth_token_new("s2s", hash);
+    struct s2_error err = S2_ERROR_INIT;
+    if (tx(e) || store_swarm_insert(e->store, sp, SWARM_ACTIVE, e->now, &err) ||
+        store_token_insert(e->store, hash, "swarm", sp->id, sp->id, e->now, &err)) {
+        if (err.kind)
+            store_failed(e, &err);
+        free(token);
+        return;
+    }
+    e->mutated = 1;
+    uint32_t si = swarm_insert(e, sp->id, sp->role, sp->relation, NULL, &sp->caps,
+                               sp->budget_micro, sp->branch, SWARM_ACTIVE, e->now);
+    c->out.token = token;
+    struct buf p = BUF_INIT;
+    buf_addf(&p, "{\"relation\":\"%s\",\"budget_micro\":%" PRId64 "}", relation_name(sp->relation),
+             sp->budget_micro);
+    emit(e, "swarm.create", si, NULL, NONE, p.ptr);
+    buf_release(&p);
+}
+
+static void do_swarm_state(struct engine *e, struct cmd *c)
+{
+    if (admin_only(&c->who, c->in.swarm_state.pause ? "pausing a swarm" : "resuming a swarm",
+                   &c->err))
+        return;
+    uint32_t si = map_get(&e->swarm_ix, c->in.swarm_state.id);
+    if (si == MAP_NONE) {
+        s2_fail(&c->err, S2_ENOTFOUND, "not_found", "swarm '%s' does not exist",
+                c->in.swarm_state.id);
+        return;
+    }
+    struct swarm *s = &e->swarms[si];
+    int to = c->in.swarm_state.pause ? SWARM_PAUSED : SWARM_ACTIVE;
+    if (s->state == to)
+        return; /* idempotent */
+    struct s2_error err = S2_ERROR_INIT;
+    if (tx(e) || store_swarm_set_state(e->store, s->id, to, &err)) {
+        if (err.kind)
+            store_failed(e, &err);
+        return;
+    }
+    e->mutated = 1;
+    s->state = to;
+    emit(e, to == SWARM_PAUSED ? "swarm.pause" : "swarm.resume", si, NULL, NONE, NULL);
+    if (to == SWARM_ACTIVE && s->nwaiting) {
+        s->dirty = 1;
+        u32vec_push(&e->dirty_swarms, si);
+    }
+}
+
+static uint32_t default_model(const struct engine *e)
+{
+    uint32_t best = NONE;
+    for (uint32_t i = 0; i < e->nmodels; i++) {
+        const struct model *m = &e->models[i];
+        if (best == NONE || m->tier < e->models[best].tier ||
+            (m->tier == e->models[best].tier &&
+             m->usd_in_micro + m->usd_out_micro <
+                 e->models[best].usd_in_micro + e->models[best].usd_out_micro))
+            best = i;
+    }
+    return best;
+}
+
+static void do_agent_add(struct engine *e, struct cmd *c)
+{
+    struct agent_spec *a = &c->in.agent;
+    if (may_act_on_swarm(&c->who, a->swarm, &c->err))
+        return;
+    uint32_t si = map_get(&e->swarm_ix, a->swarm);
+    if (si == MAP_NONE) {
+        s2_fail(&c->err, S2_EINVAL, "unknown_swarm", "field 'swarm': swarm '%s' does not exist",
+                a->swarm);
+        return;
+    }
+    if (map_get(&e->agent_ix, a->id) != MAP_NONE) {
+        s2_fail(&c->err, S2_ECONFLICT, "agent_exists", "agent '%s' already exists", a->id);
+        return;
+    }
+    uint32_t mi;
+    if (a->model) {
+        mi = map_get(&e->model_ix, a->model);
+        if (mi == MAP_NONE) {
+            struct buf names = BUF_INIT;
+            for (uint32_t i = 0; i < e->nmodels; i++)
+                buf_addf(&names, "%s%s", i ? ", " : "", e->models[i].name);
+            s2_fail(&c->err, S2_EINVAL, "unknown_model",
+                    "field 'model': model '%s' is not in the model table (known: %s)", a->model,
+                    names.ptr);
+            buf_release(&names);
+            return;
+        }
+    } else {
+        mi = default_model(e);
+        if (mi != NONE)
+            a->model = xstrdup(e->models[mi].name);
+    }
+    struct s2_error err = S2_ERROR_INIT;
+    if (tx(e) || store_agent_insert(e->store, a, e->now, &err)) {
+        if (err.kind)
+            store_failed(e, &err);
+        return;
+    }
+    e->mutated = 1;
+    uint32_t ai = agent_insert(e, a->id, si, mi == MAP_NONE ? NONE : mi, NULL, &a->caps,
+                               a->max_leases, e->now, 0);
+    struct buf p = BUF_INIT;
+    buf_adds(&p, "{\"model\":");
+    buf_add_json_str(&p, a->model ? a->model : "");
+    buf_adds(&p, ",\"capabilities\":[");
+    for (size_t i = 0; i < a->caps.n; i++) {
+        if (i)
+            buf_addch(&p, ',');
+        buf_add_json_str(&p, a->caps.v[i]);
+    }
+    buf_addf(&p, "],\"max_leases\":%" PRId64 "}", a->max_leases);
+    emit(e, "agent.create", si, NULL, ai, p.ptr);
+    buf_release(&p);
+}
+
+static void do_model_put(struct engine *e, struct cmd *c)
+{
+    if (admin_only(&c->who, "changing the model table", &c->err))
+        return;
+    struct s2_error err = S2_ERROR_INIT;
+    if (tx(e) || store_model_put(e->store, &c->in.model, &err)) {
+        if (err.kind)
+            store_failed(e, &err);
+        return;
+    }
+    e->mutated = 1;
+    model_set(e, &c->in.model);
+    /* a tier may have changed: every agent re-derives the queues it may take from */
+    for (uint32_t i = 0; i < e->nagents; i++)
+        e->agents[i].elig_valid = 0;
+    struct buf p = BUF_INIT;
+    buf_adds(&p, "{\"name\":");
+    buf_add_json_str(&p, c->in.model.name);
+    buf_addf(&p, ",\"tier\":%" PRId64 ",\"usd_in_micro\":%" PRId64 ",\"usd_out_micro\":%" PRId64 "}",
+             c->in.model.tier, c->in.model.usd_in_micro, c->in.model.usd_out_micro);
+    emit(e, "model.put", NONE, NULL, NONE, p.ptr);
+    buf_release(&p);
+}
+
+/* Depth-first search over the batch's own dependency edges: a topological order (deps
+ * first) into order[], or the path of a cycle in err. */
+struct batch_graph {
+    const struct task_spec *v;
+    size_t n;
+    struct map ix;      /* id -> batch index */
+    uint8_t *color;     /* 0 new, 1 on stack, 2 done */
+    size_t *order, norder;
+    size_t *stack, nstack;
+};
+
+static int visit(struct batch_graph *g, size_t i, struct s2_error *err)
+{
+    g->color[i] = 1;
+    g->stack[g->nstack++] = i;
+    const struct task_spec *t = &g->v[i];
+    for (size_t k = 0; k < t->depends_on.n; k++) {
+        uint32_t j = map_get(&g->ix, t->depends_on.v[k]);
+        if (j == MAP_NONE)
+            continue;
+        if (g->color[j] == 1) {
+            struct buf path = BUF_INIT;
+            size_t from = g->nstack;
+            while (from > 0 && g->stack[from - 1] != j)
+                from--;
+            /* the path runs from j along "depends on" edges back to j */
+            for (size_t s = from - 1; s < g->nstack; s++)
+                buf_addf(&path, "%s -> ", g->v[g->stack[s]].id);
+            buf_adds(&path, g->v[j].id);
+            s2_fail(err, S2_EINVAL, "dependency_cycle",
+                    "dependency cycle: %s (each task depends on the next)", path.ptr);
+            buf_release(&path);
+            return -1;
+        }
+        if (g->color[j] == 0 && visit(g, j, err))
+            return -1;
+    }
+    g->color[i] = 2;
+    g->nstack--;
+    g->order[g->norder++] = i;
+    return 0;
+}
+
+static void do_task_add(struct engine *e, struct cmd *c)
+{
+    struct task_spec *v = c->in.tasks.v;
+    size_t n = c->in.tasks.n;
+    struct batch_graph g = {.v = v, .n = n};
+    map_init(&g.ix);
+    g.color = xcalloc(n ? n : 1, 1);
+    g.order = xcalloc(n ? n : 1, sizeof *g.order);
+    g.stack = xcalloc(n ? n : 1, sizeof *g.stack);
+    uint32_t *swarm_of = xcalloc(n ? n : 1, sizeof *swarm_of);
+    uint32_t *index_of = xcalloc(n ? n : 1, sizeof *index_of);
+    struct u32vec touched = {0};
+    char prefix[48];
+
+    /* 1. everything is checked before anything is written */
+    for (size_t i = 0; i < n; i++) {
+        struct task_spec *t = &v[i];
+        if (n > 1)
+            snprintf(prefix, sizeof prefix, "tasks[%zu]: ", i);
+        else
+            prefix[0] = 0;
+        uint32_t si = map_get(&e->swarm_ix, t->swarm);
+        if (si == MAP_NONE) {
+            s2_fail(&c->err, S2_EINVAL, "unknown_swarm", "%sfield 'swarm': swarm '%s' does not exist",
+                    prefix, t->swarm);
+            goto out;
+        }
+        if (may_act_on_swarm(&c->who, t->swarm, &c->err))
+            goto out;
+        swarm_of[i] = si;
+        if (!t->id)
+            continue;
+        if (map_get(&e->task_ix, t->id) != MAP_NONE) {
+            s2_fail(&c->err, S2_ECONFLICT, "task_exists", "%stask '%s' already exists", prefix,
+                    t->id);
+            goto out;
+        }
+        if (map_get(&g.ix, t->id) != MAP_NONE) {
+            s2_fail(&c->err, S2_EINVAL, "duplicate_id", "%stask id '%s' appears twice in the request",
+                    prefix, t->id);
+            goto out;
+        }
+        map_put(&g.ix, t->id, (uint32_t)i);
+    }
+    /* ids the client left out: <swarm>.<n>, readable and unique */
+    for (size_t i = 0; i < n; i++) {
+        struct task_spec *t = &v[i];
+        if (t->id)
+            continue;
+        if (strlen(t->swarm) > S2_ID_MAX - 24) {
+            s2_fail(&c->err, S2_EINVAL, "missing_field",
+                    "tasks[%zu]: field 'id' is required for swarm '%s' (its id is too long to "
+                    "make one from)", i, t->swarm);
+            goto out;
+        }
+        for (uint64_t k = 0; !t->id; k++) {
+            char *id = k ? xasprintf("%s.%" PRId64 ".%" PRIu64, t->swarm,
+                                     e->next_rowid + (int64_t)i, k)
+                         : xasprintf("%s.%" PRId64, t->swarm, e->next_rowid + (int64_t)i);
+            if (map_get(&e->task_ix, id) == MAP_NONE && map_get(&g.ix, id) == MAP_NONE) {
+                t->id = id;
+                map_put(&g.ix, t->id, (uint32_t)i);
+            } else {
+                free(id);
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct task_spec *t = &v[i];
+        for (size_t k = 0; k < t->depends_on.n; k++) {
+            const char *d = t->depends_on.v[k];
+            if (!strcmp(d, t->id)) {
+                s2_fail(&c->err, S2_EINVAL, "dependency_cycle", "task '%s' depends on itself", d);
+                goto out;
+            }
+            if (map_get(&g.ix, d) != MAP_NONE)
+                continue;
+            uint32_t di = map_get(&e->task_ix, d);
+            if (di == MAP_NONE) {
+                s2_fail(&c->err, S2_EINVAL, "unknown_dependency",
+                        "task '%s': depends_on names unknown task '%s'", t->id, d);
+                goto out;
+            }
+            int ds = task_at(e, di)->state;
+            if (ds == TASK_CANCELLED || ds == TASK_DEAD) {
+                s2_fail(&c->err, S2_EINVAL, "dead_dependency",
+                        "task '%s': depends_on names task '%s', which is %s and will never be done",
+                        t->id, d, task_state_name(ds));
+                goto out;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (g.color[i] == 0 && visit(&g, i, &c->err))
+            goto out;
+    if (tx(e))
+        goto out;
+
+    /* 2. link into memory, dependencies first so that rowids follow the dependency order
+     * (a reload then resolves every dependency in one pass). Remember where each swarm's
+     * phase barrier stood: this batch may reopen an earlier phase. */
+    uint32_t first = e->ntasks;
+    for (size_t i = 0; i < n; i++) {
+        struct swarm *s = &e->swarms[swarm_of[i]];
+        if (!s->dirty_mark) {
+            s->dirty_mark = 1;
+            s->mark_phase = first_open_phase(s);
+            u32vec_push(&touched, swarm_of[i]);
+        }
+    }
+    uint32_t *dep_ix = xcalloc(S2_DEPS_MAX, sizeof *dep_ix);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = g.order[k];
+        struct task_spec *t = &v[i];
+        uint32_t ti = task_alloc(e);
+        index_of[i] = ti;
+        struct task *x = task_at(e, ti);
+        x->id = xstrdup(t->id);
+        x->rowid = e->next_rowid++;
+        x->swarm = swarm_of[i];
+        x->phase = t->phase;
+        x->priority = (int32_t)t->priority;
+        x->state = TASK_PENDING;
+        x->min_tier = (uint8_t)t->min_tier;
+        x->approval_kind = (uint8_t)t->approval_kind;
+        x->approvals_needed = (uint16_t)t->approval_n;
+        x->phase_barrier = (uint8_t)t->phase_barrier;
+        x->max_attempts = (uint16_t)t->max_attempts;
+        x->lease_ms = t->lease_ms;
+        x->backoff_ms = t->backoff_ms;
+        x->reqset = reqset_intern(e, &t->requires);
+        if (t->approval_kind != APPROVAL_NONE)
+            x->approvers = xcalloc(1, sizeof *x->approvers);
+        for (size_t d = 0; d < t->depends_on.n; d++) {
+            uint32_t bi = map_get(&g.ix, t->depends_on.v[d]);
+            dep_ix[d] = bi != MAP_NONE ? index_of[bi] : map_get(&e->task_ix, t->depends_on.v[d]);
+        }
+        task_link(e, ti, dep_ix, t->depends_on.n);
+    }
+    free(dep_ix);
+    e->mutated = 1;
+
+    /* 3. ready work of later phases goes back to pending where the batch reopened an
+     * earlier phase; then each new task's state is decided and written */
+    for (uint32_t k = 0; k < touched.n; k++) {
+        struct swarm *s = &e->swarms[touched.v[k]];
+        s->dirty_mark = 0;
+        int64_t fo = first_open_phase(s);
+        if (fo >= s->mark_phase)
+            continue;
+        for (uint32_t p = 0; p < s->nphases; p++) {
+            struct phase_slot *ps = &s->phases[p];
+            if (ps->phase <= fo)
+                continue;
+            for (uint32_t j = 0; j < ps->tasks.n; j++) {
+                uint32_t ti = ps->tasks.v[j];
+                struct task *t = task_at(e, ti);
+                if (ti < first && t->state == TASK_READY && t->phase_barrier)
+                    make_pending(e, ti, "earlier phase reopened");
+            }
+        }
+    }
+    struct s2_error err = S2_ERROR_INIT;
+    for (size_t k = 0; k < n && !e->batch_failed; k++) {
+        size_t i = g.order[k];
+        uint32_t ti = index_of[i];
+        struct task *x = task_at(e, ti);
+        if (can_be_ready(e, x))
+            set_state(e, x, TASK_READY);
+        int64_t rowid;
+        if (store_task_insert(e->store, &v[i], x->state, e->now, &rowid, &err)) {
+            store_failed(e, &err);
+            break;
+        }
+        if (rowid != x->rowid) {
+            s2_fail(&err, S2_EINTERNAL, "store_error",
+                    "store: task '%s' got key %" PRId64 ", expected %" PRId64, x->id, rowid,
+                    x->rowid);
+            store_failed(e, &err);
+            break;
+        }
+        if (x->state == TASK_READY)
+            enqueue(e, ti);
+        struct buf p = BUF_INIT;
+        buf_adds(&p, "{\"title\":");
+        buf_add_json_str(&p, v[i].title);
+        buf_addf(&p, ",\"priority\":%d,\"depends_on\":%zu}", x->priority, v[i].depends_on.n);
+        emit(e, "task.create", x->swarm, x, NONE, p.ptr);
+        buf_release(&p);
+    }
+    if (e->batch_failed)
+        goto out;
+    c->out.rowids = xcalloc(n ? n : 1, sizeof *c->out.rowids);
+    c->out.states = xcalloc(n ? n : 1, sizeof *c->out.states);
+    c->out.ids = xcalloc(n ? n : 1, sizeof *c->out.ids);
+    for (size_t i = 0; i < n; i++) {
+        struct task *x = task_at(e, index_of[i]);
+        c->out.rowids[i] = x->rowid;
+        c->out.states[i] = x->state;
+        c->out.ids[i] = xstrdup(x->id);
+    }
+    if (n == 1) {
+        c->out.rowid = c->out.rowids[0];
+        c->out.task_id = xstrdup(c->out.ids[0]);
+        c->out.state = c->out.states[0];
+    }
+out:
+    map_release(&g.ix);
+    free(g.color);
+    free(g.order);
+    free(g.stack);
+    free(swarm_of);
+    free(index_of);
+    u32vec_release(&touched);
+}
+
+static void do_claim(struct engine *e, struct cmd *c)
+{
+    uint32_t ai = map_get(&e->agent_ix, c->in.claim.agent);
+    if (ai == MAP_NONE) {
+        s2_fail(&c->err, S2_ENOTFOUND, "unknown_agent", "agent '%s' does not exist",
+                c->in.claim.agent);
+        return;
+    }
+    struct agent *a = &e->agents[ai];
+    struct swarm *s = &e->swarms[a->swarm];
+    if (may_act_on_swarm(&c->who, s->id, &c->err))
+        return;
+    if (a->held >= a->max_leases) {
+        s2_fail(&c->err, S2_ECONFLICT, "agent_busy",
+                "agent '%s' already holds %u lease%s (max_leases %u): finish or fail it first",
+                a->id, a->held, a->held == 1 ? "" : "s", a->max_leases);
+        return;
+    }
+    agent_touch(e, ai);
+    if (s->state == SWARM_ACTIVE) {
+        uint32_t ti = pick(e, ai);
+        if (ti != NONE) {
+            claim_task(e, ti, ai, c);
+            reply_later(e, c);
+            return;
+        }
+    }
+    c->out.wait_reason = s->state == SWARM_PAUSED    ? "swarm paused"
+                         : s->state == SWARM_TRIPPED ? "swarm tripped"
+                                                     : "no ready task for this agent";
+    if (c->in.claim.wait_ms > 0 && !e->stopping) {
+        waiter_add(e, c, ai, e->now + c->in.claim.wait_ms);
+        return;
+    }
+    reply_later(e, c);
+}
+
+/* Check that lease is the current lease of task ti. On expiry, expires it now. */
+static int check_lease(struct engine *e, uint32_t ti, const char *lease, struct s2_error *err)
+{
+    struct task *t = task_at(e, ti);
+    uint64_t fence = engine_lease_fence(lease);
+    if (t->state != TASK_CLAIMED) {
+        if (t->state == TASK_DONE || t->state == TASK_CANCELLED || t->state == TASK_DEAD)
+            return s2_fail(err, S2_ECONFLICT, "stale_lease",
+                           "task '%s' is %s: lease %" PRIu64 " is no longer valid", t->id,
+                           task_state_name(t->state), fence);
+        return s2_fail(err, S2_ECONFLICT, "stale_lease",
+                       "task '%s' is %s (no live lease): lease %" PRIu64
+                       " expired or was released",
+                       t->id, task_state_name(t->state), fence);
+    }
+    uint8_t hash[TOKEN_HASH_BYTES];
+    auth_hash(lease, hash);
+    if (sodium_memcmp(hash, t->lease_hash, TOKEN_HASH_BYTES) != 0) {
+        if (fence && fence < t->fence)
+            return s2_fail(err, S2_ECONFLICT, "stale_lease",
+                           "lease %" PRIu64 " of task '%s' is stale: the task was claimed again "
+                           "(current lease %" PRIu64 ")",
+                           fence, t->id, t->fence);
+        return s2_fail(err, S2_ECONFLICT, "stale_lease",
+                       "lease does not match the current lease of task '%s'", t->id);
+    }
+    if (t->due <= e->now) {
+        int64_t at = t->due;
+        expire(e, ti);
+        char when[32];
+        clock_format_iso(at, when, sizeof when);
+        return s2_fail(err, S2_ECONFLICT, "lease_expired",
+                       "lease %" PRIu64 " of task '%s' expired at %s", fence, t->id, when);
+    }
+    return 0;
+}
+
+/* Price and record reported usage on a task. */
+static int add_usage(struct engine *e, struct task *t, const struct usage *u, struct s2_error *err)
+{
+    if (!u->present)
+        return 0;
+    int64_t cost = u->usd_micro;
+    if (cost < 0) {
+        uint32_t mi = NONE;
+        if (u->model) {
+            mi = map_get(&e->model_ix, u->model);
+            if (mi == MAP_NONE)
+                return s2_fail(err, S2_EINVAL, "unknown_model",
+                               "field 'usage.model': model '%s' is not in the model table",
+                               u->model);
+        } else if (t->owner != NONE) {
+            mi = e->agents[t->owner].model;
+        }
+        cost = mi == NONE ? 0
+                          : model_price(u->tokens_in, u->tokens_out, e->models[mi].usd_in_micro,
+                                        e->models[mi].usd_out_micro);
+    }
+    t->cost_micro += cost;
+    t->tokens_in += u->tokens_in;
+    t->tokens_out += u->tokens_out;
+    return 0;
+}
+
+static void do_heartbeat(struct engine *e, struct cmd *c)
+{
+    uint32_t ti = find_task(e, c->in.lease_op.task, &c->who, &c->err);
+    if (ti == NONE)
+        return;
+    struct task *t = task_at(e, ti);
+    /* Validate usage before anything changes (an unknown model must not half-apply). */
+    if (c->in.lease_op.usage.present && c->in.lease_op.usage.model &&
+        map_get(&e->model_ix, c->in.lease_op.usage.model) == MAP_NONE) {
+        s2_fail(&c->err, S2_EINVAL, "unknown_model",
+                "field 'usage.model': model '%s' is not in the model table",
+                c->in.lease_op.usage.model);
+        return;
+    }
+    if (check_lease(e, ti, c->in.lease_op.lease, &c->err))
+        return;
+    add_usage(e, t, &c->in.lease_op.usage, &c->err);
+    t->due = e->now + t->lease_ms;
+    heap_fix(&e->timers, t->hpos);
+    if (persist(e, t))
+        return;
+    agent_touch(e, t->owner);
+    c->out.rowid = t->rowid;
+    c->out.state = t->state;
+    c->out.expires_at = t->due;
+    c->out.fence = t->fence;
+    c->out.attempts = t->attempts;
+    char params[128];
+    snprintf(params, sizeof params, "{\"fence\":%" PRIu64 ",\"expires_at\":%" PRId64 "}", t->fence,
+             t->due);
+    emit(e, "task.heartbeat", t->swarm, t, t->owner, params);
+}
+
+static void do_finish(struct engine *e, struct cmd *c)
+{
+    int done = c->kind == CMD_DONE;
+    uint32_t ti = find_task(e, c->in.lease_op.task, &c->who, &c->err);
+    if (ti == NONE)
+        return;
+    struct task *t = task_at(e, ti);
+    if (c->in.lease_op.usage.present && c->in.lease_op.usage.model &&
+        map_get(&e->model_ix, c->in.lease_op.usage.model) == MAP_NONE) {
+        s2_fail(&c->err, S2_EINVAL, "unknown_model",
+                "field 'usage.model': model '%s' is not in the model table",
+                c->in.lease_op.usage.model);
+        return;
+    }
+    if (check_lease(e, ti, c->in.lease_op.lease, &c->err))
+        return;
+    add_usage(e, t, &c->in.lease_op.usage, &c->err);
+    agent_touch(e, t->owner);
+    struct s2_error err = S2_ERROR_INIT;
+    c->out.fence = t->fence;
+    if (done) {
+        uint32_t owner = t->owner;
+        lease_end(e, t);
+        set_state(e, t, TASK_DONE);
+        if (persist(e, t))
+            return;
+        if (store_task_outcome(e->store, t->rowid, c->in.lease_op.result, NULL, e->now, &err)) {
+            store_failed(e, &err);
+            return;
+        }
+        char params[160];
+        snprintf(params, sizeof params,
+                 "{\"fence\":%" PRIu64 ",\"attempts\":%d,\"cost_micro\":%" PRId64 "}", t->fence,
+                 t->attempts, t->cost_micro);
+        emit(e, "task.done", t->swarm, t, owner, params);
+        settle(e, ti, 1);
+    } else {
+        const char *reason = c->in.lease_op.reason ? c->in.lease_op.reason : "failed";
+        c->out.retry_at = requeue_or_die(e, ti, "task.fail", reason, c->in.lease_op.retry);
+        if (!e->batch_failed &&
+            store_task_outcome(e->store, t->rowid, NULL, reason, 0, &err)) {
+            store_failed(e, &err);
+            return;
+        }
+    }
+    c->out.rowid = t->rowid;
+    c->out.state = t->state;
+    c->out.attempts = t->attempts;
+}
+
+static void do_cancel(struct engine *e, struct cmd *c)
+{
+    uint32_t ti = find_task(e, c->in.cancel.task, &c->who, &c->err);
+    if (ti == NONE)
+        return;
+    struct task *t = task_at(e, ti);
+    if (t->state == TASK_DONE || t->state == TASK_CANCELLED) {
+        s2_fail(&c->err, S2_ECONFLICT, "task_finished", "task '%s' is already %s", t->id,
+                task_state_name(t->state));
+        return;
+    }
+    int was_open = is_open(t->state);
+    uint32_t owner = t->state == TASK_CLAIMED ? t->owner : NONE;
+    if (t->state == TASK_CLAIMED)
+        lease_end(e, t);
+    else if (t->state == TASK_READY)
+        dequeue(e, ti);
+    set_state(e, t, TASK_CANCELLED);
+    if (persist(e, t))
+        return;
+    const char *reason = c->in.cancel.reason ? c->in.cancel.reason : "cancelled";
+    struct s2_error err = S2_ERROR_INIT;
+    if (store_task_outcome(e->store, t->rowid, NULL, reason, e->now, &err)) {
+        store_failed(e, &err);
+        return;
+    }
+    struct buf p = BUF_INIT;
+    buf_adds(&p, "{\"reason\":");
+    buf_add_json_str(&p, reason);
+    buf_adds(&p, ",\"by\":");
+    buf_add_json_str(&p, c->who.name ? c->who.name : "");
+    buf_addch(&p, '}');
+    emit(e, "task.cancel", t->swarm, t, owner, p.ptr);
+    buf_release(&p);
+    settle(e, ti, was_open);
+    c->out.rowid = t->rowid;
+    c->out.state = t->state;
+}
+
+static void do_approve(struct engine *e, struct cmd *c)
+{
+    if (admin_only(&c->who, "approving a task", &c->err))
+        return;
+    uint32_t ti = find_task(e, c->in.approve.task, &c->who, &c->err);
+    if (ti == NONE)
+        return;
+    struct task *t = task_at(e, ti);
+    const char *who = c->who.name ? c->who.name : "admin";
+    if (t->approval_kind == APPROVAL_NONE) {
+        s2_fail(&c->err, S2_ECONFLICT, "no_approval_needed", "task '%s' does not need approval",
+                t->id);
+        return;
+    }
+    if (approved(t)) {
+        s2_fail(&c->err, S2_ECONFLICT, "already_approved",
+                "task '%s' already has its %u approval%s", t->id, t->approvals_needed,
+                t->approvals_needed == 1 ? "" : "s");
+        return;
+    }
+    if (strvec_find(t->approvers, who) >= 0) {
+        s2_fail(&c->err, S2_ECONFLICT, "duplicate_approval",
+                "'%s' already approved task '%s' (%u of %u approvals): another approver is needed",
+                who, t->id, t->approvals, t->approvals_needed);
+        return;
+    }
+    struct s2_error err = S2_ERROR_INIT;
+    if (tx(e) || store_approval_insert(e->store, t->rowid, who, e->now, &err)) {
+        if (err.kind)
+            store_failed(e, &err);
+        return;
+    }
+    strvec_push(t->approvers, who);
+    t->approvals++;
+    if (persist(e, t))
+        return;
+    struct buf p = BUF_INIT;
+    buf_adds(&p, "{\"by\":");
+    buf_add_json_str(&p, who);
+    buf_addf(&p, ",\"approvals\":%u,\"needed\":%u}", t->approvals, t->approvals_needed);
+    emit(e, "task.approve", t->swarm, t, NONE, p.ptr);
+    buf_release(&p);
+    reevaluate(e, ti, "approved");
+    c->out.rowid = t->rowid;
+    c->out.state = t->state;
+}
+
+static void do_release(struct engine *e, struct cmd *c)
+{
+    uint32_t ti = map_get(&e->task_ix, c->in.release.task);
+    if (ti == MAP_NONE)
+        return;
+    struct task *t = task_at(e, ti);
+    if (t->state != TASK_CLAIMED || t->fence != c->in.release.fence)
+        return; /* already moved on */
+    uint32_t owner = t->owner;
+    lease_end(e, t);
+    set_state(e, t, TASK_READY);
+    if (t->attempts)
+        t->attempts--; /* the claimer never saw it: not an attempt */
+    if (persist(e, t))
+        return;
+    enqueue(e, ti);
+    char params[96];
+    snprintf(params, sizeof params, "{\"fence\":%" PRIu64 ",\"why\":\"reply not delivered\"}",
+             t->fence);
+    emit(e, "task.release", t->swarm, t, owner, params);
+}
+
+static void process(struct engine *e, struct cmd *c)
+{
+    e->stats.commands++;
+    if (is_write(c) && e->unavailable_until > e->now) {
+        s2_fail(&c->err, S2_EUNAVAIL, "store_unavailable",
+                "the store cannot take writes right now (%s); retry shortly",
+                e->batch_err.msg ? e->batch_err.msg : "last commit failed");
+        reply_later(e, c);
+        return;
+    }
+    if (e->stopping && c->kind == CMD_CLAIM)
+        c->in.claim.wait_ms = 0;
+    switch (c->kind) {
+    case CMD_SWARM_ADD: do_swarm_add(e, c); break;
+    case CMD_SWARM_STATE: do_swarm_state(e, c); break;
+    case CMD_AGENT_ADD: do_agent_add(e, c); break;
+    case CMD_MODEL_PUT: do_model_put(e, c); break;
+    case CMD_TASK_ADD: do_task_add(e, c); break;
+    case CMD_CLAIM:
+        do_claim(e, c);
+        match_waiters(e);
+        return; /* do_claim replies (or parks the command as a waiter) itself */
+    case CMD_HEARTBEAT: do_heartbeat(e, c); break;
+    case CMD_DONE:
+    case CMD_FAIL: do_finish(e, c); break;
+    case CMD_CANCEL: do_cancel(e, c); break;
+    case CMD_APPROVE: do_approve(e, c); break;
+    case CMD_RELEASE: do_release(e, c); break;
+    case CMD_QUERY: engine_run_query(e, c); break;
+    }
+    match_waiters(e);
+    reply_later(e, c);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* timers */
+
+static void fire_timers(struct engine *e)
+{
+    uint32_t ti;
+    while (!e->batch_failed && (ti = heap_top(&e->timers)) != HEAP_NONE &&
+           task_at(e, ti)->due <= e->now) {
+        struct task *t = task_at(e, ti);
+        if (t->state == TASK_CLAIMED) {
+            expire(e, ti);
+        } else {
+            heap_remove(&e->timers, t->hpos);
+            if (t->state == TASK_READY) {
+                t->due = 0;
+                enqueue(e, ti);
+            }
+        }
+    }
+    match_waiters(e);
+    uint32_t wi;
+    while ((wi = heap_top(&e->waiter_timers)) != HEAP_NONE &&
+           e->waiters[wi].deadline <= e->now) {
+        struct cmd *c = e->waiters[wi].cmd;
+        waiter_unlink(e, wi);
+        reply_later(e, c);
+    }
+}
+
+/* Milliseconds until the next timer, or -1 if none. */
+static int64_t next_timer(struct engine *e)
+{
+    int64_t at = INT64_MAX;
+    uint32_t ti = heap_top(&e->timers);
+    if (ti != HEAP_NONE)
+        at = task_at(e, ti)->due;
+    uint32_t wi = heap_top(&e->waiter_timers);
+    if (wi != HEAP_NONE && e->waiters[wi].deadline < at)
+        at = e->waiters[wi].deadline;
+    return at == INT64_MAX ? -1 : at;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* loading */
+
+static void engine_clear(struct engine *e);
+
+struct loader_ctx {
+    struct engine *e;
+    struct strvec appr_pending;
+    long bad_deps;
+};
+
+static int load_token(void *ctx, const struct load_token *t)
+{
+    struct engine *e = ((struct loader_ctx *)ctx)->e;
+    auth_add(e->auth, t->hash, t->kind, t->swarm, t->name);
+    return 0;
+}
+
+static int load_model(void *ctx, const struct model_spec *m)
+{
+    model_set(((struct loader_ctx *)ctx)->e, m);
+    return 0;
+}
+
+static int load_swarm(void *ctx, const struct load_swarm *s)
+{
+    struct engine *e = ((struct loader_ctx *)ctx)->e;
+    swarm_insert(e, s->id, s->role, s->relation, s->caps ? s->caps : "", NULL, s->budget_micro,
+                 s->branch, s->state, s->created_at);
+    return 0;
+}
+
+static int load_agent(void *ctx, const struct load_agent *a)
+{
+    struct engine *e = ((struct loader_ctx *)ctx)->e;
+    uint32_t si = map_get(&e->swarm_ix, a->swarm);
+    if (si == MAP_NONE) {
+        log_warn("load: agent '%s' names unknown swarm '%s': skipped", a->id, a->swarm);
+        return 0;
+    }
+    uint32_t mi = a->model ? map_get(&e->model_ix, a->model) : MAP_NONE;
+    agent_insert(e, a->id, si, mi == MAP_NONE ? NONE : mi, a->caps ? a->caps : "", NULL,
+                 a->max_leases, a->created_at, a->last_seen);
+    return 0;
+}
+
+static int load_task(void *ctx, const struct load_task *lt)
+{
+    struct loader_ctx *lc = ctx;
+    struct engine *e = lc->e;
+    uint32_t si = map_get(&e->swarm_ix, lt->swarm);
+    if (si == MAP_NONE) {
+        log_error("load: task '%s' names unknown swarm '%s'", lt->id, lt->swarm);
+        return -1;
+    }
+    uint32_t ti = task_alloc(e);
+    struct task *t = task_at(e, ti);
+    t->id = xstrdup(lt->id);
+    t->rowid = lt->rowid;
+    t->swarm = si;
+    t->phase = lt->phase;
+    t->priority = (int32_t)lt->priority;
+    t->state = (uint8_t)lt->state;
+    t->min_tier = (uint8_t)lt->min_tier;
+    int kind = APPROVAL_NONE, need = 0;
+    model_parse_approval(lt->approval ? lt->approval : "none", &kind, &need, NULL);
+    t->approval_kind = (uint8_t)kind;
+    t->approvals_needed = (uint16_t)need;
+    t->approvals = (uint16_t)lt->approvals;
+    if (kind != APPROVAL_NONE)
+        t->approvers = xcalloc(1, sizeof *t->approvers);
+    t->phase_barrier = (uint8_t)lt->phase_barrier;
+    t->attempts = (uint16_t)lt->attempts;
+    t->max_attempts = (uint16_t)lt->max_attempts;
+    t->lease_ms = lt->lease_ms;
+    t->backoff_ms = lt->backoff_ms;
+    t->fence = lt->fence;
+    t->cost_micro = lt->cost_micro;
+    t->tokens_in = lt->tokens_in;
+    t->tokens_out = lt->tokens_out;
+    if (lt->owner) {
+        uint32_t ai = map_get(&e->agent_ix, lt->owner);
+        t->owner = ai == MAP_NONE ? NONE : ai;
+    }
+    if (t->state == TASK_CLAIMED) {
+        t->due = lt->lease_expires;
+        if (lt->lease_hash)
+            memcpy(t->lease_hash, lt->lease_hash, TOKEN_HASH_BYTES);
+    } else if (t->state == TASK_READY) {
+        t->due = lt->ready_at;
+    }
+    struct strvec req = STRVEC_INIT, deps = STRVEC_INIT;
+    strvec_split(&req, lt->requires ? lt->requires : "", '\n');
+    strvec_split(&deps, lt->depends_on ? lt->depends_on : "", '\n');
+    t->reqset = reqset_intern(e, &req);
+    uint32_t dep_ix[S2_DEPS_MAX];
+    size_t nd = 0;
+    for (size_t k = 0; k < deps.n && nd < S2_DEPS_MAX; k++) {
+        uint32_t di = map_get(&e->task_ix, deps.v[k]);
+        if (di == MAP_NONE) {
+            lc->bad_deps++;
+            log_warn("load: task '%s' depends on '%s', which is not loaded before it", t->id,
+                     deps.v[k]);
+            continue;
+        }
+        dep_ix[nd++] = di;
+    }
+    task_link(e, ti, dep_ix, nd);
+    strvec_release(&req);
+    strvec_release(&deps);
+    if (t->rowid >= e->next_rowid)
+        e->next_rowid = t->rowid + 1;
+    if (t->state == TASK_CLAIMED) {
+        heap_push(&e->timers, ti);
+        if (t->owner != NONE)
+            e->agents[t->owner].held++;
+    }
+    return 0;
+}
+
+static int load_approval(void *ctx, const struct load_approval *a)
+{
+    struct engine *e = ((struct loader_ctx *)ctx)->e;
+    /* tasks are loaded in rowid order; find by scanning the index of rowids is costly, so
+     * approvals name the task key: locate it with a binary search over rowids */
+    uint32_t lo = 0, hi = e->ntasks;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (task_at(e, mid)->rowid < a->task_rowid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < e->ntasks && task_at(e, lo)->rowid == a->task_rowid) {
+        struct task *t = task_at(e, lo);
+        if (t->approvers)
+            strvec_push(t->approvers, a->approver);
+    }
+    return 0;
+}
+
+/* Build the in-memory state from the store, then settle what the store's states imply
+ * (ready tasks into their queues; anything whose readiness changed is written back). */
+static int engine_load(struct engine *e, struct s2_error *err)
+{
+    struct loader_ctx lc = {.e = e};
+    struct store_loader ld = {&lc, load_token, load_model, load_swarm, load_agent, load_task,
+                              load_approval};
+    e->next_rowid = 1;
+    int64_t t0 = clock_mono_ns();
+    if (store_load(e->store, &ld, err))
+        return err->kind ? err->kind : S2_EINTERNAL;
+    char *seq = store_meta_get(e->store, "event_seq");
+    e->seq = e->seq_stored = seq ? strtoull(seq, NULL, 10) : 0;
+    free(seq);
+    e->now = e->clock();
+    long fixed = 0;
+    int began = 0;
+    for (uint32_t ti = 0; ti < e->ntasks; ti++) {
+        struct task *t = task_at(e, ti);
+        if (t->state != TASK_PENDING && t->state != TASK_READY)
+            continue;
+        int want = can_be_ready(e, t) ? TASK_READY : TASK_PENDING;
+        if (want != t->state) {
+            if (!began) {
+                if (store_begin(e->store, err))
+                    return err->kind;
+                began = 1;
+            }
+            set_state(e, t, want);
+            t->due = 0;
+            struct task_dyn d = {.rowid = t->rowid, .state = t->state, .attempts = t->attempts,
+                                 .owner = t->owner == NONE ? NULL : e->agents[t->owner].id,
+                                 .fence = t->fence, .cost_micro = t->cost_micro,
+                                 .tokens_in = t->tokens_in, .tokens_out = t->tokens_out,
+                                 .approvals = t->approvals, .updated_at = e->now};
+            if (store_task_update(e->store, &d, err)) {
+                store_rollback(e->store);
+                return err->kind;
+            }
+            fixed++;
+        }
+        if (t->state == TASK_READY)
+            enqueue(e, ti);
+    }
+    if (began && store_commit(e->store, err))
+        return err->kind;
+    for (uint32_t i = 0; i < e->nswarms; i++)
+        e->swarms[i].dirty = 0;
+    e->dirty_swarms.n = 0;
+    log_info("loaded %u swarms, %u agents, %u tasks (%u ready, %u claimed) in %.0f ms%s",
+             e->nswarms, e->nagents, e->ntasks, e->count[TASK_READY], e->count[TASK_CLAIMED],
+             (clock_mono_ns() - t0) / 1e6, fixed ? " (readiness corrected for some tasks)" : "");
+    if (lc.bad_deps)
+        log_warn("load: %ld dependencies could not be resolved", lc.bad_deps);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* the batch loop */
+
+static void finish_batch(struct engine *e)
+{
+    int64_t t0 = clock_mono_ns();
+    int ok = !e->batch_failed;
+    struct s2_error err = S2_ERROR_INIT;
+    if (ok && e->in_tx && e->seq != e->seq_stored) {
+        char v[32];
+        snprintf(v, sizeof v, "%" PRIu64, e->seq);
+        if (store_meta_put(e->store, "event_seq", v, &err))
+            ok = 0, store_failed(e, &err);
+    }
+    if (ok && e->in_tx) {
+        if (store_commit(e->store, &err)) {
+            ok = 0;
+            store_failed(e, &err);
+        }
+        int64_t dt = clock_mono_ns() - t0;
+        e->stats.commits++;
+        e->stats.commit_ns_total += (uint64_t)dt;
+        static const int64_t bounds_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
+                                            50000, 100000, 250000, 500000, 1000000};
+        int b = 0;
+        while (b < 13 && dt / 1000 > bounds_us[b])
+            b++;
+        e->stats.commit_hist[b]++;
+    }
+    if (!ok) {
+        if (e->in_tx)
+            store_rollback(e->store);
+        e->stats.commit_failures++;
+        log_error("batch of %zu commands rolled back: %s", e->nreplies,
+                  e->batch_err.msg ? e->batch_err.msg : "unknown error");
+        for (size_t i = 0; i < e->nbev; i++) {
+            free(e->bev[i].swarm);
+            free(e->bev[i].data);
+        }
+        e->nbev = 0;
+        e->seq = e->seq_stored;
+        for (size_t i = 0; i < e->nreplies; i++) {
+            struct cmd *c = e->replies[i];
+            s2_fail(&c->err, S2_EUNAVAIL, "store_unavailable", "%s",
+                    e->batch_err.msg ? e->batch_err.msg : "store write failed");
+            c->out.got = 0;
+        }
+        /* Waiting claims: their agents' indexes may change on reload. */
+        for (uint32_t wi = 0; wi < e->nwaiters; wi++) {
+            if (!e->waiters[wi].cmd)
+                continue;
+            struct cmd *c = e->waiters[wi].cmd;
+            waiter_unlink(e, wi);
+            s2_fail(&c->err, S2_EUNAVAIL, "store_unavailable", "store write failed");
+            GROW(e, e->replies, e->nreplies, e->capreplies);
+            e->replies[e->nreplies++] = c;
+        }
+        e->unavailable_backoff = e->unavailable_backoff ? e->unavailable_backoff * 2 : 100;
+        if (e->unavailable_backoff > 5000)
+            e->unavailable_backoff = 5000;
+        e->unavailable_until = e->now + e->unavailable_backoff;
+        if (e->mutated) {
+            engine_clear(e);
+            struct s2_error lerr = S2_ERROR_INIT;
+            if (engine_load(e, &lerr)) {
+                log_error("reload after failed commit failed: %s", lerr.msg);
+                s2_error_release(&lerr);
+            }
+        }
+    } else {
+        if (e->in_tx) {
+            e->seq_stored = e->seq;
+            e->unavailable_backoff = 0;
+            s2_error_release(&e->batch_err);
+        }
+        for (uint32_t k = 0; k < e->touched_agents.n; k++) {
+            struct agent *a = &e->agents[e->touched_agents.v[k]];
+            a->seen_stored = a->last_seen; /* written in this batch, see step() */
+        }
+        if (e->events && e->nbev)
+            events_publish(e->events, e->bev, e->nbev);
+        else
+            for (size_t i = 0; i < e->nbev; i++) {
+                free(e->bev[i].swarm);
+                free(e->bev[i].data);
+            }
+        e->nbev = 0;
+        /* tokens become usable once committed */
+        for (size_t i = 0; i < e->nreplies; i++) {
+            struct cmd *c = e->replies[i];
+            if (c->kind == CMD_SWARM_ADD && c->out.token && !c->err.kind) {
+                uint8_t hash[TOKEN_HASH_BYTES];
+                auth_hash(c->out.token, hash);
+                auth_add(e->auth, hash, "swarm", c->in.swarm.id, c->in.swarm.id);
+            }
+        }
+    }
+    e->touched_agents.n = 0;
+    e->in_tx = 0;
+    e->batch_failed = 0;
+    e->mutated = 0;
+    size_t n = e->nreplies;
+    e->nreplies = 0;
+    int bb = 0;
+    while (bb < 11 && (size_t)1 << bb < n)
+        bb++;
+    e->stats.batch_hist[bb]++;
+    for (size_t i = 0; i < n; i++) {
+        struct cmd *c = e->replies[i];
+        if (c->err.kind && c->out.lease) {
+            sodium_memzero(c->out.lease, strlen(c->out.lease));
+            free(c->out.lease);
+            c->out.lease = NULL;
+            c->out.got = 0;
+        }
+        c->done(c);
+    }
+}
+
+/* Write last_seen of agents seen in this batch (at most every 5 s per agent). */
+static void store_touched(struct engine *e)
+{
+    if (!e->touched_agents.n || e->batch_failed || tx(e))
+        return;
+    for (uint32_t k = 0; k < e->touched_agents.n; k++) {
+        struct agent *a = &e->agents[e->touched_agents.v[k]];
+        if (a->seen_stored == a->last_seen)
+            continue;
+        struct s2_error err = S2_ERROR_INIT;
+        if (store_agent_seen(e->store, a->id, a->last_seen, &err)) {
+            store_failed(e, &err);
+            return;
+        }
+    }
+}
+
+static struct cmd *take_queue(struct engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    struct cmd *c = e->q_head;
+    e->q_head = e->q_tail = NULL;
+    pthread_mutex_unlock(&e->mu);
+    return c;
+}
+
+static int run_batch(struct engine *e, struct cmd *list)
+{
+    int n = 0;
+    e->now = e->clock();
+    e->stats.batches++;
+    while (list) {
+        struct cmd *next = list->next;
+        list->next = NULL;
+        process(e, list);
+        list = next;
+        n++;
+    }
+    fire_timers(e);
+    store_touched(e);
+    finish_batch(e);
+    return n;
+}
+
+int engine_step(struct engine *e)
+{
+    return run_batch(e, take_queue(e));
+}
+
+static void *engine_main(void *arg)
+{
+    struct engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (!e->q_head && !e->stopping) {
+            int64_t at = next_timer(e);
+            if (at >= 0 && at <= e->clock())
+                break;
+            if (at < 0) {
+                pthread_cond_wait(&e->cv, &e->mu);
+            } else {
+                struct timespec ts = {.tv_sec = at / 1000, .tv_nsec = (at % 1000) * 1000000};
+                pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+                break;
+            }
+        }
+        int stopping = e->stopping;
+        struct cmd *list = e->q_head;
+        e->q_head = e->q_tail = NULL;
+        pthread_mutex_unlock(&e->mu);
+        run_batch(e, list);
+        pthread_mutex_lock(&e->mu);
+        if (stopping && !e->q_head)
+            break;
+    }
+    e->stopped = 1;
+    pthread_mutex_unlock(&e->mu);
+    /* Claims still waiting get "nothing" so their clients are not left hanging. */
+    e->now = e->clock();
+    for (uint32_t wi = 0; wi < e->nwaiters; wi++) {
+        if (!e->waiters[wi].cmd)
+            continue;
+        struct cmd *c = e->waiters[wi].cmd;
+        waiter_unlink(e, wi);
+        reply_later(e, c);
+    }
+    finish_batch(e);
+    return NULL;
+}
+
+/* Relaxed mode's promise (WAL synced every second) and WAL size control in both modes. */
+static void *sync_main(void *arg)
+{
+    struct engine *e = arg;
+    int tick = 0;
+    pthread_mutex_lock(&e->sync_mu);
+    while (!e->sync_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&e->sync_cv, &e->sync_mu, &ts);
+        if (e->sync_stop)
+            break;
+        pthread_mutex_unlock(&e->sync_mu);
+        struct s2_error err = S2_ERROR_INIT;
+        if (store_sync(e->store, &err)) {
+            log_warn("%s", err.msg);
+            s2_error_release(&err);
+        }
+        if (e->events && ++tick % 5 == 0)
+            events_kick(e->events);
+        pthread_mutex_lock(&e->sync_mu);
+    }
+    pthread_mutex_unlock(&e->sync_mu);
+    return NULL;
+}
+
+void engine_submit(struct engine *e, struct cmd *c)
+{
+    c->next = NULL;
+    c->t_submit_ns = clock_mono_ns();
+    pthread_mutex_lock(&e->mu);
+    if (e->stopped) {
+        pthread_mutex_unlock(&e->mu);
+        s2_fail(&c->err, S2_EUNAVAIL, "shutting_down", "the server is shutting down");
+        c->done(c);
+        return;
+    }
+    if (e->q_tail)
+        e->q_tail->next = c;
+    else
+        e->q_head = c;
+    e->q_tail = c;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* lifecycle */
+
+static void engine_init_tables(struct engine *e)
+{
+    map_init(&e->model_ix);
+    map_init(&e->swarm_ix);
+    map_init(&e->agent_ix);
+    map_init(&e->task_ix);
+    map_init(&e->cap_ix);
+    map_init(&e->reqset_ix);
+    heap_init(&e->timers, due_less, task_setpos, e);
+    heap_init(&e->waiter_timers, waiter_less, waiter_setpos, e);
+    e->free_waiter = NONE;
+}
+
+static void engine_clear(struct engine *e)
+{
+    for (uint32_t i = 0; i < e->ntasks; i++) {
+        struct task *t = task_at(e, i);
+        free(t->id);
+        u32vec_release(&t->deps);
+        u32vec_release(&t->dependents);
+        if (t->approvers) {
+            strvec_release(t->approvers);
+            free(t->approvers);
+        }
+    }
+    for (uint32_t i = 0; i < e->capchunks; i++)
+        free(e->chunks[i]);
+    free(e->chunks);
+    e->chunks = NULL;
+    e->ntasks = e->capchunks = 0;
+    for (uint32_t i = 0; i < e->nswarms; i++) {
+        struct swarm *s = &e->swarms[i];
+        free(s->id);
+        free(s->role);
+        free(s->branch);
+        strvec_release(&s->caps);
+        for (uint32_t p = 0; p < s->nphases; p++)
+            u32vec_release(&s->phases[p].tasks);
+        free(s->phases);
+        for (uint32_t q = 0; q < s->nqueues; q++)
+            heap_release(&s->queues[q].heap);
+        free(s->queues);
+    }
+    free(e->swarms);
+    e->swarms = NULL;
+    e->nswarms = e->capswarms = 0;
+    for (uint32_t i = 0; i < e->nagents; i++) {
+        struct agent *a = &e->agents[i];
+        free(a->id);
+        strvec_release(&a->caps);
+        free(a->capids);
+        free(a->elig);
+    }
+    free(e->agents);
+    e->agents = NULL;
+    e->nagents = e->capagents = 0;
+    for (uint32_t i = 0; i < e->nmodels; i++)
+        free(e->models[i].name);
+    free(e->models);
+    e->models = NULL;
+    e->nmodels = e->capmodels = 0;
+    for (uint32_t i = 0; i < e->ncapnames; i++)
+        free(e->capnames[i]);
+    free(e->capnames);
+    e->capnames = NULL;
+    e->ncapnames = e->capcapnames = 0;
+    for (uint32_t i = 0; i < e->nreqsets; i++) {
+        free(e->reqsets[i].key);
+        free(e->reqsets[i].caps);
+    }
+    free(e->reqsets);
+    e->reqsets = NULL;
+    e->nreqsets = e->capreqsets = 0;
+    free(e->waiters);
+    e->waiters = NULL;
+    e->nwaiters = e->capwaiters = 0;
+    map_release(&e->model_ix);
+    map_release(&e->swarm_ix);
+    map_release(&e->agent_ix);
+    map_release(&e->task_ix);
+    map_release(&e->cap_ix);
+    map_release(&e->reqset_ix);
+    heap_release(&e->timers);
+    heap_release(&e->waiter_timers);
+    memset(e->count, 0, sizeof e->count);
+    engine_init_tables(e);
+}
+
+int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_error *err)
+{
+    if (sodium_init() < 0)
+        return s2_fail(err, S2_EINTERNAL, "crypto", "libsodium failed to initialise");
+    struct engine *e = xcalloc(1, sizeof *e);
+    e->db_path = xstrdup(cfg->db_path);
+    e->durability = cfg->durability;
+    e->clock = cfg->now_ms ? cfg->now_ms : clock_wall_ms;
+    e->auth = auth_new();
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    pthread_mutex_init(&e->sync_mu, NULL);
+    pthread_cond_init(&e->sync_cv, NULL);
+    engine_init_tables(e);
+    if (store_open(&e->store, cfg->db_path, cfg->durability, err) || engine_load(e, err)) {
+        engine_free(e);
+        return err->kind ? err->kind : S2_EINTERNAL;
+    }
+    *out = e;
+    return 0;
+}
+
+int engine_start(struct engine *e, struct s2_error *err)
+{
+    if (e->events)
+        events_set_last_seq(e->events, e->seq);
+    if (pthread_create(&e->thread, NULL, engine_main, e))
+        return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the engine thread");
+    e->started = 1;
+    if (pthread_create(&e->sync_thread, NULL, sync_main, e)) {
+        engine_stop(e);
+        return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the sync thread");
+    }
+    e->sync_started = 1;
+    return 0;
+}
+
+void engine_stop(struct engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int was = e->stopping;
+    e->stopping = 1;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (was || !e->started)
+        return;
+    pthread_join(e->thread, NULL);
+    pthread_mutex_lock(&e->sync_mu);
+    e->sync_stop = 1;
+    pthread_cond_signal(&e->sync_cv);
+    pthread_mutex_unlock(&e->sync_mu);
+    if (e->sync_started)
+        pthread_join(e->sync_thread, NULL);
+}
+
+void engine_free(struct engine *e)
+{
+    if (!e)
+        return;
+    engine_clear(e);
+    map_release(&e->model_ix);
+    map_release(&e->swarm_ix);
+    map_release(&e->agent_ix);
+    map_release(&e->task_ix);
+    map_release(&e->cap_ix);
+    map_release(&e->reqset_ix);
+    heap_release(&e->timers);
+    heap_release(&e->waiter_timers);
+    for (size_t i = 0; i < e->nbev; i++) {
+        free(e->bev[i].swarm);
+        free(e->bev[i].data);
+    }
+    free(e->bev);
+    free(e->replies);
+    u32vec_release(&e->dirty_swarms);
+    u32vec_release(&e->touched_agents);
+    s2_error_release(&e->batch_err);
+    store_close(e->store);
+    auth_free(e->auth);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->sync_mu);
+    pthread_cond_destroy(&e->sync_cv);
+    free(e->db_path);
+    free(e);
+}
+
+void engine_set_events(struct engine *e, struct events *ev)
+{
+    e->events = ev;
+}
+
+const char *engine_db_path(const struct engine *e)
+{
+    return e->db_path;
+}
+
+int engine_authenticate(struct engine *e, const char *token, struct principal *who)
+{
+    if (auth_lookup(e->auth, token, who))
+        return S2_EUNAUTH;
+    return 0;
+}
+
+/* The model table new databases start with (USD per million tokens, as published for the
+ * Claude 3 family the seed used). */
+static const struct {
+    const char *name;
+    int tier;
+    double in, out;
+} default_models[] = {
+    {"haiku", 1, 0.25, 1.25},
+    {"sonnet", 2, 3.00, 15.00},
+    {"opus", 3, 15.00, 75.00},
+};
+
+int engine_init_db(const char *path, const char *public_key, char **admin_token,
+                   struct s2_error *err)
+{
+    if (sodium_init() < 0)
+        return s2_fail(err, S2_EINTERNAL, "crypto", "libsodium failed to initialise");
+    if (store_create(path, err))
+        return err->kind;
+    struct store *st;
+    if (store_open(&st, path, DURABILITY_FULL, err))
+        return err->kind;
+    uint8_t hash[TOKEN_HASH_BYTES];
+    char *tok = auth_token_new("s2a", hash);
+    int64_t now = clock_wall_ms();
+    int rc = store_begin(st, err);
+    if (!rc)
+        rc = store_token_insert(st, hash, "admin", NULL, "admin", now, err);
+    for (size_t i = 0; !rc && i < sizeof default_models / sizeof default_models[0]; i++) {
+        struct model_spec m = {(char *)default_models[i].name, default_models[i].tier,
+                               (int64_t)(default_models[i].in * S2_MICRO + 0.5),
+                               (int64_t)(default_models[i].out * S2_MICRO + 0.5)};
+        rc = store_model_put(st, &m, err);
+    }
+    char created[32];
+    snprintf(created, sizeof created, "%" PRId64, now);
+    if (!rc)
+        rc = store_meta_put(st, "created_at", created, err);
+    if (!rc && public_key)
+        rc = store_meta_put(st, "public_key", public_key, err);
+    if (!rc)
+        rc = store_commit(st, err);
+    else
+        store_rollback(st);
+    store_close(st);
+    if (rc) {
+        free(tok);
+        return rc;
+    }
+    *admin_token = tok;
+    return 0;
+}

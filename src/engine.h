@@ -1,0 +1,184 @@
+/* engine.h: the domain rules. One engine thread owns every swarm, agent and task in memory
+ * and the store's writer; everything else talks to it by submitting commands. The engine
+ * drains its queue in batches: one store transaction per batch (group commit), and no
+ * command is answered before the transaction holding its change has committed. State
+ * changes become events (engine_events) after the commit.
+ *
+ * Rules live here and only here: task states, dependencies, the phase barrier, approvals,
+ * leases and fencing, retries with backoff, ready queues and the long-poll hand-off. */
+#ifndef S2_ENGINE_H
+#define S2_ENGINE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "model.h"
+#include "store.h"
+
+struct engine;
+struct events;
+
+/* Who is asking. Filled by the HTTP layer from the bearer token. */
+enum principal_kind { PRIN_ADMIN, PRIN_SWARM };
+struct principal {
+    enum principal_kind kind;
+    const char *swarm; /* PRIN_SWARM: the swarm it is scoped to (borrowed, lives forever) */
+    const char *name;  /* who, for approvals and logs (borrowed) */
+};
+
+enum cmd_kind {
+    CMD_SWARM_ADD,
+    CMD_SWARM_STATE, /* pause / resume */
+    CMD_AGENT_ADD,
+    CMD_MODEL_PUT,
+    CMD_TASK_ADD,
+    CMD_CLAIM,
+    CMD_HEARTBEAT,
+    CMD_DONE,
+    CMD_FAIL,
+    CMD_CANCEL,
+    CMD_APPROVE,
+    CMD_RELEASE, /* a claim's reply never reached its client: give the task back */
+    CMD_QUERY,   /* a read of in-memory state, answered as JSON */
+};
+
+enum query_kind {
+    Q_SWARMS,       /* arg: optional cursor (swarm id); limit */
+    Q_SWARM,        /* arg: swarm id */
+    Q_SWARM_STATUS, /* arg: swarm id */
+    Q_AGENTS,       /* arg: optional swarm filter */
+    Q_AGENT,        /* arg: agent id */
+    Q_MODELS,
+    Q_STATS,        /* counters for /metrics and /healthz */
+    Q_OVERVIEW,     /* one line per swarm: counts, for `s2 status` */
+};
+
+struct cmd {
+    enum cmd_kind kind;
+    struct principal who;
+
+    /* ---- input (owned by the command; released by cmd_free) ---- */
+    union {
+        struct swarm_spec swarm;
+        struct {
+            char *id;
+            int pause; /* 1 pause, 0 resume */
+        } swarm_state;
+        struct agent_spec agent;
+        struct model_spec model;
+        struct {
+            struct task_spec *v;
+            size_t n;
+            int batch; /* asked as {"tasks": [...]} */
+        } tasks;
+        struct {
+            char *agent;
+            int64_t wait_ms;
+        } claim;
+        struct {
+            char *task;
+            char *lease;
+            struct usage usage;
+            char *result;  /* done: JSON text */
+            char *reason;  /* fail */
+            int retry;     /* fail: 0 = give up now (dead) */
+        } lease_op;
+        struct {
+            char *task;
+            char *reason;
+        } cancel;
+        struct {
+            char *task;
+        } approve;
+        struct {
+            char *task;
+            uint64_t fence;
+        } release;
+        struct {
+            enum query_kind what;
+            char *arg;
+            int limit;
+        } query;
+    } in;
+
+    /* ---- output (valid in the done callback) ---- */
+    struct s2_error err;
+    struct {
+        char *token;    /* CMD_SWARM_ADD: the swarm token, shown once */
+        int64_t rowid;  /* the task concerned */
+        char *task_id;  /* CMD_TASK_ADD (single) / CMD_CLAIM: the task's id */
+        int state;      /* the task's state after the command */
+        int attempts;
+        int got;        /* CMD_CLAIM: 1 a task was claimed, 0 none */
+        const char *wait_reason; /* CMD_CLAIM with got == 0: why nothing (static) */
+        char *lease;    /* CMD_CLAIM: the lease token (secret) */
+        uint64_t fence;
+        int64_t expires_at; /* CMD_CLAIM, CMD_HEARTBEAT: lease expiry (ms) */
+        int64_t retry_at;   /* CMD_FAIL: when the task can be claimed again, 0 if not */
+        int64_t *rowids;    /* CMD_TASK_ADD: per task, in request order */
+        int *states;
+        char **ids;
+        json_t *json;       /* CMD_QUERY */
+    } out;
+
+    /* Called once, from the engine thread, after the command's transaction committed (or
+     * failed: out.err says so). It must not block; it may free the command. */
+    void (*done)(struct cmd *c);
+    void *ctx;
+
+    /* engine-private */
+    struct cmd *next;
+    int64_t t_submit_ns;
+};
+
+/* A fresh zeroed command of the given kind (caller owns; cmd_free). */
+struct cmd *cmd_new(enum cmd_kind kind);
+void cmd_free(struct cmd *c);
+
+struct engine_config {
+    const char *db_path;
+    enum durability durability;
+    int64_t (*now_ms)(void); /* NULL: the wall clock (tests inject one) */
+};
+
+/* Open the store at cfg->db_path and build the in-memory state from it. Caller owns. */
+int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_error *err);
+/* Start the engine thread (and, in relaxed mode, the WAL sync timer). */
+int engine_start(struct engine *e, struct s2_error *err);
+/* Stop accepting work, answer waiting claims with "nothing", finish the batch in hand and
+ * join the thread. Safe to call once after engine_start. */
+void engine_stop(struct engine *e);
+void engine_free(struct engine *e);
+
+/* Hand a command to the engine thread. Thread-safe. After engine_stop, the command is
+ * answered at once with 503. */
+void engine_submit(struct engine *e, struct cmd *c);
+
+/* Tests: process everything queued, then fire timers due at `now`, in the calling thread
+ * (without engine_start). Returns the number of commands answered. */
+int engine_step(struct engine *e);
+
+/* The event stream the engine publishes to (set before engine_start; may be NULL). */
+void engine_set_events(struct engine *e, struct events *ev);
+
+/* The store path, for readers. */
+const char *engine_db_path(const struct engine *e);
+
+/* ---- tokens (thread-safe) ---- */
+
+/* Resolve a bearer token to a principal; 0 ok, S2_EUNAUTH if unknown. */
+int engine_authenticate(struct engine *e, const char *token, struct principal *who);
+
+/* ---- init (offline, before serving) ---- */
+
+/* Create a new database at path with default models and an admin token. *admin_token
+ * receives the token (caller frees); it is stored only hashed. public_key (base64) is
+ * recorded so that readers of the database know which key signs its checkpoints. */
+int engine_init_db(const char *path, const char *public_key, char **admin_token,
+                   struct s2_error *err);
+
+/* Lease token format helpers (exposed for tests). */
+uint64_t engine_lease_fence(const char *lease);
+
+#endif

@@ -1,0 +1,208 @@
+/* engine_int.h: the engine's in-memory state, shared by engine.c (rules and the batch loop)
+ * and engine_query.c (read views). Nothing outside the engine includes this. Every index is
+ * a uint32 into a table the engine owns; only the engine thread touches any of it. */
+#ifndef S2_ENGINE_INT_H
+#define S2_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "events.h"
+#include "util/buf.h"
+#include "util/heap.h"
+#include "util/map.h"
+
+#define NONE UINT32_MAX
+
+struct u32vec {
+    uint32_t *v;
+    uint32_t n, cap;
+};
+
+struct model {
+    char *name;
+    int tier;
+    int64_t usd_in_micro, usd_out_micro;
+};
+
+/* A set of required capabilities, interned: tasks needing the same set share a queue. */
+struct reqset {
+    char *key;      /* canonical: sorted names joined by '\n' ("" for none) */
+    uint32_t *caps; /* sorted capability ids */
+    uint32_t n;
+};
+
+/* Ready tasks of one swarm that need the same capabilities and minimum tier. */
+struct readyq {
+    uint32_t reqset;
+    int min_tier;
+    struct heap heap; /* by priority (high first), then creation order */
+};
+
+/* The tasks of one phase of one swarm. */
+struct phase_slot {
+    int64_t phase;
+    uint32_t open;        /* tasks neither done nor cancelled */
+    struct u32vec tasks;  /* every task ever in this phase */
+};
+
+struct swarm {
+    char *id, *role, *branch;
+    int relation, state;
+    struct strvec caps;
+    int64_t budget_micro, created_at;
+    struct phase_slot *phases; /* sorted by phase */
+    uint32_t nphases, capphases;
+    struct readyq *queues;
+    uint32_t nqueues, capqueues;
+    uint32_t qgen;                  /* bumped when a queue is added: agents re-derive theirs */
+    uint32_t wait_head, wait_tail;  /* FIFO of waiting claims */
+    uint32_t nwaiting;
+    uint32_t nagents;
+    uint32_t count[TASK_NSTATES];
+    int dirty;                      /* something became ready: try the waiters */
+    int dirty_mark;                 /* in the batch being created (task add) */
+    int64_t mark_phase;             /* its first open phase before that batch */
+};
+
+struct agent {
+    char *id;
+    uint32_t swarm;
+    uint32_t model; /* NONE: no model */
+    struct strvec caps;
+    uint32_t *capids; /* sorted */
+    uint32_t ncaps;
+    uint32_t max_leases, held;
+    int64_t created_at, last_seen, seen_stored;
+    uint64_t touched_in; /* batch number that queued its last_seen for writing */
+    uint32_t *elig; /* queues of its swarm it may take from */
+    uint32_t nelig, capelig, elig_gen;
+    int elig_valid;
+};
+
+struct task {
+    char *id;
+    int64_t rowid;
+    uint32_t swarm;
+    uint32_t owner; /* agent holding (or last holding) it */
+    int64_t phase;
+    int32_t priority;
+    uint8_t state;
+    uint8_t min_tier;
+    uint8_t approval_kind;
+    uint8_t phase_barrier;
+    uint16_t approvals_needed, approvals;
+    uint16_t attempts, max_attempts;
+    uint32_t unmet; /* dependencies not done */
+    uint32_t queue; /* index of its ready queue in its swarm */
+    uint32_t hpos;  /* position in the ready heap or the timer heap */
+    uint32_t reqset;
+    int64_t lease_ms, backoff_ms;
+    int64_t due;        /* claimed: lease expiry; ready: not before */
+    uint64_t fence;
+    uint8_t lease_hash[TOKEN_HASH_BYTES];
+    int64_t cost_micro, tokens_in, tokens_out;
+    struct u32vec deps;       /* tasks it depends on */
+    struct u32vec dependents; /* tasks that depend on it */
+    struct strvec *approvers; /* only for tasks behind an approval */
+};
+
+/* A claim waiting for work (long-poll). */
+struct waiter {
+    struct cmd *cmd; /* NULL: free slot */
+    uint32_t agent, swarm;
+    int64_t deadline;
+    uint32_t hpos;
+    uint32_t prev, next; /* in its swarm's FIFO, or the free list (next) */
+};
+
+#define TASK_CHUNK_BITS 12
+#define TASK_CHUNK (1u << TASK_CHUNK_BITS)
+
+struct engine_stats {
+    uint64_t batches, commands, commits, commit_failures;
+    uint64_t claims, pushes, expired, events;
+    uint64_t commit_ns_total;
+    uint64_t commit_hist[16]; /* commit latency buckets, see engine_query.c */
+    uint64_t batch_hist[12];  /* batch size buckets */
+};
+
+struct engine {
+    struct store *store;
+    char *db_path;
+    enum durability durability;
+    int64_t (*clock)(void);
+    int64_t now;
+
+    struct auth *auth;
+    struct events *events;
+
+    /* tables */
+    struct model *models;
+    uint32_t nmodels, capmodels;
+    struct swarm *swarms;
+    uint32_t nswarms, capswarms;
+    struct agent *agents;
+    uint32_t nagents, capagents;
+    struct task **chunks;
+    uint32_t ntasks, capchunks;
+    struct waiter *waiters;
+    uint32_t nwaiters, capwaiters, free_waiter;
+    char **capnames;
+    uint32_t ncapnames, capcapnames;
+    struct reqset *reqsets;
+    uint32_t nreqsets, capreqsets;
+
+    struct map model_ix, swarm_ix, agent_ix, task_ix, cap_ix, reqset_ix;
+
+    struct heap timers;        /* tasks by due: lease expiries and retry backoffs */
+    struct heap waiter_timers; /* waiters by deadline */
+
+    int64_t next_rowid;
+    uint64_t seq; /* last event seq used */
+    uint64_t seq_stored;
+    uint64_t task_counter; /* for generated ids */
+
+    /* the batch in hand */
+    int in_tx;
+    int batch_failed;
+    int mutated;
+    struct s2_error batch_err;
+    struct event *bev;
+    size_t nbev, capbev;
+    struct cmd **replies;
+    size_t nreplies, capreplies;
+    struct u32vec dirty_swarms;
+    struct u32vec touched_agents;
+    int64_t unavailable_until; /* after a failed commit: refuse writes until then */
+    int64_t unavailable_backoff;
+
+    /* the queue from other threads */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct cmd *q_head, *q_tail;
+    int stopping, stopped, started, sync_started;
+    pthread_t thread, sync_thread;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    int sync_stop; /* under sync_mu */
+
+    struct engine_stats stats;
+    uint32_t count[TASK_NSTATES];
+};
+
+static inline struct task *task_at(const struct engine *e, uint32_t i)
+{
+    return &e->chunks[i >> TASK_CHUNK_BITS][i & (TASK_CHUNK - 1)];
+}
+
+void u32vec_push(struct u32vec *v, uint32_t x);
+void u32vec_release(struct u32vec *v);
+
+/* engine_query.c */
+void engine_run_query(struct engine *e, struct cmd *c);
+/* Capabilities of a reqset as a JSON array. */
+json_t *engine_reqset_json(const struct engine *e, uint32_t rs);
+
+#endif

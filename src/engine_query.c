@@ -1,0 +1,371 @@
+/* engine_query.c: read views of the engine's in-memory state as JSON (swarms, status,
+ * agents, models, counters). Runs on the engine thread; changes nothing. */
+#include "engine_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define HEALTH_WARN_MS (10LL * 60 * 1000)
+#define HEALTH_FROZEN_MS (15LL * 60 * 1000)
+
+static double usd(int64_t micro)
+{
+    return (double)micro / (double)S2_MICRO;
+}
+
+static json_t *strvec_json(const struct strvec *sv)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < sv->n; i++)
+        json_array_append_new(a, json_string(sv->v[i]));
+    return a;
+}
+
+json_t *engine_reqset_json(const struct engine *e, uint32_t rs)
+{
+    json_t *a = json_array();
+    const struct reqset *r = &e->reqsets[rs];
+    for (uint32_t i = 0; i < r->n; i++)
+        json_array_append_new(a, json_string(e->capnames[r->caps[i]]));
+    return a;
+}
+
+static json_t *counts_json(const uint32_t *count)
+{
+    json_t *o = json_object();
+    for (int s = 0; s < TASK_NSTATES; s++)
+        json_object_set_new(o, task_state_name(s), json_integer(count[s]));
+    return o;
+}
+
+static const char *health(const struct engine *e, int64_t last_seen)
+{
+    if (!last_seen)
+        return "never seen";
+    int64_t age = e->now - last_seen;
+    return age < HEALTH_WARN_MS ? "healthy" : age < HEALTH_FROZEN_MS ? "warning" : "frozen";
+}
+
+/* The seed's STATUS vocabulary, derived from task counts. */
+static const char *swarm_status(const struct swarm *s, const char **reason)
+{
+    const uint32_t *c = s->count;
+    uint32_t total = 0;
+    for (int i = 0; i < TASK_NSTATES; i++)
+        total += c[i];
+    uint32_t open = c[TASK_PENDING] + c[TASK_READY] + c[TASK_CLAIMED] + c[TASK_DEAD];
+    if (s->state == SWARM_PAUSED) {
+        *reason = "paused by an operator";
+        return "paused";
+    }
+    if (s->state == SWARM_TRIPPED) {
+        *reason = "circuit breaker tripped";
+        return "tripped";
+    }
+    if (total && !open) {
+        *reason = "every task is done or cancelled";
+        return "completed";
+    }
+    if (c[TASK_CLAIMED]) {
+        *reason = "agents hold leases";
+        return "working";
+    }
+    if (c[TASK_READY]) {
+        *reason = "ready work, no agent holds it yet";
+        return "waiting";
+    }
+    if (c[TASK_DEAD]) {
+        *reason = "a task exhausted its attempts";
+        return "blocked";
+    }
+    if (c[TASK_PENDING]) {
+        *reason = "waiting for dependencies, an earlier phase or approval";
+        return "blocked";
+    }
+    *reason = "no tasks";
+    return "waiting";
+}
+
+static int64_t first_open(const struct swarm *s)
+{
+    for (uint32_t i = 0; i < s->nphases; i++)
+        if (s->phases[i].open)
+            return s->phases[i].phase;
+    return -1;
+}
+
+static json_t *swarm_json(const struct engine *e, uint32_t si)
+{
+    const struct swarm *s = &e->swarms[si];
+    const char *reason;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(s->id));
+    json_object_set_new(o, "role", json_string(s->role));
+    json_object_set_new(o, "relation", json_string(relation_name(s->relation)));
+    json_object_set_new(o, "capabilities", strvec_json(&s->caps));
+    json_object_set_new(o, "budget", json_real(usd(s->budget_micro)));
+    json_object_set_new(o, "branch", s->branch ? json_string(s->branch) : json_null());
+    json_object_set_new(o, "state", json_string(swarm_state_name(s->state)));
+    json_object_set_new(o, "status", json_string(swarm_status(s, &reason)));
+    json_object_set_new(o, "created_at", json_integer(s->created_at));
+    json_object_set_new(o, "tasks", counts_json(s->count));
+    json_object_set_new(o, "agents", json_integer(s->nagents));
+    json_object_set_new(o, "waiting_claims", json_integer(s->nwaiting));
+    int64_t fo = first_open(s);
+    json_object_set_new(o, "current_phase", fo < 0 ? json_null() : json_integer(fo));
+    return o;
+}
+
+static json_t *agent_json(const struct engine *e, uint32_t ai, int detail)
+{
+    const struct agent *a = &e->agents[ai];
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(a->id));
+    json_object_set_new(o, "swarm", json_string(e->swarms[a->swarm].id));
+    json_object_set_new(o, "model", a->model == NONE ? json_null()
+                                                     : json_string(e->models[a->model].name));
+    json_object_set_new(o, "tier", json_integer(a->model == NONE ? 0 : e->models[a->model].tier));
+    json_object_set_new(o, "capabilities", strvec_json(&a->caps));
+    json_object_set_new(o, "max_leases", json_integer(a->max_leases));
+    json_object_set_new(o, "leases_held", json_integer(a->held));
+    json_object_set_new(o, "last_seen", a->last_seen ? json_integer(a->last_seen) : json_null());
+    json_object_set_new(o, "health", json_string(health(e, a->last_seen)));
+    json_object_set_new(o, "created_at", json_integer(a->created_at));
+    if (detail) {
+        /* claimed tasks all sit in the timer heap: scan it rather than keep a second index */
+        json_t *held = json_array();
+        for (size_t k = 0; k < e->timers.n; k++) {
+            const struct task *t = task_at(e, e->timers.v[k]);
+            if (t->state == TASK_CLAIMED && t->owner == ai) {
+                json_t *h = json_object();
+                json_object_set_new(h, "task", json_string(t->id));
+                json_object_set_new(h, "expires_at", json_integer(t->due));
+                json_object_set_new(h, "attempt", json_integer(t->attempts));
+                json_array_append_new(held, h);
+            }
+        }
+        json_object_set_new(o, "leases", held);
+    }
+    return o;
+}
+
+static int forbidden_swarm(const struct cmd *c, const char *swarm)
+{
+    return c->who.kind != PRIN_ADMIN && (!c->who.swarm || strcmp(c->who.swarm, swarm));
+}
+
+static uint32_t find_swarm(struct engine *e, struct cmd *c)
+{
+    const char *id = c->in.query.arg ? c->in.query.arg : "";
+    uint32_t si = map_get(&e->swarm_ix, id);
+    if (si == MAP_NONE || forbidden_swarm(c, id)) {
+        s2_fail(&c->err, S2_ENOTFOUND, "not_found", "swarm '%s' does not exist", id);
+        return NONE;
+    }
+    return si;
+}
+
+static json_t *status_json(struct engine *e, uint32_t si)
+{
+    const struct swarm *s = &e->swarms[si];
+    json_t *o = swarm_json(e, si);
+    const char *reason;
+    swarm_status(s, &reason);
+    json_object_set_new(o, "reason", json_string(reason));
+
+    json_t *phases = json_array();
+    uint32_t total = 0, done = 0;
+    for (uint32_t p = 0; p < s->nphases; p++) {
+        const struct phase_slot *ps = &s->phases[p];
+        uint32_t pd = 0;
+        for (uint32_t k = 0; k < ps->tasks.n; k++)
+            pd += task_at(e, ps->tasks.v[k])->state == TASK_DONE;
+        json_t *j = json_object();
+        json_object_set_new(j, "phase", json_integer(ps->phase));
+        json_object_set_new(j, "tasks", json_integer(ps->tasks.n));
+        json_object_set_new(j, "done", json_integer(pd));
+        json_object_set_new(j, "open", json_integer(ps->open));
+        json_object_set_new(j, "percent",
+                            json_integer(ps->tasks.n ? (json_int_t)pd * 100 / ps->tasks.n : 100));
+        json_array_append_new(phases, j);
+        total += ps->tasks.n;
+        done += pd;
+    }
+    json_object_set_new(o, "phases", phases);
+    json_t *prog = json_object();
+    json_object_set_new(prog, "done", json_integer(done));
+    json_object_set_new(prog, "in_progress", json_integer(s->count[TASK_CLAIMED]));
+    json_object_set_new(prog, "remaining", json_integer(total - done - s->count[TASK_CANCELLED]));
+    json_object_set_new(prog, "percent", json_integer(total ? (json_int_t)done * 100 / total : 0));
+    json_object_set_new(o, "progress", prog);
+
+    /* who works on what, and what other swarms' unfinished tasks hold this one up */
+    json_t *working = json_array(), *blocked_on = json_array();
+    struct map seen;
+    map_init(&seen);
+    for (uint32_t p = 0; p < s->nphases; p++) {
+        const struct phase_slot *ps = &s->phases[p];
+        for (uint32_t k = 0; k < ps->tasks.n; k++) {
+            const struct task *t = task_at(e, ps->tasks.v[k]);
+            if (t->state == TASK_CLAIMED) {
+                json_t *w = json_object();
+                json_object_set_new(w, "task", json_string(t->id));
+                json_object_set_new(w, "agent", t->owner == NONE
+                                                    ? json_null()
+                                                    : json_string(e->agents[t->owner].id));
+                json_object_set_new(w, "expires_at", json_integer(t->due));
+                json_array_append_new(working, w);
+            } else if (t->state == TASK_PENDING && t->unmet) {
+                for (uint32_t d = 0; d < t->deps.n; d++) {
+                    const struct task *dt = task_at(e, t->deps.v[d]);
+                    if (dt->swarm == si || dt->state == TASK_DONE ||
+                        map_get(&seen, dt->id) != MAP_NONE || json_array_size(blocked_on) >= 50)
+                        continue;
+                    map_put(&seen, dt->id, 1);
+                    json_t *b = json_object();
+                    json_object_set_new(b, "task", json_string(dt->id));
+                    json_object_set_new(b, "swarm", json_string(e->swarms[dt->swarm].id));
+                    json_object_set_new(b, "state", json_string(task_state_name(dt->state)));
+                    json_array_append_new(blocked_on, b);
+                }
+            }
+        }
+    }
+    map_release(&seen);
+    json_object_set_new(o, "working", working);
+    json_object_set_new(o, "blocked_on", blocked_on);
+    json_t *agents = json_array();
+    for (uint32_t i = 0; i < e->nagents; i++)
+        if (e->agents[i].swarm == si)
+            json_array_append_new(agents, agent_json(e, i, 0));
+    json_object_set_new(o, "agent_list", agents);
+    return o;
+}
+
+static json_t *stats_json(const struct engine *e)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "tasks", counts_json(e->count));
+    json_object_set_new(o, "swarms", json_integer(e->nswarms));
+    json_object_set_new(o, "agents", json_integer(e->nagents));
+    uint32_t waiting = 0, held = 0;
+    for (uint32_t i = 0; i < e->nswarms; i++)
+        waiting += e->swarms[i].nwaiting;
+    for (uint32_t i = 0; i < e->nagents; i++)
+        held += e->agents[i].held;
+    json_object_set_new(o, "waiting_claims", json_integer(waiting));
+    json_object_set_new(o, "leases_held", json_integer(held));
+    json_object_set_new(o, "event_seq", json_integer((json_int_t)e->seq));
+    json_object_set_new(o, "durability",
+                        json_string(e->durability == DURABILITY_FULL ? "full" : "relaxed"));
+    const struct engine_stats *st = &e->stats;
+    json_object_set_new(o, "batches", json_integer((json_int_t)st->batches));
+    json_object_set_new(o, "commands", json_integer((json_int_t)st->commands));
+    json_object_set_new(o, "commits", json_integer((json_int_t)st->commits));
+    json_object_set_new(o, "commit_failures", json_integer((json_int_t)st->commit_failures));
+    json_object_set_new(o, "claims", json_integer((json_int_t)st->claims));
+    json_object_set_new(o, "pushes", json_integer((json_int_t)st->pushes));
+    json_object_set_new(o, "leases_expired", json_integer((json_int_t)st->expired));
+    json_object_set_new(o, "events", json_integer((json_int_t)st->events));
+    json_object_set_new(o, "commit_seconds_total", json_real(st->commit_ns_total / 1e9));
+    json_t *ch = json_array(), *bh = json_array();
+    for (int i = 0; i < 14; i++)
+        json_array_append_new(ch, json_integer((json_int_t)st->commit_hist[i]));
+    for (int i = 0; i < 12; i++)
+        json_array_append_new(bh, json_integer((json_int_t)st->batch_hist[i]));
+    json_object_set_new(o, "commit_hist", ch);
+    json_object_set_new(o, "batch_hist", bh);
+    json_object_set_new(o, "store_unavailable", json_boolean(e->unavailable_until > e->now));
+    return o;
+}
+
+void engine_run_query(struct engine *e, struct cmd *c)
+{
+    const char *arg = c->in.query.arg;
+    switch (c->in.query.what) {
+    case Q_SWARMS:
+    case Q_OVERVIEW: {
+        json_t *a = json_array();
+        uint32_t start = 0;
+        if (arg) {
+            uint32_t si = map_get(&e->swarm_ix, arg);
+            start = si == MAP_NONE ? e->nswarms : si + 1;
+        }
+        int limit = c->in.query.limit > 0 ? c->in.query.limit : 1000;
+        uint32_t i;
+        for (i = start; i < e->nswarms && (int)json_array_size(a) < limit; i++) {
+            if (forbidden_swarm(c, e->swarms[i].id))
+                continue;
+            json_array_append_new(a, swarm_json(e, i));
+        }
+        c->out.json = json_object();
+        json_object_set_new(c->out.json, "swarms", a);
+        json_object_set_new(c->out.json, "next",
+                            i < e->nswarms && json_array_size(a)
+                                ? json_string(e->swarms[i - 1].id)
+                                : json_null());
+        if (c->in.query.what == Q_OVERVIEW)
+            json_object_set_new(c->out.json, "totals", counts_json(e->count));
+        break;
+    }
+    case Q_SWARM: {
+        uint32_t si = find_swarm(e, c);
+        if (si != NONE)
+            c->out.json = swarm_json(e, si);
+        break;
+    }
+    case Q_SWARM_STATUS: {
+        uint32_t si = find_swarm(e, c);
+        if (si != NONE)
+            c->out.json = status_json(e, si);
+        break;
+    }
+    case Q_AGENTS: {
+        uint32_t only = NONE;
+        if (arg) {
+            only = find_swarm(e, c);
+            if (only == NONE)
+                break;
+        }
+        json_t *a = json_array();
+        for (uint32_t i = 0; i < e->nagents; i++) {
+            const struct agent *ag = &e->agents[i];
+            if ((only != NONE && ag->swarm != only) ||
+                forbidden_swarm(c, e->swarms[ag->swarm].id))
+                continue;
+            json_array_append_new(a, agent_json(e, i, 0));
+        }
+        c->out.json = json_object();
+        json_object_set_new(c->out.json, "agents", a);
+        break;
+    }
+    case Q_AGENT: {
+        uint32_t ai = map_get(&e->agent_ix, arg ? arg : "");
+        if (ai == MAP_NONE || forbidden_swarm(c, e->swarms[e->agents[ai].swarm].id)) {
+            s2_fail(&c->err, S2_ENOTFOUND, "not_found", "agent '%s' does not exist",
+                    arg ? arg : "");
+            break;
+        }
+        c->out.json = agent_json(e, ai, 1);
+        break;
+    }
+    case Q_MODELS: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; i < e->nmodels; i++) {
+            json_t *m = json_object();
+            json_object_set_new(m, "name", json_string(e->models[i].name));
+            json_object_set_new(m, "tier", json_integer(e->models[i].tier));
+            json_object_set_new(m, "usd_per_mtok_in", json_real(usd(e->models[i].usd_in_micro)));
+            json_object_set_new(m, "usd_per_mtok_out",
+                                json_real(usd(e->models[i].usd_out_micro)));
+            json_array_append_new(a, m);
+        }
+        c->out.json = json_object();
+        json_object_set_new(c->out.json, "models", a);
+        break;
+    }
+    case Q_STATS:
+        c->out.json = stats_json(e);
+        break;
+    }
+}

@@ -1,0 +1,657 @@
+/* http.c: server plumbing over libmicrohttpd (epoll, a thread pool, suspend/resume). It
+ * must never apply a domain rule: handlers parse and authorise, the engine decides. A
+ * request waiting for the engine is suspended (no thread is held), so thousands of agents
+ * can long-poll at once. */
+#include "http.h"
+#include "events.h"
+#include "json.h"
+#include "store.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_PARAMS 4
+#define CONN_LIMIT 20000
+
+/* status codes counted per route for /metrics */
+static const unsigned counted_status[] = {200, 201, 204, 400, 401, 403, 404,
+                                          405, 409, 413, 429, 500, 503};
+#define NSTATUS (sizeof counted_status / sizeof counted_status[0] + 1)
+
+struct http_server {
+    struct MHD_Daemon *mhd;
+    struct engine *engine;
+    struct events *events;
+    size_t max_body;
+    int port;
+    atomic_int suspended;
+    atomic_uint_fast64_t *counts; /* [(api_nroutes + 1) * NSTATUS] */
+};
+
+struct request {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    const char *method, *url;
+    struct buf body;
+    int too_big;
+    int dispatched;
+    int route; /* index in api_routes, or -1 */
+    char *segs;
+    const char *params[MAX_PARAMS];
+    struct principal who;
+    struct cmd *cmd;
+    void (*after)(struct request *, struct cmd *);
+    atomic_int cmd_done;
+    unsigned status;
+    struct MHD_Response *resp;
+    struct event_sub *sub;
+    char *claim_task;
+    uint64_t claim_fence;
+    int64_t t0;
+};
+
+static pthread_key_t reader_key;
+static pthread_once_t reader_once = PTHREAD_ONCE_INIT;
+
+static void reader_free(void *p)
+{
+    store_reader_close(p);
+}
+
+static void reader_key_init(void)
+{
+    pthread_key_create(&reader_key, reader_free);
+}
+
+unsigned http_status_of(enum s2_err kind)
+{
+    switch (kind) {
+    case S2_OK: return 200;
+    case S2_EINVAL: return 400;
+    case S2_ENOTFOUND: return 404;
+    case S2_ECONFLICT: return 409;
+    case S2_EUNAUTH: return 401;
+    case S2_EFORBIDDEN: return 403;
+    case S2_ETOOBIG: return 413;
+    case S2_EUNAVAIL: return 503;
+    case S2_ERATE: return 429;
+    case S2_EMETHOD: return 405;
+    case S2_EINTERNAL:
+    case S2_EIO: return 500;
+    }
+    return 500;
+}
+
+/* ---- replies ---- */
+
+static void set_response(struct request *r, unsigned status, struct MHD_Response *resp)
+{
+    if (r->resp) { /* a handler replied twice: keep the first, it is a bug */
+        log_error("http: second reply to %s %s ignored", r->method, r->url);
+        MHD_destroy_response(resp);
+        return;
+    }
+    r->status = status;
+    r->resp = resp;
+}
+
+void http_set_header(struct request *r, const char *name, const char *value)
+{
+    if (r->resp)
+        MHD_add_response_header(r->resp, name, value);
+}
+
+void http_reply_raw(struct request *r, unsigned status, const char *type, const void *data,
+                    size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    set_response(r, status, resp);
+}
+
+void http_reply_json(struct request *r, unsigned status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!s)
+        xalloc_die(0);
+    size_t n = strlen(s);
+    s = xrealloc(s, n + 2);
+    s[n++] = '\n';
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    set_response(r, status, resp);
+}
+
+void http_reply_error(struct request *r, const struct s2_error *err)
+{
+    enum s2_err kind = err->kind ? err->kind : S2_EINTERNAL;
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", err->code ? err->code : s2_err_code(kind),
+                          "message", err->msg ? err->msg : "internal error");
+    unsigned status = http_status_of(kind);
+    http_reply_json(r, status, o);
+    if (status == 503)
+        http_set_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 401)
+        http_set_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"s2\"");
+}
+
+void http_reply_fail(struct request *r, enum s2_err kind, const char *code, const char *fmt, ...)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    err.msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    err.kind = kind;
+    err.code = code;
+    http_reply_error(r, &err);
+    s2_error_release(&err);
+}
+
+void http_reply_none(struct request *r, const char *reason)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (reason)
+        MHD_add_response_header(resp, "S2-Reason", reason);
+    set_response(r, 204, resp);
+}
+
+/* ---- accessors ---- */
+
+const char *http_param(struct request *r, int i)
+{
+    return i >= 0 && i < MAX_PARAMS ? r->params[i] : NULL;
+}
+
+const char *http_query(struct request *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(struct request *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
+}
+
+const struct principal *http_who(struct request *r)
+{
+    return &r->who;
+}
+
+struct engine *http_engine(struct request *r)
+{
+    return r->srv->engine;
+}
+
+struct http_server *http_server_of(struct request *r)
+{
+    return r->srv;
+}
+
+int http_has_body(struct request *r)
+{
+    return r->body.len > 0;
+}
+
+json_t *http_body_object(struct request *r, struct s2_error *err)
+{
+    return json_parse_object(r->body.ptr, r->body.len, err);
+}
+
+struct store_reader *http_reader(struct request *r, struct s2_error *err)
+{
+    pthread_once(&reader_once, reader_key_init);
+    struct store_reader *rd = pthread_getspecific(reader_key);
+    if (!rd) {
+        if (store_reader_open(&rd, engine_db_path(r->srv->engine), err))
+            return NULL;
+        pthread_setspecific(reader_key, rd);
+    }
+    return rd;
+}
+
+/* ---- engine commands ---- */
+
+static void cmd_finished(struct cmd *c)
+{
+    /* engine thread: only wake the request; the reply is built on an HTTP thread */
+    struct request *r = c->ctx;
+    atomic_store(&r->cmd_done, 1);
+    atomic_fetch_sub(&r->srv->suspended, 1);
+    MHD_resume_connection(r->conn);
+}
+
+void http_submit(struct request *r, struct cmd *c, void (*after)(struct request *, struct cmd *))
+{
+    c->who = r->who;
+    c->done = cmd_finished;
+    c->ctx = r;
+    r->cmd = c;
+    r->after = after;
+    /* Suspend before submitting: the engine may finish (and resume) at once. */
+    atomic_fetch_add(&r->srv->suspended, 1);
+    MHD_suspend_connection(r->conn);
+    engine_submit(r->srv->engine, c);
+}
+
+void http_note_claim(struct request *r, const char *task, uint64_t fence)
+{
+    free(r->claim_task);
+    r->claim_task = xstrdup(task);
+    r->claim_fence = fence;
+}
+
+static void release_done(struct cmd *c)
+{
+    cmd_free(c);
+}
+
+/* ---- server-sent events ---- */
+
+static void sse_wake(void *arg)
+{
+    struct request *r = arg;
+    atomic_fetch_sub(&r->srv->suspended, 1);
+    MHD_resume_connection(r->conn);
+}
+
+static void sse_arm(void *arg)
+{
+    struct request *r = arg;
+    atomic_fetch_add(&r->srv->suspended, 1);
+    MHD_suspend_connection(r->conn);
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct request *r = cls;
+    ssize_t n = events_read(r->srv->events, r->sub, buf, max, sse_arm, r);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+void http_stream_events(struct request *r, uint64_t after, const char *swarm)
+{
+    r->sub = events_subscribe(r->srv->events, after, swarm, sse_wake, r);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, r, NULL);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    set_response(r, 200, resp);
+}
+
+/* ---- routing ---- */
+
+/* Match url against pattern; on success the request's params point into r->segs. */
+static int match(struct request *r, const char *pattern, const char *url)
+{
+    const char *p = pattern, *u = url;
+    int np = 0;
+    char *out = r->segs;
+    while (*p && *u) {
+        if (*p == ':') {
+            while (*p && *p != '/')
+                p++;
+            const char *start = u;
+            while (*u && *u != '/')
+                u++;
+            if (u == start || np == MAX_PARAMS)
+                return 0;
+            memcpy(out, start, (size_t)(u - start));
+            out[u - start] = 0;
+            r->params[np++] = out;
+            out += u - start + 1;
+            continue;
+        }
+        if (*p != *u)
+            return 0;
+        p++, u++;
+    }
+    if (*u == '/' && !u[1] && !*p) /* tolerate one trailing slash */
+        u++;
+    return !*p && !*u;
+}
+
+static void route(struct request *r)
+{
+    const char *url = r->url;
+    size_t ulen = strlen(url);
+    r->segs = xmalloc(ulen + MAX_PARAMS + 1);
+    int path_matched = 0;
+    struct buf allow = BUF_INIT;
+    for (size_t i = 0; i < api_nroutes; i++) {
+        const struct route *rt = &api_routes[i];
+        memset(r->params, 0, sizeof r->params);
+        if (!match(r, rt->pattern, url))
+            continue;
+        if (strcmp(rt->method, r->method)) {
+            path_matched = 1;
+            if (!strstr(allow.ptr, rt->method))
+                buf_addf(&allow, "%s%s", allow.len ? ", " : "", rt->method);
+            continue;
+        }
+        r->route = (int)i;
+        buf_release(&allow);
+        return;
+    }
+    memset(r->params, 0, sizeof r->params);
+    if (path_matched) {
+        http_reply_fail(r, S2_EMETHOD, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
+                        r->method, url, allow.ptr);
+        http_set_header(r, MHD_HTTP_HEADER_ALLOW, allow.ptr);
+    } else {
+        http_reply_fail(r, S2_ENOTFOUND, "no_such_route", "no such endpoint: %s %s", r->method,
+                        url);
+    }
+    buf_release(&allow);
+}
+
+static int authenticate(struct request *r, enum route_auth need)
+{
+    const char *h = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h) {
+        if (need == AUTH_NONE)
+            return 0;
+        http_reply_fail(r, S2_EUNAUTH, "unauthorized",
+                        "missing bearer token: send 'Authorization: Bearer <token>' (the CLI "
+                        "reads S2_TOKEN)");
+        return -1;
+    }
+    if (strncasecmp(h, "Bearer ", 7)) {
+        http_reply_fail(r, S2_EUNAUTH, "unauthorized",
+                        "the Authorization header must be 'Bearer <token>'");
+        return -1;
+    }
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    if (engine_authenticate(r->srv->engine, tok, &r->who)) {
+        http_reply_fail(r, S2_EUNAUTH, "unauthorized", "unknown or revoked token");
+        return -1;
+    }
+    if (need == AUTH_ADMIN && r->who.kind != PRIN_ADMIN) {
+        http_reply_fail(r, S2_EFORBIDDEN, "forbidden", "this endpoint needs the admin token");
+        return -1;
+    }
+    return 0;
+}
+
+static void dispatch(struct request *r)
+{
+    if (r->too_big) {
+        http_reply_fail(r, S2_ETOOBIG, "too_large", "request body is larger than %zu bytes",
+                        r->srv->max_body);
+        return;
+    }
+    route(r);
+    if (r->resp)
+        return;
+    const struct route *rt = &api_routes[r->route];
+    /* anonymous requests to public routes run as nobody in particular */
+    r->who.kind = PRIN_SWARM;
+    r->who.swarm = NULL;
+    r->who.name = "anonymous";
+    if (authenticate(r, rt->auth))
+        return;
+    rt->handler(r);
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    struct request *r = *con_cls;
+    if (!r) {
+        r = xcalloc(1, sizeof *r);
+        r->srv = srv;
+        r->conn = conn;
+        r->url = url;
+        r->method = method;
+        r->route = -1;
+        r->t0 = clock_mono_ns();
+        buf_init(&r->body, srv->max_body);
+        *con_cls = r;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > srv->max_body)
+            r->too_big = 1;
+        if (!r->too_big)
+            return MHD_YES;
+        /* refuse at once rather than read a body we will not keep */
+    } else if (*upload_data_size) {
+        if (!r->too_big && buf_add(&r->body, upload_data, *upload_data_size))
+            r->too_big = 1;
+        *upload_data_size = 0;
+        if (!r->too_big || r->dispatched)
+            return MHD_YES;
+    }
+    if (r->cmd && atomic_load(&r->cmd_done)) {
+        struct cmd *c = r->cmd;
+        r->cmd = NULL;
+        atomic_store(&r->cmd_done, 0);
+        r->after(r, c); /* may reply, or submit a follow-up command */
+        cmd_free(c);
+        if (!r->resp && !r->cmd)
+            http_reply_fail(r, S2_EINTERNAL, "internal", "no reply was made");
+    } else if (!r->dispatched) {
+        r->dispatched = 1;
+        dispatch(r);
+        if (!r->resp) /* waiting for the engine */
+            return MHD_YES;
+    }
+    if (!r->resp)
+        return MHD_YES;
+    struct MHD_Response *resp = r->resp;
+    enum MHD_Result ok = MHD_queue_response(conn, r->status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+static int status_slot(unsigned status)
+{
+    for (size_t i = 0; i < NSTATUS - 1; i++)
+        if (counted_status[i] == status)
+            return (int)i;
+    return NSTATUS - 1;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    struct http_server *srv = cls;
+    struct request *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    if (r->sub)
+        events_unsubscribe(srv->events, r->sub);
+    if (r->claim_task && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        /* The client never got its lease: give the task back now rather than at expiry. */
+        struct cmd *c = cmd_new(CMD_RELEASE);
+        c->who.kind = PRIN_ADMIN;
+        c->in.release.task = r->claim_task;
+        c->in.release.fence = r->claim_fence;
+        r->claim_task = NULL;
+        c->done = release_done;
+        engine_submit(srv->engine, c);
+    }
+    int route = r->route >= 0 ? r->route : (int)api_nroutes;
+    atomic_fetch_add(&srv->counts[(size_t)route * NSTATUS + (size_t)status_slot(r->status)], 1);
+    if (log_get_level() <= LOG_DEBUG)
+        log_debug("%s %s %u %.3f ms%s", r->method, r->url, r->status,
+                  (clock_mono_ns() - r->t0) / 1e6,
+                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (not delivered)");
+    if (r->cmd) /* never finished: cannot happen once the engine has stopped */
+        log_error("http: request %s %s ended with its command in flight", r->method, r->url);
+    buf_release(&r->body);
+    free(r->segs);
+    free(r->claim_task);
+    free(r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
+    log_warn("http: %s", msg);
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                        struct s2_error *err)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || !colon[1])
+        return s2_fail(err, S2_EINVAL, "invalid_listen",
+                       "listen address '%s' must be HOST:PORT (e.g. 127.0.0.1:7411)", listen);
+    size_t hl = (size_t)(colon - listen);
+    if (hl >= sizeof host)
+        return s2_fail(err, S2_EINVAL, "invalid_listen", "listen host is too long");
+    memcpy(host, listen, hl);
+    host[hl] = 0;
+    char *h = host;
+    if (*h == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h[hl - 1] = 0;
+        h++;
+    }
+    if (!*h)
+        h = "127.0.0.1";
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(h, colon + 1, &hints, &res);
+    if (rc)
+        return s2_fail(err, S2_EINVAL, "invalid_listen", "cannot use listen address '%s': %s",
+                       listen, gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int http_start(struct http_server **out, const struct http_config *cfg, struct s2_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (parse_listen(cfg->listen, &ss, &sslen, err))
+        return S2_EINVAL;
+    /* Every waiting agent holds a connection: allow many. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    struct http_server *srv = xcalloc(1, sizeof *srv);
+    srv->engine = cfg->engine;
+    srv->events = cfg->events;
+    srv->max_body = cfg->max_body;
+    srv->counts = xcalloc((api_nroutes + 1) * NSTATUS, sizeof *srv->counts);
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned threads = cfg->threads ? cfg->threads : 2;
+    unsigned limit = CONN_LIMIT;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)limit + 64)
+        limit = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
+    srv->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_END);
+    if (!srv->mhd) {
+        free(srv->counts);
+        free(srv);
+        return s2_fail(err, S2_EUNAVAIL, "listen_failed",
+                       "cannot listen on %s (address in use, or not permitted?)", cfg->listen);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di ? di->port : 0;
+    *out = srv;
+    return 0;
+}
+
+int http_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_quiesce(struct http_server *s)
+{
+    MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void http_stop(struct http_server *s, int timeout_ms)
+{
+    if (!s)
+        return;
+    /* Suspended connections must all be resumed before the daemon stops. */
+    int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * 1000000;
+    while (atomic_load(&s->suspended) > 0 && clock_mono_ns() < deadline) {
+        if (s->events)
+            events_kick(s->events);
+        usleep(2000);
+    }
+    if (atomic_load(&s->suspended) > 0)
+        log_warn("http: %d requests still suspended at shutdown", atomic_load(&s->suspended));
+    MHD_stop_daemon(s->mhd);
+    free(s->counts);
+    free(s);
+}
+
+void http_metrics(struct http_server *s, struct buf *b)
+{
+    buf_adds(b, "# HELP s2_http_requests_total HTTP requests answered, by route and status.\n"
+                "# TYPE s2_http_requests_total counter\n");
+    for (size_t rt = 0; rt <= api_nroutes; rt++) {
+        for (size_t k = 0; k < NSTATUS; k++) {
+            uint64_t n = atomic_load(&s->counts[rt * NSTATUS + k]);
+            if (!n)
+                continue;
+            const char *method = rt < api_nroutes ? api_routes[rt].method : "";
+            const char *pat = rt < api_nroutes ? api_routes[rt].pattern : "unmatched";
+            char status[8];
+            if (k < NSTATUS - 1)
+                snprintf(status, sizeof status, "%u", counted_status[k]);
+            else
+                snprintf(status, sizeof status, "other");
+            buf_addf(b, "s2_http_requests_total{method=\"%s\",route=\"%s\",status=\"%s\"} %llu\n",
+                     method, pat, status, (unsigned long long)n);
+        }
+    }
+    buf_addf(b, "# HELP s2_http_suspended Requests waiting (long-poll claims, event streams).\n"
+                "# TYPE s2_http_suspended gauge\ns2_http_suspended %d\n",
+             atomic_load(&s->suspended));
+}

@@ -1,0 +1,98 @@
+/* http.h: the HTTP server (libmicrohttpd): listening, routing, authentication, body limits,
+ * JSON replies, long-polls (a request waits, suspended, for its engine command) and
+ * Server-Sent Events. Resource handlers (api_*.c) see only this interface: they validate,
+ * authorise, hand a command to the engine and turn its outcome into a reply. */
+#ifndef S2_HTTP_H
+#define S2_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "error.h"
+
+struct http_server;
+struct request;
+struct store_reader;
+
+struct http_config {
+    const char *listen; /* "HOST:PORT"; port 0 picks a free port */
+    unsigned threads;   /* HTTP worker threads */
+    size_t max_body;    /* bytes; larger bodies get 413 */
+    struct engine *engine;
+    struct events *events;
+};
+
+int http_start(struct http_server **out, const struct http_config *cfg, struct s2_error *err);
+/* The port actually bound. */
+int http_port(const struct http_server *s);
+/* Stop accepting connections (existing ones are still served). */
+void http_quiesce(struct http_server *s);
+/* Wait (up to timeout_ms) for suspended requests to be answered, then stop and free. The
+ * engine must have been stopped (so every waiting claim was answered) first. */
+void http_stop(struct http_server *s, int timeout_ms);
+/* Prometheus lines for the HTTP layer's own counters, appended to b. */
+struct buf;
+void http_metrics(struct http_server *s, struct buf *b);
+
+/* ---- routes ---- */
+
+enum route_auth {
+    AUTH_NONE,  /* public */
+    AUTH_TOKEN, /* any valid token; the handler checks scope */
+    AUTH_ADMIN, /* the admin token only */
+};
+
+struct route {
+    const char *method;
+    const char *pattern; /* "/v1/tasks/:id/done": ":name" matches one segment */
+    void (*handler)(struct request *r);
+    enum route_auth auth;
+};
+
+extern const struct route api_routes[];
+extern const size_t api_nroutes;
+
+/* ---- for handlers ---- */
+
+/* The i-th ":param" of the matched pattern. */
+const char *http_param(struct request *r, int i);
+/* A query-string argument or NULL. */
+const char *http_query(struct request *r, const char *key);
+const char *http_header(struct request *r, const char *key);
+const struct principal *http_who(struct request *r);
+struct engine *http_engine(struct request *r);
+struct http_server *http_server_of(struct request *r);
+/* Whether the request carried a body. */
+int http_has_body(struct request *r);
+/* The request body as a JSON object (caller owns), or NULL with err set. */
+json_t *http_body_object(struct request *r, struct s2_error *err);
+/* This thread's read-only store connection (opened on first use). */
+struct store_reader *http_reader(struct request *r, struct s2_error *err);
+
+/* Replies; exactly one per request. */
+void http_reply_json(struct request *r, unsigned status, json_t *body /* stolen */);
+void http_reply_error(struct request *r, const struct s2_error *err);
+void http_reply_fail(struct request *r, enum s2_err kind, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void http_reply_raw(struct request *r, unsigned status, const char *type, const void *data,
+                    size_t len);
+/* 204 with an explanatory header (S2-Reason). */
+void http_reply_none(struct request *r, const char *reason);
+/* Add a header to the reply about to be made. */
+void http_set_header(struct request *r, const char *name, const char *value);
+
+/* Hand c to the engine; the request waits (suspended) until the engine is done with it,
+ * then after(r, c) runs on an HTTP thread and must reply. c is freed afterwards. */
+void http_submit(struct request *r, struct cmd *c, void (*after)(struct request *, struct cmd *));
+/* Remember that this reply hands over a lease, so that it is released if the reply cannot
+ * be delivered. */
+void http_note_claim(struct request *r, const char *task, uint64_t fence);
+/* Reply with the event stream (text/event-stream) from seq > after, optionally one swarm. */
+void http_stream_events(struct request *r, uint64_t after, const char *swarm);
+
+/* Map an error kind to its HTTP status. */
+unsigned http_status_of(enum s2_err kind);
+
+#endif

@@ -1,0 +1,267 @@
+/* main.c: argv -> subcommand. The table below is the single source of every command's
+ * synopsis and help (s2 help --markdown renders docs/CLI.md from it). */
+#include "cli.h"
+#include "version.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define CMD(fn) int fn(const struct cli_cmd *cmd, int argc, char **argv)
+CMD(cli_init);
+CMD(cli_serve);
+CMD(cli_swarm_add);
+CMD(cli_swarm_list);
+CMD(cli_swarm_show);
+CMD(cli_swarm_pause);
+CMD(cli_agent_add);
+CMD(cli_agent_list);
+CMD(cli_agent_show);
+CMD(cli_model_list);
+CMD(cli_model_set);
+CMD(cli_task_add);
+CMD(cli_task_list);
+CMD(cli_task_show);
+CMD(cli_task_cancel);
+CMD(cli_approve);
+CMD(cli_claim);
+CMD(cli_heartbeat);
+CMD(cli_done_cmd);
+CMD(cli_fail_cmd);
+CMD(cli_status);
+CMD(cli_watch);
+CMD(cli_bench);
+static CMD(cli_help_cmd);
+static CMD(cli_version);
+
+const struct cli_cmd cli_cmds[] = {
+    {"init", cli_init, "s2 init [--db PATH] [--json]",
+     "Create a new database (schema, default model table, admin token) and a signing key.\n"
+     "The admin token is printed once and stored only hashed: keep it.\n\n"
+     "  --db PATH           database file (default ./s2.db; the key goes to PATH.key)\n"
+     "  --json              print {\"db\", \"admin_token\", \"public_key\"}\n"
+     "  -h, --help          show this help\n"},
+    {"serve", cli_serve,
+     "s2 serve [--db PATH] [--listen HOST:PORT] [--durability full|relaxed] [options]",
+     "Run the coordinator: HTTP API, event stream and dashboard. Stops cleanly on SIGINT or\n"
+     "SIGTERM (waiting claims are answered, the last batch commits).\n\n"
+     "  --db PATH           database file (default ./s2.db)\n"
+     "  --listen HOST:PORT  address to listen on (default 127.0.0.1:7411; port 0 picks one)\n"
+     "  --durability MODE   full: fsync before every reply (default); relaxed: fsync at\n"
+     "                      most every second (an OS crash or power loss can lose up to the\n"
+     "                      last second of acknowledged changes; a crash of s2 loses nothing)\n"
+     "  --threads N         HTTP worker threads (default 2)\n"
+     "  --max-body BYTES    largest request body (default 16777216)\n"
+     "  --log-level LEVEL   debug, info (default), warn or error\n"
+     "  --port-file PATH    write the bound port there once listening (for scripts)\n"
+     "  -h, --help          show this help\n"},
+    {"swarm add", cli_swarm_add,
+     "s2 swarm add ID [--role TEXT] [--relation peer|critical|support] [--capabilities A,B] "
+     "[--budget USD] [--branch NAME]",
+     "Create a swarm (admin token). Prints the swarm's own token once: it can act only on\n"
+     "that swarm's agents and tasks.\n\n"
+     "  --role TEXT         what the swarm does\n"
+     "  --relation REL      peer (default), critical or support\n"
+     "  --capabilities A,B  what the swarm can do\n"
+     "  --budget USD        budget in US dollars\n"
+     "  --branch NAME       its git branch\n" CLI_COMMON_HELP},
+    {"swarm list", cli_swarm_list, "s2 swarm list [--json]",
+     "List swarms with their state and task counts.\n\n" CLI_COMMON_HELP},
+    {"swarm show", cli_swarm_show, "s2 swarm show ID [--json]",
+     "Show one swarm.\n\n" CLI_COMMON_HELP},
+    {"swarm pause", cli_swarm_pause, "s2 swarm pause ID [--json]",
+     "Pause a swarm (admin token): its agents get no new tasks; leases held keep running.\n\n"
+     CLI_COMMON_HELP},
+    {"swarm resume", cli_swarm_pause, "s2 swarm resume ID [--json]",
+     "Resume a paused swarm (admin token); waiting claims are served at once.\n\n"
+     CLI_COMMON_HELP},
+    {"agent add", cli_agent_add,
+     "s2 agent add ID [--swarm S] [--model NAME] [--capabilities A,B] [--max-leases N]",
+     "Register an agent (admin token, or the swarm's token for its own swarm). Capabilities\n"
+     "are granted here, never claimed by the agent itself.\n\n"
+     "  --swarm S           its swarm (default: the swarm of a swarm token)\n"
+     "  --model NAME        a model of the model table (default: the cheapest)\n"
+     "  --capabilities A,B  what it may work on\n"
+     "  --max-leases N      tasks it may hold at once (default 1)\n" CLI_COMMON_HELP},
+    {"agent list", cli_agent_list, "s2 agent list [--swarm S] [--json]",
+     "List agents with their model, leases held and health.\n\n"
+     "  --swarm S           only this swarm's agents\n" CLI_COMMON_HELP},
+    {"agent show", cli_agent_show, "s2 agent show ID [--json]",
+     "Show one agent and the leases it holds.\n\n" CLI_COMMON_HELP},
+    {"model list", cli_model_list, "s2 model list [--json]",
+     "Show the model table: tiers and prices (USD per million tokens).\n\n" CLI_COMMON_HELP},
+    {"model set", cli_model_set, "s2 model set NAME --tier N --in USD --out USD",
+     "Add or change a model (admin token).\n\n"
+     "  --tier N            1 (cheap) .. 9 (strong)\n"
+     "  --in USD            price per million input tokens\n"
+     "  --out USD           price per million output tokens\n" CLI_COMMON_HELP},
+    {"task add", cli_task_add,
+     "s2 task add --title TEXT [--swarm S] [--id ID] [options] | s2 task add --file FILE",
+     "Create a task, or all the tasks of a JSON file at once (all or nothing).\n\n"
+     "  --title TEXT        what to do (required)\n"
+     "  --swarm S           its swarm (default: the swarm of a swarm token)\n"
+     "  --id ID             its id (default: made up from the swarm)\n"
+     "  --phase N           phase (default 1): waits until earlier phases of its swarm are done\n"
+     "  --no-phase-barrier  run whatever the state of earlier phases\n"
+     "  --priority N        higher first (default 0)\n"
+     "  --requires A,B      capabilities an agent needs to take it\n"
+     "  --min-tier N        lowest model tier allowed (default 0: any)\n"
+     "  --depends-on X,Y    tasks (of any swarm) that must be done first\n"
+     "  --body TEXT         instructions (or --body-file FILE, - for stdin)\n"
+     "  --max-attempts N    tries before it is dead (default 3)\n"
+     "  --lease-ms N        lease length (default 300000)\n"
+     "  --backoff-ms N      first retry delay, doubling (default 1000)\n"
+     "  --approval A        none, human or quorum:N\n"
+     "  --estimate-h H      estimated hours\n"
+     "  --file FILE         JSON: one task object or {\"tasks\": [...]} (- for stdin)\n"
+     CLI_COMMON_HELP},
+    {"task list", cli_task_list, "s2 task list [--swarm S] [--state STATE] [--limit N] [--all]",
+     "List tasks, oldest first, a page at a time.\n\n"
+     "  --swarm S           only this swarm\n"
+     "  --state STATE       pending, ready, claimed, done, dead or cancelled\n"
+     "  --limit N           page size (default 100, at most 1000)\n"
+     "  --after CURSOR      the page after this cursor\n"
+     "  --all               every page\n" CLI_COMMON_HELP},
+    {"task show", cli_task_show, "s2 task show ID [--json]",
+     "Show a task: state, lease, attempts, what it waits on, result.\n\n" CLI_COMMON_HELP},
+    {"task cancel", cli_task_cancel, "s2 task cancel ID [--reason TEXT]",
+     "Cancel a task in any state but done (a held lease becomes stale).\n\n"
+     "  --reason TEXT       why (recorded)\n" CLI_COMMON_HELP},
+    {"approve", cli_approve, "s2 approve TASK [--json]",
+     "Approve a task that waits for a human (admin token). quorum:N tasks need N distinct\n"
+     "approvers.\n\n" CLI_COMMON_HELP},
+    {"claim", cli_claim, "s2 claim --agent A [--wait SECONDS] [--json]",
+     "Claim the best ready task for agent A. With --wait, wait up to SECONDS for one (it is\n"
+     "pushed the moment it becomes ready). Prints the task and its lease token, which is\n"
+     "also remembered so that `s2 heartbeat|done|fail TASK` find it. Prints nothing and\n"
+     "exits 0 when there was no task.\n\n"
+     "  --agent A           the claiming agent (required)\n"
+     "  --wait SECONDS      wait for work, up to 300\n" CLI_COMMON_HELP},
+    {"heartbeat", cli_heartbeat, "s2 heartbeat TASK [--lease TOKEN] [usage options]",
+     "Extend the lease on TASK by its lease length.\n\n"
+     "  --lease TOKEN       the lease (default $S2_LEASE, then the one `s2 claim` saved)\n"
+     "  --model NAME        usage: the model used (default: the agent's)\n"
+     "  --tokens-in N       usage: input tokens since the last report\n"
+     "  --tokens-out N      usage: output tokens since the last report\n"
+     "  --usd X             usage: cost in US dollars (instead of tokens)\n" CLI_COMMON_HELP},
+    {"done", cli_done_cmd, "s2 done TASK [--lease TOKEN] [--result JSON | --result-file F] [usage]",
+     "Finish TASK successfully. Tasks that depend on it, and the next phase, may become ready.\n\n"
+     "  --lease TOKEN       the lease (default $S2_LEASE, then the one `s2 claim` saved)\n"
+     "  --result JSON       the result (any JSON; text that is not JSON is sent as a string)\n"
+     "  --result-file F     the result from a file (- for stdin)\n"
+     "  --model, --tokens-in, --tokens-out, --usd   usage, as for heartbeat\n" CLI_COMMON_HELP},
+    {"fail", cli_fail_cmd, "s2 fail TASK --reason TEXT [--lease TOKEN] [--no-retry] [usage]",
+     "Report that TASK failed. It is retried after a backoff until max_attempts, then dead.\n\n"
+     "  --reason TEXT       what went wrong (recorded)\n"
+     "  --lease TOKEN       the lease (default $S2_LEASE, then the one `s2 claim` saved)\n"
+     "  --no-retry          give up now: the task is dead\n"
+     "  --model, --tokens-in, --tokens-out, --usd   usage, as for heartbeat\n" CLI_COMMON_HELP},
+    {"status", cli_status, "s2 status [SWARM] [--json]",
+     "One screen over all swarms, or one swarm in detail (phases, who works on what, what\n"
+     "it waits for).\n\n" CLI_COMMON_HELP},
+    {"watch", cli_watch, "s2 watch [--swarm S] [--from SEQ] [--json]",
+     "Follow every state change as it commits (the server's event stream).\n\n"
+     "  --swarm S           only this swarm\n"
+     "  --from SEQ          start after event SEQ (if still buffered)\n"
+     "  --count N           stop after N events\n" CLI_COMMON_HELP},
+    {"bench", cli_bench, "s2 bench [--tasks N] [--clients C] [--swarms S] [--push N] [--json]",
+     "Load-generate against a running server: create N tasks over S swarms, then C\n"
+     "concurrent agents claim+done until all are done; then measure push latency (a waiting\n"
+     "claimer gets a newly created task). Reports ops/s, claim p50/p99/p999, push p50/p99,\n"
+     "duplicates (must be 0) and the server's RSS. Needs the admin token.\n\n"
+     "  --tasks N           tasks to create and finish (default 100000)\n"
+     "  --clients C         concurrent claim+done loops (default 8)\n"
+     "  --swarms S          spread tasks and agents over S swarms (default 1)\n"
+     "  --push N            push-latency samples (default 2000; 0 skips)\n"
+     "  --seconds S         stop the claim loop after S seconds (default 60)\n"
+     "  --prefix P          name swarms P-0.. (default bench-<pid>)\n"
+     "  --keep              fill only; leave the tasks ready (for restart tests)\n"
+     CLI_COMMON_HELP},
+    {"help", cli_help_cmd, "s2 help [COMMAND] [--markdown]",
+     "Show the commands, or one command's help. --markdown prints the CLI reference.\n"},
+    {"version", cli_version, "s2 version", "Print the version.\n"},
+};
+const size_t cli_ncmds = sizeof cli_cmds / sizeof cli_cmds[0];
+
+static void overview(FILE *f)
+{
+    fprintf(f, "s2 %s: coordination server for swarms of AI agents\n\nusage: s2 COMMAND "
+               "[ARGS]\n\n",
+            S2_VERSION);
+    for (size_t i = 0; i < cli_ncmds; i++)
+        fprintf(f, "  %-14s %s\n", cli_cmds[i].name, cli_cmds[i].synopsis + 3 + strlen(cli_cmds[i].name));
+    fprintf(f, "\nRun 's2 COMMAND --help' for one command. Server: $S2_SERVER (default "
+               "http://127.0.0.1:7411); token: $S2_TOKEN.\n");
+}
+
+static CMD(cli_version)
+{
+    (void)cmd, (void)argc, (void)argv;
+    printf("s2 %s\n", S2_VERSION);
+    return EXIT_OK;
+}
+
+static CMD(cli_help_cmd)
+{
+    (void)cmd;
+    int markdown = argc > 1 && !strcmp(argv[argc - 1], "--markdown");
+    if (markdown) {
+        printf("# s2 command-line reference\n\n"
+               "Generated by `s2 help --markdown` from the same table as `--help`; a test keeps "
+               "this file in step.\n\nEvery command exits 0 on success, 1 on an error, 2 on a "
+               "usage error. Client commands read the server from `--server` or `S2_SERVER` "
+               "(default http://127.0.0.1:7411) and the token from `S2_TOKEN`.\n");
+        for (size_t i = 0; i < cli_ncmds; i++)
+            printf("\n## s2 %s\n\n```\n%s\n```\n\n```\n%s```\n", cli_cmds[i].name,
+                   cli_cmds[i].synopsis, cli_cmds[i].help);
+        return EXIT_OK;
+    }
+    if (argc > 1) {
+        char name[64];
+        snprintf(name, sizeof name, "%s%s%s", argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
+        for (size_t i = 0; i < cli_ncmds; i++)
+            if (!strcmp(cli_cmds[i].name, name) || !strcmp(cli_cmds[i].name, argv[1])) {
+                cli_help(&cli_cmds[i]);
+                return EXIT_OK;
+            }
+        fprintf(stderr, "error: no such command '%s'\n", name);
+        return EXIT_USAGE;
+    }
+    overview(stdout);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        overview(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+        return cli_help_cmd(NULL, 1, argv);
+    if (!strcmp(argv[1], "--version"))
+        return cli_version(NULL, argc, argv);
+    /* two-word commands first ("task add"), then one-word ones ("claim") */
+    if (argc >= 3) {
+        char name[64];
+        snprintf(name, sizeof name, "%s %s", argv[1], argv[2]);
+        for (size_t i = 0; i < cli_ncmds; i++)
+            if (!strcmp(cli_cmds[i].name, name))
+                return cli_cmds[i].run(&cli_cmds[i], argc - 2, argv + 2);
+    }
+    for (size_t i = 0; i < cli_ncmds; i++)
+        if (!strcmp(cli_cmds[i].name, argv[1]))
+            return cli_cmds[i].run(&cli_cmds[i], argc - 1, argv + 1);
+    /* a group without its verb: list the verbs */
+    size_t n = strlen(argv[1]);
+    int group = 0;
+    for (size_t i = 0; i < cli_ncmds; i++)
+        if (!strncmp(cli_cmds[i].name, argv[1], n) && cli_cmds[i].name[n] == ' ') {
+            if (!group++)
+                fprintf(stderr, "%s'%s' needs a subcommand:\n",
+                        argc >= 3 ? "error: unknown subcommand; " : "", argv[1]);
+            fprintf(stderr, "  %s\n", cli_cmds[i].synopsis);
+        }
+    if (!group)
+        fprintf(stderr, "error: unknown command '%s'; see 's2 --help'\n", argv[1]);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,170 @@
+/* store.h: persistence. The engine writes through one `struct store` (its own thread, inside
+ * transactions it opens and commits); HTTP threads read committed rows through their own
+ * `struct store_reader`. No SQL escapes the store modules, and nothing here knows a domain
+ * rule: the store keeps what it is told. The embedded implementation is SQLite in WAL mode
+ * (store_sqlite.c). */
+#ifndef S2_STORE_H
+#define S2_STORE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "model.h"
+
+struct store;
+struct store_reader;
+
+enum durability {
+    DURABILITY_FULL,    /* fsync (WAL) before every commit returns */
+    DURABILITY_RELAXED, /* no fsync on commit; the WAL is synced at least every second */
+};
+
+#define STORE_SCHEMA_VERSION 1
+#define TOKEN_HASH_BYTES 32
+
+/* ---- lifecycle ---- */
+
+/* Create a new database at path with the current schema; fails if it exists. */
+int store_create(const char *path, struct s2_error *err);
+/* Open an existing database for writing, applying pending migrations. The caller owns the
+ * result (store_close). */
+int store_open(struct store **out, const char *path, enum durability d, struct s2_error *err);
+void store_close(struct store *st);
+/* Sync the WAL now (relaxed mode calls this from a timer thread; safe from any one thread
+ * other than the writer's). */
+int store_sync(struct store *st, struct s2_error *err);
+/* Schema version recorded in the database. */
+int store_schema_version(struct store *st);
+
+/* ---- transactions (engine thread) ---- */
+int store_begin(struct store *st, struct s2_error *err);
+int store_commit(struct store *st, struct s2_error *err);
+void store_rollback(struct store *st);
+
+/* ---- writes (inside a transaction) ---- */
+int store_meta_put(struct store *st, const char *key, const char *val, struct s2_error *err);
+/* The value for key (caller frees), or NULL. */
+char *store_meta_get(struct store *st, const char *key);
+
+/* kind: "admin" | "swarm"; swarm may be NULL; name labels the token for humans. */
+int store_token_insert(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], const char *kind,
+                       const char *swarm, const char *name, int64_t now, struct s2_error *err);
+int store_swarm_insert(struct store *st, const struct swarm_spec *s, int state, int64_t now,
+                       struct s2_error *err);
+int store_swarm_set_state(struct store *st, const char *id, int state, struct s2_error *err);
+int store_agent_insert(struct store *st, const struct agent_spec *a, int64_t now,
+                       struct s2_error *err);
+int store_agent_seen(struct store *st, const char *id, int64_t last_seen, struct s2_error *err);
+int store_model_put(struct store *st, const struct model_spec *m, struct s2_error *err);
+
+/* Insert a task as specified (t->id set) in the given state; *rowid receives its key. */
+int store_task_insert(struct store *st, const struct task_spec *t, int state, int64_t now,
+                      int64_t *rowid, struct s2_error *err);
+
+/* The fields of a task that change after creation. */
+struct task_dyn {
+    int64_t rowid;
+    int state;
+    int attempts;
+    const char *owner; /* agent id or NULL */
+    uint64_t fence;
+    const uint8_t *lease_hash; /* TOKEN_HASH_BYTES or NULL */
+    int64_t lease_expires;     /* ms since epoch, 0 if none */
+    int64_t ready_at;          /* ms since epoch: not claimable before */
+    int64_t cost_micro, tokens_in, tokens_out;
+    int approvals;
+    int64_t updated_at;
+};
+int store_task_update(struct store *st, const struct task_dyn *d, struct s2_error *err);
+/* Record the outcome text of a task: result (JSON text) and/or reason; NULL leaves a field
+ * as it is. finished_at 0 leaves it as it is. */
+int store_task_outcome(struct store *st, int64_t rowid, const char *result, const char *reason,
+                       int64_t finished_at, struct s2_error *err);
+int store_approval_insert(struct store *st, int64_t task_rowid, const char *approver, int64_t now,
+                          struct s2_error *err);
+
+/* ---- loading (engine start, and after a failed commit) ---- */
+
+/* Rows handed to the loader; strings are borrowed for the duration of the call. Lists
+ * (capabilities, requires, depends_on) are newline-separated. */
+struct load_token {
+    const uint8_t *hash;
+    const char *kind, *swarm, *name;
+};
+struct load_swarm {
+    const char *id, *role, *caps, *branch;
+    int relation, state;
+    int64_t budget_micro, created_at;
+};
+struct load_agent {
+    const char *id, *swarm, *model, *caps;
+    int64_t max_leases, created_at, last_seen;
+};
+struct load_task {
+    int64_t rowid;
+    const char *id, *swarm, *requires, *depends_on, *approval, *owner;
+    int64_t phase, priority, min_tier, max_attempts, lease_ms, backoff_ms;
+    int phase_barrier;
+    int state, attempts, approvals;
+    uint64_t fence;
+    const uint8_t *lease_hash; /* NULL or TOKEN_HASH_BYTES */
+    int64_t lease_expires, ready_at, cost_micro, tokens_in, tokens_out, max_cost_micro;
+    int64_t created_at;
+};
+struct load_approval {
+    int64_t task_rowid;
+    const char *approver;
+};
+
+struct store_loader {
+    void *ctx;
+    int (*token)(void *ctx, const struct load_token *t);
+    int (*model)(void *ctx, const struct model_spec *m);
+    int (*swarm)(void *ctx, const struct load_swarm *s);
+    int (*agent)(void *ctx, const struct load_agent *a);
+    int (*task)(void *ctx, const struct load_task *t); /* in rowid order */
+    int (*approval)(void *ctx, const struct load_approval *a);
+};
+/* Stream every row through the loader (models, tokens, swarms, agents, tasks, approvals in
+ * that order). A callback's nonzero return stops the load and is returned. */
+int store_load(struct store *st, const struct store_loader *ld, struct s2_error *err);
+
+/* ---- readers (one per HTTP thread) ---- */
+
+struct task_row {
+    int64_t rowid;
+    char *id, *swarm, *title, *body, *requires, *depends_on, *approval, *owner;
+    char *result; /* JSON text or NULL */
+    char *reason;
+    int64_t phase, priority, min_tier, max_attempts, lease_ms, backoff_ms;
+    int phase_barrier;
+    int state, attempts, approvals;
+    uint64_t fence;
+    int64_t lease_expires, ready_at, cost_micro, tokens_in, tokens_out, max_cost_micro,
+        estimate_micro;
+    double estimate_h;
+    int64_t created_at, updated_at, finished_at;
+};
+void task_row_release(struct task_row *r);
+
+int store_reader_open(struct store_reader **out, const char *path, struct s2_error *err);
+void store_reader_close(struct store_reader *rd);
+/* 1 found (row filled, caller releases), 0 not found, <0 error. */
+int store_task_get(struct store_reader *rd, const char *id, struct task_row *row,
+                   struct s2_error *err);
+int store_task_get_rowid(struct store_reader *rd, int64_t rowid, struct task_row *row,
+                         struct s2_error *err);
+
+struct task_filter {
+    const char *swarm; /* NULL: any */
+    int state;         /* -1: any */
+    int64_t after;     /* rowid cursor: rows after it */
+    int limit;
+};
+/* Calls fn for each matching row in rowid order; the row is released after each call. */
+int store_task_list(struct store_reader *rd, const struct task_filter *f,
+                    void (*fn)(void *ctx, const struct task_row *row), void *ctx,
+                    struct s2_error *err);
+
+#endif

@@ -1,0 +1,857 @@
+/* store_sqlite.c: the embedded store: SQLite in WAL mode, one writer connection (the engine's
+ * thread), a checkpointer connection (timer thread) and read-only connections (HTTP
+ * threads). It must never apply a domain rule or write outside a transaction it was given. */
+#include "store.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- schema ---- */
+
+static const char *const migrations[] = {
+    /* 1: the coordinator core */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE tokens(hash BLOB PRIMARY KEY, kind TEXT NOT NULL, swarm TEXT, name TEXT,"
+    "  created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE models(name TEXT PRIMARY KEY, tier INTEGER NOT NULL,"
+    "  usd_in_micro INTEGER NOT NULL, usd_out_micro INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE swarms(id TEXT PRIMARY KEY, role TEXT NOT NULL DEFAULT '',"
+    "  relation INTEGER NOT NULL, capabilities TEXT NOT NULL DEFAULT '',"
+    "  budget_micro INTEGER NOT NULL DEFAULT 0, branch TEXT, state INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE agents(id TEXT PRIMARY KEY, swarm TEXT NOT NULL, model TEXT,"
+    "  capabilities TEXT NOT NULL DEFAULT '', max_leases INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE tasks(num INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, swarm TEXT NOT NULL,"
+    "  phase INTEGER NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL DEFAULT '',"
+    "  requires TEXT NOT NULL DEFAULT '', min_tier INTEGER NOT NULL, priority INTEGER NOT NULL,"
+    "  depends_on TEXT NOT NULL DEFAULT '', max_attempts INTEGER NOT NULL,"
+    "  lease_ms INTEGER NOT NULL, backoff_ms INTEGER NOT NULL, approval TEXT NOT NULL,"
+    "  phase_barrier INTEGER NOT NULL, estimate_h REAL NOT NULL DEFAULT 0,"
+    "  estimate_micro INTEGER NOT NULL DEFAULT 0, max_cost_micro INTEGER NOT NULL DEFAULT 0,"
+    "  state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, owner TEXT,"
+    "  fence INTEGER NOT NULL DEFAULT 0, lease_hash BLOB, lease_expires INTEGER NOT NULL DEFAULT 0,"
+    "  ready_at INTEGER NOT NULL DEFAULT 0, approvals INTEGER NOT NULL DEFAULT 0,"
+    "  cost_micro INTEGER NOT NULL DEFAULT 0, tokens_in INTEGER NOT NULL DEFAULT 0,"
+    "  tokens_out INTEGER NOT NULL DEFAULT 0, result TEXT, reason TEXT,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    "  finished_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX tasks_by_swarm_state ON tasks(swarm, state);"
+    "CREATE TABLE approvals(task INTEGER NOT NULL, approver TEXT NOT NULL, at INTEGER NOT NULL,"
+    "  PRIMARY KEY(task, approver)) WITHOUT ROWID;",
+};
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+_Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");
+
+enum stmt_id {
+    S_META_PUT,
+    S_META_GET,
+    S_TOKEN_INSERT,
+    S_SWARM_INSERT,
+    S_SWARM_STATE,
+    S_AGENT_INSERT,
+    S_AGENT_SEEN,
+    S_MODEL_PUT,
+    S_TASK_INSERT,
+    S_TASK_UPDATE,
+    S_TASK_OUTCOME,
+    S_APPROVAL_INSERT,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_NSTMTS
+};
+
+static const char *const stmt_sql[S_NSTMTS] = {
+    [S_META_PUT] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [S_TOKEN_INSERT] = "INSERT INTO tokens(hash, kind, swarm, name, created_at)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_SWARM_INSERT] = "INSERT INTO swarms(id, role, relation, capabilities, budget_micro,"
+                       " branch, state, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_SWARM_STATE] = "UPDATE swarms SET state = ?2 WHERE id = ?1",
+    [S_AGENT_INSERT] = "INSERT INTO agents(id, swarm, model, capabilities, max_leases,"
+                       " created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_AGENT_SEEN] = "UPDATE agents SET last_seen = ?2 WHERE id = ?1",
+    [S_MODEL_PUT] = "INSERT INTO models(name, tier, usd_in_micro, usd_out_micro)"
+                    " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET"
+                    " tier = excluded.tier, usd_in_micro = excluded.usd_in_micro,"
+                    " usd_out_micro = excluded.usd_out_micro",
+    [S_TASK_INSERT] = "INSERT INTO tasks(id, swarm, phase, title, body, requires, min_tier,"
+                      " priority, depends_on, max_attempts, lease_ms, backoff_ms, approval,"
+                      " phase_barrier, estimate_h, estimate_micro, max_cost_micro, state,"
+                      " created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+                      " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19)",
+    [S_TASK_UPDATE] = "UPDATE tasks SET state = ?2, attempts = ?3, owner = ?4, fence = ?5,"
+                      " lease_hash = ?6, lease_expires = ?7, ready_at = ?8, cost_micro = ?9,"
+                      " tokens_in = ?10, tokens_out = ?11, approvals = ?12, updated_at = ?13"
+                      " WHERE num = ?1",
+    [S_TASK_OUTCOME] = "UPDATE tasks SET result = coalesce(?2, result),"
+                       " reason = coalesce(?3, reason),"
+                       " finished_at = CASE WHEN ?4 = 0 THEN finished_at ELSE ?4 END WHERE num = ?1",
+    [S_APPROVAL_INSERT] = "INSERT INTO approvals(task, approver, at) VALUES(?1, ?2, ?3)",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_NSTMTS];
+    char *path;
+    enum durability durability;
+    /* the checkpointer: its own connection, used by one timer thread */
+    pthread_mutex_t sync_mu;
+    sqlite3 *ckpt_db;
+    int wal_fd;
+};
+
+struct store_reader {
+    sqlite3 *db;
+    sqlite3_stmt *by_id, *by_rowid, *list;
+};
+
+static int db_fail(struct s2_error *err, sqlite3 *db, int rc, const char *what)
+{
+    int ext = db ? sqlite3_extended_errcode(db) : rc;
+    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    enum s2_err kind = S2_EINTERNAL;
+    int prim = ext & 0xff;
+    if (prim == SQLITE_FULL || prim == SQLITE_READONLY || prim == SQLITE_IOERR ||
+        prim == SQLITE_BUSY || prim == SQLITE_LOCKED || prim == SQLITE_CANTOPEN ||
+        prim == SQLITE_PERM)
+        kind = S2_EUNAVAIL;
+    return s2_fail(err, kind, kind == S2_EUNAVAIL ? "store_unavailable" : "store_error",
+                   "store: %s: %s (sqlite %d)", what, msg, ext);
+}
+
+static int exec(sqlite3 *db, const char *sql, struct s2_error *err)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        s2_fail(err, (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_READONLY ? S2_EUNAVAIL
+                                                                                    : S2_EINTERNAL,
+                "store_error", "store: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return S2_EINTERNAL;
+    }
+    return 0;
+}
+
+static int open_db(sqlite3 **out, const char *path, int flags, struct s2_error *err)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        s2_fail(err, S2_EUNAVAIL, "store_unavailable", "cannot open database '%s': %s", path,
+                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return S2_EUNAVAIL;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_extended_result_codes(db, 1);
+    *out = db;
+    return 0;
+}
+
+static int user_version(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
+/* Bring the schema to STORE_SCHEMA_VERSION, one transaction per step. */
+static int migrate(sqlite3 *db, const char *path, struct s2_error *err)
+{
+    int v = user_version(db);
+    if (v < 0)
+        return db_fail(err, db, SQLITE_ERROR, "read schema version");
+    if (v > STORE_SCHEMA_VERSION)
+        return s2_fail(err, S2_EINVAL, "schema_too_new",
+                       "database '%s' has schema version %d, newer than this s2 (%d): upgrade s2",
+                       path, v, STORE_SCHEMA_VERSION);
+    for (; v < STORE_SCHEMA_VERSION; v++) {
+        char set[64];
+        snprintf(set, sizeof set, "PRAGMA user_version = %d", v + 1);
+        if (exec(db, "BEGIN IMMEDIATE", err))
+            return S2_EUNAVAIL;
+        if (exec(db, migrations[v], err) || exec(db, set, err)) {
+            exec(db, "ROLLBACK", NULL);
+            return S2_EINTERNAL;
+        }
+        if (exec(db, "COMMIT", err))
+            return S2_EUNAVAIL;
+        if (v > 0)
+            log_info("store: migrated '%s' to schema version %d", path, v + 1);
+    }
+    return 0;
+}
+
+int store_create(const char *path, struct s2_error *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0)
+        return s2_fail(err, S2_ECONFLICT, "exists", "database '%s' already exists", path);
+    sqlite3 *db;
+    if (open_db(&db, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err))
+        return S2_EUNAVAIL;
+    int rc = exec(db, "PRAGMA journal_mode=WAL", err);
+    if (!rc)
+        rc = migrate(db, path, err);
+    sqlite3_close(db);
+    if (rc)
+        unlink(path);
+    return rc;
+}
+
+int store_schema_version(struct store *st)
+{
+    return user_version(st->db);
+}
+
+int store_open(struct store **out, const char *path, enum durability d, struct s2_error *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return s2_fail(err, S2_ENOTFOUND, "no_database",
+                       "no database at '%s': create one with `s2 init --db %s`", path, path);
+    sqlite3 *db;
+    if (open_db(&db, path, SQLITE_OPEN_READWRITE, err))
+        return S2_EUNAVAIL;
+    /* Anything that isn't ours fails here, before we write to it. */
+    sqlite3_stmt *probe;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &probe, NULL) !=
+            SQLITE_OK ||
+        sqlite3_step(probe) != SQLITE_ROW) {
+        s2_fail(err, S2_EINVAL, "bad_database", "'%s' is not an s2 database: %s", path,
+                sqlite3_errmsg(db));
+        sqlite3_finalize(probe);
+        sqlite3_close(db);
+        return S2_EINVAL;
+    }
+    sqlite3_finalize(probe);
+    char pragmas[512];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=0;"
+             "PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=OFF;"
+             "PRAGMA mmap_size=268435456",
+             d == DURABILITY_FULL ? "FULL" : "NORMAL");
+    if (exec(db, pragmas, err) || migrate(db, path, err)) {
+        sqlite3_close(db);
+        return err && err->kind ? err->kind : S2_EINTERNAL;
+    }
+    struct store *st = xcalloc(1, sizeof *st);
+    st->db = db;
+    st->path = xstrdup(path);
+    st->durability = d;
+    st->wal_fd = -1;
+    pthread_mutex_init(&st->sync_mu, NULL);
+    for (int i = 0; i < S_NSTMTS; i++) {
+        int rc = sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
+                                    NULL);
+        if (rc != SQLITE_OK) {
+            db_fail(err, db, rc, stmt_sql[i]);
+            store_close(st);
+            return S2_EINTERNAL;
+        }
+    }
+    *out = st;
+    return 0;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < S_NSTMTS; i++)
+        sqlite3_finalize(st->stmt[i]);
+    if (st->ckpt_db)
+        sqlite3_close(st->ckpt_db);
+    if (st->wal_fd >= 0)
+        close(st->wal_fd);
+    /* A clean close checkpoints the WAL into the database file. */
+    sqlite3_close(st->db);
+    pthread_mutex_destroy(&st->sync_mu);
+    free(st->path);
+    free(st);
+}
+
+int store_sync(struct store *st, struct s2_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&st->sync_mu);
+    if (!st->ckpt_db) {
+        if (open_db(&st->ckpt_db, st->path, SQLITE_OPEN_READWRITE, err)) {
+            rc = S2_EUNAVAIL;
+            goto out;
+        }
+        exec(st->ckpt_db, "PRAGMA synchronous=NORMAL", NULL);
+    }
+    if (st->durability == DURABILITY_RELAXED) {
+        /* The promise of relaxed mode: what was committed a second ago is on disk. fdatasync
+         * of the WAL covers every frame written so far, whatever a checkpoint can copy. */
+        if (st->wal_fd < 0) {
+            char *wal = xasprintf("%s-wal", st->path);
+            st->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+            free(wal);
+        }
+        if (st->wal_fd >= 0 && fdatasync(st->wal_fd) != 0) {
+            rc = s2_fail(err, S2_EUNAVAIL, "store_unavailable", "store: fdatasync of WAL: %s",
+                         strerror(errno));
+            goto out;
+        }
+    }
+    /* Copy committed frames into the database so the WAL does not grow without bound; the
+     * writer never checkpoints itself (wal_autocheckpoint=0) so it never stalls on it. */
+    int logn = 0, ckpt = 0;
+    int src = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logn, &ckpt);
+    if (src != SQLITE_OK && src != SQLITE_BUSY)
+        rc = db_fail(err, st->ckpt_db, src, "checkpoint");
+out:
+    pthread_mutex_unlock(&st->sync_mu);
+    return rc;
+}
+
+/* ---- statements ---- */
+
+static sqlite3_stmt *stmt(struct store *st, enum stmt_id id)
+{
+    sqlite3_stmt *s = st->stmt[id];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static int run(struct store *st, sqlite3_stmt *s, const char *what, struct s2_error *err)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return db_fail(err, st->db, rc, what);
+    return 0;
+}
+
+int store_begin(struct store *st, struct s2_error *err)
+{
+    return run(st, stmt(st, S_BEGIN), "begin", err);
+}
+
+int store_commit(struct store *st, struct s2_error *err)
+{
+    int rc = run(st, stmt(st, S_COMMIT), "commit", err);
+    if (rc && sqlite3_get_autocommit(st->db) == 0)
+        store_rollback(st);
+    return rc;
+}
+
+void store_rollback(struct store *st)
+{
+    if (sqlite3_get_autocommit(st->db))
+        return;
+    sqlite3_stmt *s = stmt(st, S_ROLLBACK);
+    sqlite3_step(s);
+    sqlite3_reset(s);
+}
+
+int store_meta_put(struct store *st, const char *key, const char *val, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_META_PUT);
+    bind_text(s, 1, key);
+    bind_text(s, 2, val);
+    return run(st, s, "meta put", err);
+}
+
+char *store_meta_get(struct store *st, const char *key)
+{
+    sqlite3_stmt *s = stmt(st, S_META_GET);
+    bind_text(s, 1, key);
+    char *v = NULL;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = xstrdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_reset(s);
+    return v;
+}
+
+int store_token_insert(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], const char *kind,
+                       const char *swarm, const char *name, int64_t now, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_TOKEN_INSERT);
+    sqlite3_bind_blob(s, 1, hash, TOKEN_HASH_BYTES, SQLITE_STATIC);
+    bind_text(s, 2, kind);
+    bind_text(s, 3, swarm);
+    bind_text(s, 4, name);
+    sqlite3_bind_int64(s, 5, now);
+    return run(st, s, "token insert", err);
+}
+
+int store_swarm_insert(struct store *st, const struct swarm_spec *sp, int state, int64_t now,
+                       struct s2_error *err)
+{
+    char *caps = strvec_join(&sp->caps, "\n");
+    sqlite3_stmt *s = stmt(st, S_SWARM_INSERT);
+    bind_text(s, 1, sp->id);
+    bind_text(s, 2, sp->role ? sp->role : "");
+    sqlite3_bind_int(s, 3, sp->relation);
+    bind_text(s, 4, caps);
+    sqlite3_bind_int64(s, 5, sp->budget_micro);
+    bind_text(s, 6, sp->branch);
+    sqlite3_bind_int(s, 7, state);
+    sqlite3_bind_int64(s, 8, now);
+    int rc = run(st, s, "swarm insert", err);
+    free(caps);
+    return rc;
+}
+
+int store_swarm_set_state(struct store *st, const char *id, int state, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_SWARM_STATE);
+    bind_text(s, 1, id);
+    sqlite3_bind_int(s, 2, state);
+    return run(st, s, "swarm state", err);
+}
+
+int store_agent_insert(struct store *st, const struct agent_spec *a, int64_t now,
+                       struct s2_error *err)
+{
+    char *caps = strvec_join(&a->caps, "\n");
+    sqlite3_stmt *s = stmt(st, S_AGENT_INSERT);
+    bind_text(s, 1, a->id);
+    bind_text(s, 2, a->swarm);
+    bind_text(s, 3, a->model);
+    bind_text(s, 4, caps);
+    sqlite3_bind_int64(s, 5, a->max_leases);
+    sqlite3_bind_int64(s, 6, now);
+    int rc = run(st, s, "agent insert", err);
+    free(caps);
+    return rc;
+}
+
+int store_agent_seen(struct store *st, const char *id, int64_t last_seen, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_AGENT_SEEN);
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, last_seen);
+    return run(st, s, "agent seen", err);
+}
+
+int store_model_put(struct store *st, const struct model_spec *m, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_MODEL_PUT);
+    bind_text(s, 1, m->name);
+    sqlite3_bind_int64(s, 2, m->tier);
+    sqlite3_bind_int64(s, 3, m->usd_in_micro);
+    sqlite3_bind_int64(s, 4, m->usd_out_micro);
+    return run(st, s, "model put", err);
+}
+
+int store_task_insert(struct store *st, const struct task_spec *t, int state, int64_t now,
+                      int64_t *rowid, struct s2_error *err)
+{
+    char *req = strvec_join(&t->requires, "\n");
+    char *deps = strvec_join(&t->depends_on, "\n");
+    char approval[32];
+    model_format_approval(t->approval_kind, t->approval_n, approval, sizeof approval);
+    sqlite3_stmt *s = stmt(st, S_TASK_INSERT);
+    bind_text(s, 1, t->id);
+    bind_text(s, 2, t->swarm);
+    sqlite3_bind_int64(s, 3, t->phase);
+    bind_text(s, 4, t->title);
+    bind_text(s, 5, t->body ? t->body : "");
+    bind_text(s, 6, req);
+    sqlite3_bind_int64(s, 7, t->min_tier);
+    sqlite3_bind_int64(s, 8, t->priority);
+    bind_text(s, 9, deps);
+    sqlite3_bind_int64(s, 10, t->max_attempts);
+    sqlite3_bind_int64(s, 11, t->lease_ms);
+    sqlite3_bind_int64(s, 12, t->backoff_ms);
+    bind_text(s, 13, approval);
+    sqlite3_bind_int(s, 14, t->phase_barrier);
+    sqlite3_bind_double(s, 15, t->estimate_h);
+    sqlite3_bind_int64(s, 16, t->estimate_micro);
+    sqlite3_bind_int64(s, 17, t->max_cost_micro);
+    sqlite3_bind_int(s, 18, state);
+    sqlite3_bind_int64(s, 19, now);
+    int rc = run(st, s, "task insert", err);
+    if (!rc)
+        *rowid = sqlite3_last_insert_rowid(st->db);
+    free(req);
+    free(deps);
+    return rc;
+}
+
+int store_task_update(struct store *st, const struct task_dyn *d, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_TASK_UPDATE);
+    sqlite3_bind_int64(s, 1, d->rowid);
+    sqlite3_bind_int(s, 2, d->state);
+    sqlite3_bind_int(s, 3, d->attempts);
+    bind_text(s, 4, d->owner);
+    sqlite3_bind_int64(s, 5, (int64_t)d->fence);
+    if (d->lease_hash)
+        sqlite3_bind_blob(s, 6, d->lease_hash, TOKEN_HASH_BYTES, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 6);
+    sqlite3_bind_int64(s, 7, d->lease_expires);
+    sqlite3_bind_int64(s, 8, d->ready_at);
+    sqlite3_bind_int64(s, 9, d->cost_micro);
+    sqlite3_bind_int64(s, 10, d->tokens_in);
+    sqlite3_bind_int64(s, 11, d->tokens_out);
+    sqlite3_bind_int(s, 12, d->approvals);
+    sqlite3_bind_int64(s, 13, d->updated_at);
+    return run(st, s, "task update", err);
+}
+
+int store_task_outcome(struct store *st, int64_t rowid, const char *result, const char *reason,
+                       int64_t finished_at, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_TASK_OUTCOME);
+    sqlite3_bind_int64(s, 1, rowid);
+    bind_text(s, 2, result);
+    bind_text(s, 3, reason);
+    sqlite3_bind_int64(s, 4, finished_at);
+    return run(st, s, "task outcome", err);
+}
+
+int store_approval_insert(struct store *st, int64_t task_rowid, const char *approver, int64_t now,
+                          struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_APPROVAL_INSERT);
+    sqlite3_bind_int64(s, 1, task_rowid);
+    bind_text(s, 2, approver);
+    sqlite3_bind_int64(s, 3, now);
+    return run(st, s, "approval insert", err);
+}
+
+/* ---- loading ---- */
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? (const char *)t : NULL;
+}
+
+static int load_query(struct store *st, const char *sql, struct s2_error *err,
+                      int (*row)(sqlite3_stmt *s, const struct store_loader *ld),
+                      const struct store_loader *ld)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(err, st->db, rc, sql);
+    int ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        ret = row(s, ld);
+        if (ret) {
+            s2_fail(err, S2_EINTERNAL, "load_failed", "store: loading stopped at a row of: %.60s",
+                    sql);
+            break;
+        }
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = db_fail(err, st->db, rc, sql);
+    sqlite3_finalize(s);
+    return ret;
+}
+
+static int row_token(sqlite3_stmt *s, const struct store_loader *ld)
+{
+    if (!ld->token || sqlite3_column_bytes(s, 0) != TOKEN_HASH_BYTES)
+        return 0;
+    struct load_token t = {sqlite3_column_blob(s, 0), col_text(s, 1), col_text(s, 2),
+                           col_text(s, 3)};
+    return ld->token(ld->ctx, &t);
+}
+
+static int row_model(sqlite3_stmt *s, const struct store_loader *ld)
+{
+    struct model_spec m = {(char *)col_text(s, 0), sqlite3_column_int64(s, 1),
+                           sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3)};
+    return ld->model ? ld->model(ld->ctx, &m) : 0;
+}
+
+static int row_swarm(sqlite3_stmt *s, const struct store_loader *ld)
+{
+    struct load_swarm w = {
+        .id = col_text(s, 0),
+        .role = col_text(s, 1),
+        .relation = sqlite3_column_int(s, 2),
+        .caps = col_text(s, 3),
+        .budget_micro = sqlite3_column_int64(s, 4),
+        .branch = col_text(s, 5),
+        .state = sqlite3_column_int(s, 6),
+        .created_at = sqlite3_column_int64(s, 7),
+    };
+    return ld->swarm ? ld->swarm(ld->ctx, &w) : 0;
+}
+
+static int row_agent(sqlite3_stmt *s, const struct store_loader *ld)
+{
+    struct load_agent a = {
+        .id = col_text(s, 0),
+        .swarm = col_text(s, 1),
+        .model = col_text(s, 2),
+        .caps = col_text(s, 3),
+        .max_leases = sqlite3_column_int64(s, 4),
+        .created_at = sqlite3_column_int64(s, 5),
+        .last_seen = sqlite3_column_int64(s, 6),
+    };
+    return ld->agent ? ld->agent(ld->ctx, &a) : 0;
+}
+
+static int row_task(sqlite3_stmt *s, const struct store_loader *ld)
+{
+    struct load_task t = {
+        .rowid = sqlite3_column_int64(s, 0),
+        .id = col_text(s, 1),
+        .swarm = col_text(s, 2),
+        .phase = sqlite3_column_int64(s, 3),
+        .requires = col_text(s, 4),
+        .min_tier = sqlite3_column_int64(s, 5),
+        .priority = sqlite3_column_int64(s, 6),
+        .depends_on = col_text(s, 7),
+        .max_attempts = sqlite3_column_int64(s, 8),
+        .lease_ms = sqlite3_column_int64(s, 9),
+        .backoff_ms = sqlite3_column_int64(s, 10),
+        .approval = col_text(s, 11),
+        .phase_barrier = sqlite3_column_int(s, 12),
+        .state = sqlite3_column_int(s, 13),
+        .attempts = sqlite3_column_int(s, 14),
+        .owner = col_text(s, 15),
+        .fence = (uint64_t)sqlite3_column_int64(s, 16),
+        .lease_hash = sqlite3_column_bytes(s, 17) == TOKEN_HASH_BYTES ? sqlite3_column_blob(s, 17)
+                                                                      : NULL,
+        .lease_expires = sqlite3_column_int64(s, 18),
+        .ready_at = sqlite3_column_int64(s, 19),
+        .approvals = sqlite3_column_int(s, 20),
+        .cost_micro = sqlite3_column_int64(s, 21),
+        .tokens_in = sqlite3_column_int64(s, 22),
+        .tokens_out = sqlite3_column_int64(s, 23),
+        .max_cost_micro = sqlite3_column_int64(s, 24),
+        .created_at = sqlite3_column_int64(s, 25),
+    };
+    return ld->task ? ld->task(ld->ctx, &t) : 0;
+}
+
+static int row_approval(sqlite3_stmt *s, const struct store_loader *ld)
+{
+    struct load_approval a = {sqlite3_column_int64(s, 0), col_text(s, 1)};
+    return ld->approval ? ld->approval(ld->ctx, &a) : 0;
+}
+
+int store_load(struct store *st, const struct store_loader *ld, struct s2_error *err)
+{
+    int rc = exec(st->db, "BEGIN", err);
+    if (rc)
+        return rc;
+    rc = load_query(st, "SELECT name, tier, usd_in_micro, usd_out_micro FROM models ORDER BY name",
+                    err, row_model, ld);
+    if (!rc)
+        rc = load_query(st, "SELECT hash, kind, swarm, name FROM tokens", err, row_token, ld);
+    if (!rc)
+        rc = load_query(st,
+                        "SELECT id, role, relation, capabilities, budget_micro, branch, state,"
+                        " created_at FROM swarms ORDER BY created_at, id",
+                        err, row_swarm, ld);
+    if (!rc)
+        rc = load_query(st,
+                        "SELECT id, swarm, model, capabilities, max_leases, created_at, last_seen"
+                        " FROM agents ORDER BY created_at, id",
+                        err, row_agent, ld);
+    if (!rc)
+        rc = load_query(st,
+                        "SELECT num, id, swarm, phase, requires, min_tier, priority, depends_on,"
+                        " max_attempts, lease_ms, backoff_ms, approval, phase_barrier, state,"
+                        " attempts, owner, fence, lease_hash, lease_expires, ready_at, approvals,"
+                        " cost_micro, tokens_in, tokens_out, max_cost_micro, created_at"
+                        " FROM tasks ORDER BY num",
+                        err, row_task, ld);
+    if (!rc)
+        rc = load_query(st, "SELECT task, approver FROM approvals ORDER BY task, at", err,
+                        row_approval, ld);
+    exec(st->db, "COMMIT", NULL);
+    return rc;
+}
+
+/* ---- readers ---- */
+
+#define TASK_COLS                                                                              \
+    "num, id, swarm, title, body, requires, depends_on, approval, owner, result, reason,"      \
+    " phase, priority, min_tier, max_attempts, lease_ms, backoff_ms, phase_barrier, state,"    \
+    " attempts, approvals, fence, lease_expires, ready_at, cost_micro, tokens_in, tokens_out," \
+    " max_cost_micro, estimate_micro, estimate_h, created_at, updated_at, finished_at"
+
+static char *dup_col(sqlite3_stmt *s, int i)
+{
+    const char *t = col_text(s, i);
+    return t ? xstrdup(t) : NULL;
+}
+
+static void fill_row(sqlite3_stmt *s, struct task_row *r)
+{
+    r->rowid = sqlite3_column_int64(s, 0);
+    r->id = dup_col(s, 1);
+    r->swarm = dup_col(s, 2);
+    r->title = dup_col(s, 3);
+    r->body = dup_col(s, 4);
+    r->requires = dup_col(s, 5);
+    r->depends_on = dup_col(s, 6);
+    r->approval = dup_col(s, 7);
+    r->owner = dup_col(s, 8);
+    r->result = dup_col(s, 9);
+    r->reason = dup_col(s, 10);
+    r->phase = sqlite3_column_int64(s, 11);
+    r->priority = sqlite3_column_int64(s, 12);
+    r->min_tier = sqlite3_column_int64(s, 13);
+    r->max_attempts = sqlite3_column_int64(s, 14);
+    r->lease_ms = sqlite3_column_int64(s, 15);
+    r->backoff_ms = sqlite3_column_int64(s, 16);
+    r->phase_barrier = sqlite3_column_int(s, 17);
+    r->state = sqlite3_column_int(s, 18);
+    r->attempts = sqlite3_column_int(s, 19);
+    r->approvals = sqlite3_column_int(s, 20);
+    r->fence = (uint64_t)sqlite3_column_int64(s, 21);
+    r->lease_expires = sqlite3_column_int64(s, 22);
+    r->ready_at = sqlite3_column_int64(s, 23);
+    r->cost_micro = sqlite3_column_int64(s, 24);
+    r->tokens_in = sqlite3_column_int64(s, 25);
+    r->tokens_out = sqlite3_column_int64(s, 26);
+    r->max_cost_micro = sqlite3_column_int64(s, 27);
+    r->estimate_micro = sqlite3_column_int64(s, 28);
+    r->estimate_h = sqlite3_column_double(s, 29);
+    r->created_at = sqlite3_column_int64(s, 30);
+    r->updated_at = sqlite3_column_int64(s, 31);
+    r->finished_at = sqlite3_column_int64(s, 32);
+}
+
+void task_row_release(struct task_row *r)
+{
+    free(r->id);
+    free(r->swarm);
+    free(r->title);
+    free(r->body);
+    free(r->requires);
+    free(r->depends_on);
+    free(r->approval);
+    free(r->owner);
+    free(r->result);
+    free(r->reason);
+    memset(r, 0, sizeof *r);
+}
+
+int store_reader_open(struct store_reader **out, const char *path, struct s2_error *err)
+{
+    sqlite3 *db;
+    if (open_db(&db, path, SQLITE_OPEN_READONLY, err))
+        return S2_EUNAVAIL;
+    struct store_reader *rd = xcalloc(1, sizeof *rd);
+    rd->db = db;
+    exec(db, "PRAGMA query_only=1; PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384", NULL);
+    const char *q1 = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1";
+    const char *q2 = "SELECT " TASK_COLS " FROM tasks WHERE num = ?1";
+    const char *q3 = "SELECT " TASK_COLS " FROM tasks WHERE (?1 IS NULL OR swarm = ?1)"
+                     " AND (?2 < 0 OR state = ?2) AND num > ?3 ORDER BY num LIMIT ?4";
+    int rc = sqlite3_prepare_v3(db, q1, -1, SQLITE_PREPARE_PERSISTENT, &rd->by_id, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(db, q2, -1, SQLITE_PREPARE_PERSISTENT, &rd->by_rowid, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(db, q3, -1, SQLITE_PREPARE_PERSISTENT, &rd->list, NULL);
+    if (rc != SQLITE_OK) {
+        db_fail(err, db, rc, "prepare reader");
+        store_reader_close(rd);
+        return S2_EINTERNAL;
+    }
+    *out = rd;
+    return 0;
+}
+
+void store_reader_close(struct store_reader *rd)
+{
+    if (!rd)
+        return;
+    sqlite3_finalize(rd->by_id);
+    sqlite3_finalize(rd->by_rowid);
+    sqlite3_finalize(rd->list);
+    sqlite3_close(rd->db);
+    free(rd);
+}
+
+static int get_one(struct store_reader *rd, sqlite3_stmt *s, struct task_row *row,
+                   struct s2_error *err)
+{
+    int rc = sqlite3_step(s);
+    int ret = 0;
+    if (rc == SQLITE_ROW) {
+        fill_row(s, row);
+        ret = 1;
+    } else if (rc != SQLITE_DONE) {
+        ret = db_fail(err, rd->db, rc, "read task");
+    }
+    sqlite3_reset(s);
+    return ret;
+}
+
+int store_task_get(struct store_reader *rd, const char *id, struct task_row *row,
+                   struct s2_error *err)
+{
+    sqlite3_bind_text(rd->by_id, 1, id, -1, SQLITE_STATIC);
+    return get_one(rd, rd->by_id, row, err);
+}
+
+int store_task_get_rowid(struct store_reader *rd, int64_t rowid, struct task_row *row,
+                         struct s2_error *err)
+{
+    sqlite3_bind_int64(rd->by_rowid, 1, rowid);
+    return get_one(rd, rd->by_rowid, row, err);
+}
+
+int store_task_list(struct store_reader *rd, const struct task_filter *f,
+                    void (*fn)(void *ctx, const struct task_row *row), void *ctx,
+                    struct s2_error *err)
+{
+    sqlite3_stmt *s = rd->list;
+    sqlite3_reset(s);
+    if (f->swarm)
+        sqlite3_bind_text(s, 1, f->swarm, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 1);
+    sqlite3_bind_int(s, 2, f->state);
+    sqlite3_bind_int64(s, 3, f->after);
+    sqlite3_bind_int(s, 4, f->limit);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct task_row row;
+        fill_row(s, &row);
+        fn(ctx, &row);
+        task_row_release(&row);
+    }
+    if (rc != SQLITE_DONE)
+        ret = db_fail(err, rd->db, rc, "list tasks");
+    sqlite3_reset(s);
+    return ret;
+}

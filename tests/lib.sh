@@ -1,0 +1,163 @@
+# lib.sh: what integration tests share (sourced). Like git's test-lib and Redis'
+# start_server: each test runs the real `s2 serve` on port 0 with a database in its own
+# temporary directory, drives it with the real CLI and with curl, and reports TAP lines.
+#   S2        the s2 binary under test (tests/run.sh sets it; default ./s2)
+#   S2_LONG   1 for the long campaign (make check-long)
+set -u
+: "${S2:=$(pwd)/s2}"
+export S2
+: "${S2_LONG:=0}"
+: "${S2_TEST_OUT:=$(pwd)/tests/out}"
+mkdir -p "$S2_TEST_OUT"
+T_NAME=$(basename "$0" .sh)
+T_DIR=$(mktemp -d "$S2_TEST_OUT/$T_NAME.XXXXXX")
+T_N=0
+T_FAILED=0
+SRV_PID=""
+export NO_COLOR=1
+unset S2_SERVER S2_TOKEN
+
+ok() { T_N=$((T_N + 1)); echo "ok $T_N - $*"; }
+not_ok() { T_N=$((T_N + 1)); T_FAILED=$((T_FAILED + 1)); echo "not ok $T_N - $*"; }
+note() { echo "# $*"; }
+
+# check DESCRIPTION CMD...: passes when CMD succeeds.
+check() {
+    d=$1
+    shift
+    if "$@" >"$T_DIR/check.out" 2>&1; then ok "$d"; else
+        not_ok "$d"
+        sed 's/^/# /' "$T_DIR/check.out" | head -20
+    fi
+}
+# check_fails DESCRIPTION CMD...: passes when CMD fails.
+check_fails() {
+    d=$1
+    shift
+    if "$@" >"$T_DIR/check.out" 2>&1; then
+        not_ok "$d (succeeded)"
+        sed 's/^/# /' "$T_DIR/check.out" | head -20
+    else ok "$d"; fi
+}
+# is GOT WANT DESCRIPTION
+is() {
+    if [ "$1" = "$2" ]; then ok "$3"; else
+        not_ok "$3"
+        note "got:  '$1'"
+        note "want: '$2'"
+    fi
+}
+# contains HAYSTACK NEEDLE DESCRIPTION
+contains() {
+    case $1 in *"$2"*) ok "$3" ;; *)
+        not_ok "$3"
+        note "'$2' not in:"
+        printf '%s\n' "$1" | head -20 | sed 's/^/#   /'
+        ;;
+    esac
+}
+
+# wait_for SECONDS CMD...: poll CMD every 20 ms until it succeeds; fails at the deadline.
+wait_for() {
+    limit=$(($1 * 50))
+    shift
+    i=0
+    while [ $i -lt $limit ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.02
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# s2_init [ARGS]: a fresh database in T_DIR; sets S2_TOKEN (admin) and S2_PUBKEY.
+s2_init() {
+    DB=$T_DIR/s2.db
+    "$S2" init --db "$DB" --json "$@" >"$T_DIR/init.json" || {
+        not_ok "s2 init"
+        exit 1
+    }
+    S2_TOKEN=$(jq -r .admin_token "$T_DIR/init.json")
+    S2_PUBKEY=$(jq -r .public_key "$T_DIR/init.json")
+    export S2_TOKEN
+}
+
+# s2_start [SERVE ARGS]: serve DB on 127.0.0.1 port 0 (initialising it first when needed);
+# sets S2_SERVER and SRV_PID, and waits until /healthz answers.
+s2_start() {
+    [ -n "${DB:-}" ] || s2_init
+    rm -f "$T_DIR/port"
+    "$S2" serve --db "$DB" --listen 127.0.0.1:0 --port-file "$T_DIR/port" "$@" \
+        >>"$T_DIR/serve.log" 2>&1 &
+    SRV_PID=$!
+    if ! wait_for 20 test -s "$T_DIR/port"; then
+        not_ok "s2 serve started"
+        tail -20 "$T_DIR/serve.log" | sed 's/^/# /'
+        exit 1
+    fi
+    S2_SERVER=http://127.0.0.1:$(cat "$T_DIR/port")
+    export S2_SERVER
+    wait_for 20 curl -sf "$S2_SERVER/healthz" || {
+        not_ok "s2 serve healthy"
+        exit 1
+    }
+}
+# s2_stop: SIGTERM and wait (a clean shutdown must finish within 20 s).
+s2_stop() {
+    [ -n "$SRV_PID" ] || return 0
+    kill -TERM "$SRV_PID" 2>/dev/null
+    i=0
+    while kill -0 "$SRV_PID" 2>/dev/null && [ $i -lt 1000 ]; do sleep 0.02; i=$((i + 1)); done
+    if kill -0 "$SRV_PID" 2>/dev/null; then
+        not_ok "s2 serve stops on SIGTERM within 20 s"
+        kill -KILL "$SRV_PID" 2>/dev/null
+    fi
+    wait "$SRV_PID" 2>/dev/null
+    SRV_STATUS=$?
+    SRV_PID=""
+}
+# s2_kill: kill -9, no goodbye.
+s2_kill() {
+    [ -n "$SRV_PID" ] || return 0
+    kill -KILL "$SRV_PID" 2>/dev/null
+    wait "$SRV_PID" 2>/dev/null
+    SRV_PID=""
+}
+# The sanitizer build reports into the server log; a report there fails the test.
+s2_log_clean() {
+    if grep -qE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$T_DIR/serve.log" 2>/dev/null; then
+        not_ok "no sanitizer report in the server log"
+        grep -E -A12 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$T_DIR/serve.log" | head -40 | sed 's/^/# /'
+    fi
+}
+
+# http METHOD PATH [BODY] [TOKEN]: sets HTTP_STATUS and HTTP_BODY. TOKEN "-" sends none.
+http() {
+    m=$1 p=$2 b=${3:-} tok=${4:-$S2_TOKEN}
+    set -- -s -o "$T_DIR/http.body" -w '%{http_code}' -X "$m"
+    [ "$tok" != "-" ] && set -- "$@" -H "Authorization: Bearer $tok"
+    [ -n "$b" ] && set -- "$@" -H 'Content-Type: application/json' --data-binary "$b"
+    HTTP_STATUS=$(curl "$@" "$S2_SERVER$p")
+    HTTP_BODY=$(cat "$T_DIR/http.body")
+}
+# expect_http STATUS DESCRIPTION METHOD PATH [BODY] [TOKEN]
+expect_http() {
+    want=$1 d=$2
+    shift 2
+    http "$@"
+    if [ "$HTTP_STATUS" = "$want" ]; then ok "$d"; else
+        not_ok "$d"
+        note "$1 $2 -> $HTTP_STATUS, wanted $want: $HTTP_BODY"
+    fi
+}
+# j FILTER: jq over HTTP_BODY.
+j() { printf '%s' "$HTTP_BODY" | jq -r "$1"; }
+
+t_done() {
+    s2_log_clean
+    s2_stop
+    [ "$T_FAILED" -eq 0 ] && rm -rf "$T_DIR"
+    echo "1..$T_N"
+    exit 0
+}
+trap 's2_kill' EXIT

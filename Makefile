@@ -51,12 +51,16 @@ $(BUILD)/.deps: scripts/bootstrap.sh
 	@scripts/bootstrap.sh
 	@mkdir -p $(BUILD) && touch $@
 
+# `make V=1` shows the full commands.
+Q := $(if $(V),,@)
+say = $(if $(V),,@echo "  $(1)	$(2)";)
+
 $(S2): $(OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # The dashboard's files are compiled into the binary (no CDN, works offline).
 $(BUILD)/tools/embed: tools/embed.c | $(BUILD)/.deps
@@ -66,15 +70,15 @@ $(BUILD)/gen/web_assets.c: $(BUILD)/tools/embed $(WEB)
 	@mkdir -p $(dir $@)
 	$(BUILD)/tools/embed $@ $(WEB)
 $(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -DUNIT_TEST -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(call say,TEST,$@)$(CC) $(CPPFLAGS) $(CFLAGS) -DUNIT_TEST -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/%: tests/integration/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
+	$(call say,DRIVER,$@)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
 
 test-bins: $(S2) $(UNIT_BINS) $(DRIVER_BINS)
 

@@ -30,6 +30,12 @@ const struct route api_routes[] = {
     {"POST", "/v1/tasks/:id/approve", api_task_approve, AUTH_ADMIN},
     {"POST", "/v1/claim", api_claim, AUTH_TOKEN},
     {"GET", "/v1/events", api_events, AUTH_TOKEN},
+    {"GET", "/v1/witness", api_witness_list, AUTH_TOKEN},
+    {"GET", "/v1/witness/checkpoints", api_witness_checkpoints, AUTH_TOKEN},
+    {"GET", "/v1/witness/key", api_witness_key, AUTH_NONE},
+    {"GET", "/v1/witness/export", api_witness_export, AUTH_ADMIN},
+    {"GET", "/v1/witness/proof/inclusion", api_witness_inclusion, AUTH_TOKEN},
+    {"GET", "/v1/witness/proof/consistency", api_witness_consistency, AUTH_TOKEN},
     {"GET", "/", api_index, AUTH_NONE},
     {"GET", "/:asset", api_asset, AUTH_NONE},
 };

@@ -1,6 +1,7 @@
 /* api_system.c: the server itself: /healthz, /metrics (Prometheus text), /v1/whoami,
  * /v1/status, /v1/models, /v1/events (SSE) and the dashboard's static files. */
 #include "api.h"
+#include "events.h"
 #include "json.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
@@ -184,7 +185,7 @@ void api_events(struct request *r)
     const char *after = http_query(r, "after");
     if (!after)
         after = http_header(r, "Last-Event-ID");
-    uint64_t from = 0;
+    uint64_t from = EVENTS_LIVE; /* no position given: from now on */
     if (after) {
         char *end;
         errno = 0;

@@ -49,7 +49,7 @@ int cli_init(const struct cli_cmd *cmd, int argc, char **argv)
         s2_error_release(&err);
         return rc;
     }
-    if (engine_init_db(db, pub, &token, &err)) {
+    if (engine_init_db(db, keyfile, &token, &err)) {
         unlink(keyfile);
         free(keyfile);
         free(pub);

@@ -10,7 +10,8 @@
 
 #define REPLY_MAX (64u * 1024 * 1024)
 
-static char last_reason[256];
+/* per thread, as clients are (one per thread): the S2-Reason of the last reply */
+static _Thread_local char last_reason[256];
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {

@@ -3,6 +3,7 @@
  * the transaction holding its change has committed, and never leave memory and store
  * disagreeing: a failed batch is rolled back and the state reloaded from the store. */
 #include "engine_int.h"
+#include "keys.h"
 #include "auth.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -10,11 +11,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------------------ */
 /* small helpers */
@@ -250,35 +253,92 @@ static int store_failed(struct engine *e, struct s2_error *err)
     return -1;
 }
 
-/* Append an event to the batch. params: a JSON object text or NULL. */
+/* Who the current command acts for, as witness entries name it. */
+static const char *actor_of(const struct cmd *c, char *buf, size_t len)
+{
+    if (!c)
+        return "system";
+    if (c->who.kind == PRIN_ADMIN)
+        return "admin";
+    snprintf(buf, len, "swarm:%s", c->who.swarm ? c->who.swarm : "?");
+    return buf;
+}
+
+/* Record a state change: one witness entry, written in the batch's transaction, and the
+ * event the stream publishes once the batch commits. params: a JSON object text or NULL. */
 static void emit(struct engine *e, const char *op, uint32_t swarm, const struct task *t,
                  uint32_t agent, const char *params)
 {
+    if (tx(e))
+        return; /* the batch is failing: it will be rolled back, entries and all */
+    char actor[S2_ID_MAX + 16];
+    struct witness_entry w = {0};
+    w.time = e->now;
+    w.actor = (char *)actor_of(e->cur, actor, sizeof actor);
+    w.swarm = swarm != NONE ? e->swarms[swarm].id : NULL;
+    w.task = t ? t->id : NULL;
+    w.has_phase = t != NULL;
+    w.phase = t ? t->phase : 0;
+    w.agent = agent != NONE ? e->agents[agent].id : NULL;
+    w.op = (char *)op;
+    /* A task's state after the change is part of the record (and of its hash). */
+    struct buf pb = BUF_INIT;
+    if (!params)
+        params = "{}";
+    if (t) {
+        buf_addf(&pb, "{\"state\":\"%s\"", task_state_name(t->state));
+        if (strcmp(params, "{}"))
+            buf_addch(&pb, ',');
+        buf_adds(&pb, params + 1);
+        params = pb.ptr;
+    }
+    w.params = (char *)params;
+    if (e->cur && e->cur->trace_id[0]) {
+        w.trace_id = (char *)e->cur->trace_id;
+    } else {
+        if (!e->timer_trace[0])
+            witness_new_trace_id(e->timer_trace);
+        w.trace_id = e->timer_trace;
+    }
+    witness_chain_append(&e->chain, &w);
+    struct s2_error err = S2_ERROR_INIT;
+    if (store_witness_append(e->store, &w, &err)) {
+        buf_release(&pb);
+        store_failed(e, &err);
+        return;
+    }
     GROW(e, e->bev, e->nbev, e->capbev);
     struct event *ev = &e->bev[e->nbev++];
     struct buf b = BUF_INIT;
-    ev->seq = ++e->seq;
-    buf_addf(&b, "{\"seq\":%" PRIu64 ",\"time\":%" PRId64 ",\"op\":\"%s\"", ev->seq, e->now, op);
-    if (swarm != NONE) {
-        buf_adds(&b, ",\"swarm\":");
-        buf_add_json_str(&b, e->swarms[swarm].id);
-    }
-    if (t) {
-        buf_adds(&b, ",\"task\":");
-        buf_add_json_str(&b, t->id);
-        buf_addf(&b, ",\"phase\":%" PRId64 ",\"state\":\"%s\"", t->phase,
-                 task_state_name(t->state));
-    }
-    if (agent != NONE) {
-        buf_adds(&b, ",\"agent\":");
-        buf_add_json_str(&b, e->agents[agent].id);
-    }
-    buf_adds(&b, ",\"params\":");
-    buf_adds(&b, params ? params : "{}");
-    buf_addch(&b, '}');
+    char extra[48] = "";
+    if (t)
+        snprintf(extra, sizeof extra, ",\"state\":\"%s\"", task_state_name(t->state));
+    witness_entry_json(&b, &w, extra);
+    buf_release(&pb);
+    ev->seq = w.seq;
     ev->swarm = swarm != NONE ? xstrdup(e->swarms[swarm].id) : NULL;
     ev->data = buf_detach(&b, &ev->len);
     e->stats.events++;
+}
+
+/* Close the batch's part of the witness log: a signed checkpoint of the new tree head and
+ * the frontier a restart resumes from, in the same transaction. */
+static int witness_seal(struct engine *e, struct s2_error *err)
+{
+    if (e->chain.seq == e->chain_saved.seq)
+        return 0;
+    struct checkpoint cp;
+    witness_chain_checkpoint(&e->chain, e->now, e->sk, &cp);
+    char *frontier = merkle_frontier_format(&e->chain.tree);
+    int rc = store_checkpoint_add(e->store, &cp, err);
+    if (!rc)
+        rc = store_meta_put(e->store, "witness_frontier", frontier, err);
+    free(frontier);
+    if (!rc) {
+        e->last_cp = cp;
+        e->stats.checkpoints++;
+    }
+    return rc;
 }
 
 static void reply_later(struct engine *e, struct cmd *c)
@@ -1849,6 +1909,130 @@ static int load_approval(void *ctx, const struct load_approval *a)
 
 /* Build the in-memory state from the store, then settle what the store's states imply
  * (ready tasks into their queues; anything whose readiness changed is written back). */
+/* Resume the witness log where it stands and check its tail: the last entries hash and
+ * chain, the stored frontier matches them, and the latest checkpoint signs that frontier
+ * with our key. Cheap (a few dozen rows); `s2 witness verify` checks everything. */
+#define TAIL_CHECK 64
+
+struct tail_ctx {
+    struct witness_entry w[TAIL_CHECK];
+    int n;
+};
+
+static int tail_row(void *ctx, const struct witness_entry *w)
+{
+    struct tail_ctx *tc = ctx;
+    struct witness_entry *x = &tc->w[tc->n++];
+    *x = *w;
+    x->actor = w->actor ? xstrdup(w->actor) : NULL;
+    x->swarm = w->swarm ? xstrdup(w->swarm) : NULL;
+    x->agent = w->agent ? xstrdup(w->agent) : NULL;
+    x->task = w->task ? xstrdup(w->task) : NULL;
+    x->op = w->op ? xstrdup(w->op) : NULL;
+    x->params = w->params ? xstrdup(w->params) : NULL;
+    x->trace_id = w->trace_id ? xstrdup(w->trace_id) : NULL;
+    return 0;
+}
+
+static int last_checkpoint(void *ctx, const struct checkpoint *c)
+{
+    *(struct checkpoint *)ctx = *c;
+    return 1;
+}
+
+static int tail_fail(struct engine *e, struct s2_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int tail_fail(struct engine *e, struct s2_error *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *why = xvasprintf(fmt, ap);
+    va_end(ap);
+    s2_fail(err, S2_EINVAL, "witness_tampered",
+            "the witness log of '%s' fails its tail check: %s; refusing to serve. Run `s2 "
+            "witness verify --db %s` for a full report",
+            e->db_path, why, e->db_path);
+    free(why);
+    return S2_EINVAL;
+}
+
+static int witness_resume(struct engine *e, struct s2_error *err)
+{
+    witness_chain_init(&e->chain);
+    memset(&e->last_cp, 0, sizeof e->last_cp);
+    struct tail_ctx tc = {.n = 0};
+    struct witness_filter f = {.newest_first = 1, .limit = TAIL_CHECK};
+    int rc = store_witness_scan(e->store, &f, tail_row, &tc, err);
+    struct checkpoint cp = {0};
+    if (!rc)
+        rc = store_checkpoint_scan(e->store, 0, 1, 1, last_checkpoint, &cp, err);
+    if (rc < 0)
+        goto out;
+    rc = 0;
+    char *frontier = store_meta_get(e->store, "witness_frontier");
+    if (!frontier) {
+        if (tc.n || cp.tree_size)
+            rc = tail_fail(e, err, "entries exist but the stored frontier is missing");
+        goto out; /* a new log */
+    }
+    int bad = merkle_frontier_parse(frontier, &e->chain.tree);
+    free(frontier);
+    if (bad) {
+        rc = tail_fail(e, err, "the stored frontier is malformed");
+        goto out;
+    }
+    uint64_t size = e->chain.tree.size;
+    if (tc.n == 0 || tc.w[0].seq != size) {
+        rc = tail_fail(e, err, "the last entry is %" PRIu64 " but the tree holds %" PRIu64,
+                       tc.n ? tc.w[0].seq : 0, size);
+        goto out;
+    }
+    /* newest first: w[i] follows w[i+1] */
+    for (int i = 0; i < tc.n; i++) {
+        struct witness_entry x = tc.w[i];
+        witness_hash(&x);
+        if (sodium_memcmp(x.hash, tc.w[i].hash, MERKLE_HASH)) {
+            rc = tail_fail(e, err, "entry %" PRIu64 " does not match its hash", tc.w[i].seq);
+            goto out;
+        }
+        if (i + 1 < tc.n && (tc.w[i + 1].seq + 1 != tc.w[i].seq ||
+                             sodium_memcmp(tc.w[i].prev_hash, tc.w[i + 1].hash, MERKLE_HASH))) {
+            rc = tail_fail(e, err, "entry %" PRIu64 " does not follow entry %" PRIu64,
+                           tc.w[i].seq, tc.w[i + 1].seq);
+            goto out;
+        }
+    }
+    if (size & 1) { /* an odd tree ends in a lone leaf: it must be the last entry's */
+        merkle_hash leaf;
+        witness_leaf(&tc.w[0], leaf);
+        if (sodium_memcmp(leaf, e->chain.tree.node[e->chain.tree.n - 1], MERKLE_HASH)) {
+            rc = tail_fail(e, err, "the stored frontier does not end with entry %" PRIu64, size);
+            goto out;
+        }
+    }
+    merkle_hash root;
+    merkle_frontier_root(&e->chain.tree, root);
+    if (cp.tree_size != size || sodium_memcmp(cp.root_hash, root, MERKLE_HASH)) {
+        rc = tail_fail(e, err, "the latest checkpoint (tree size %" PRIu64
+                               ") does not match the log (%" PRIu64 " entries)",
+                       cp.tree_size, size);
+        goto out;
+    }
+    if (checkpoint_verify(&cp, e->pk)) {
+        rc = tail_fail(e, err, "the latest checkpoint's signature is not valid for the "
+                               "signing key");
+        goto out;
+    }
+    e->chain.seq = size;
+    memcpy(e->chain.head, tc.w[0].hash, MERKLE_HASH);
+    e->last_cp = cp;
+out:
+    for (int i = 0; i < tc.n; i++)
+        witness_entry_release(&tc.w[i]);
+    e->chain_saved = e->chain;
+    return rc;
+}
+
 static int engine_load(struct engine *e, struct s2_error *err)
 {
     struct loader_ctx lc = {.e = e};
@@ -1858,41 +2042,50 @@ static int engine_load(struct engine *e, struct s2_error *err)
     int64_t t0 = clock_mono_ns();
     if (store_load(e->store, &ld, err))
         return err->kind ? err->kind : S2_EINTERNAL;
-    char *seq = store_meta_get(e->store, "event_seq");
-    e->seq = e->seq_stored = seq ? strtoull(seq, NULL, 10) : 0;
-    free(seq);
+    if (witness_resume(e, err))
+        return err->kind;
     e->now = e->clock();
     long fixed = 0;
-    int began = 0;
+    e->cur = NULL;
+    e->timer_trace[0] = 0;
     for (uint32_t ti = 0; ti < e->ntasks; ti++) {
         struct task *t = task_at(e, ti);
         if (t->state != TASK_PENDING && t->state != TASK_READY)
             continue;
         int want = can_be_ready(e, t) ? TASK_READY : TASK_PENDING;
         if (want != t->state) {
-            if (!began) {
-                if (store_begin(e->store, err))
-                    return err->kind;
-                began = 1;
-            }
+            /* witnessed like any change: the stored state disagreed with the rules */
             set_state(e, t, want);
             t->due = 0;
-            struct task_dyn d = {.rowid = t->rowid, .state = t->state, .attempts = t->attempts,
-                                 .owner = t->owner == NONE ? NULL : e->agents[t->owner].id,
-                                 .fence = t->fence, .cost_micro = t->cost_micro,
-                                 .tokens_in = t->tokens_in, .tokens_out = t->tokens_out,
-                                 .approvals = t->approvals, .updated_at = e->now};
-            if (store_task_update(e->store, &d, err)) {
-                store_rollback(e->store);
-                return err->kind;
-            }
+            if (persist(e, t))
+                break;
+            emit(e, want == TASK_READY ? "task.ready" : "task.pending", t->swarm, t, NONE,
+                 "{\"why\":\"load: readiness recomputed\"}");
             fixed++;
         }
         if (t->state == TASK_READY)
             enqueue(e, ti);
     }
-    if (began && store_commit(e->store, err))
-        return err->kind;
+    if (e->in_tx) {
+        struct s2_error werr = S2_ERROR_INIT;
+        int rc = e->batch_failed ? -1 : witness_seal(e, &werr);
+        if (!rc)
+            rc = store_commit(e->store, &werr);
+        if (rc || e->batch_failed) {
+            store_rollback(e->store);
+            s2_error_move(err, e->batch_failed ? &e->batch_err : &werr);
+            s2_error_release(&werr);
+            e->in_tx = e->batch_failed = 0;
+            return err->kind ? err->kind : S2_EINTERNAL;
+        }
+        e->in_tx = 0;
+        e->chain_saved = e->chain;
+        for (size_t i = 0; i < e->nbev; i++) {
+            free(e->bev[i].swarm);
+            free(e->bev[i].data);
+        }
+        e->nbev = 0;
+    }
     for (uint32_t i = 0; i < e->nswarms; i++)
         e->swarms[i].dirty = 0;
     e->dirty_swarms.n = 0;
@@ -1912,12 +2105,9 @@ static void finish_batch(struct engine *e)
     int64_t t0 = clock_mono_ns();
     int ok = !e->batch_failed;
     struct s2_error err = S2_ERROR_INIT;
-    if (ok && e->in_tx && e->seq != e->seq_stored) {
-        char v[32];
-        snprintf(v, sizeof v, "%" PRIu64, e->seq);
-        if (store_meta_put(e->store, "event_seq", v, &err))
-            ok = 0, store_failed(e, &err);
-    }
+    struct checkpoint cp_before = e->last_cp;
+    if (ok && e->in_tx && witness_seal(e, &err))
+        ok = 0, store_failed(e, &err);
     if (ok && e->in_tx) {
         if (store_commit(e->store, &err)) {
             ok = 0;
@@ -1944,7 +2134,8 @@ static void finish_batch(struct engine *e)
             free(e->bev[i].data);
         }
         e->nbev = 0;
-        e->seq = e->seq_stored;
+        e->chain = e->chain_saved;
+        e->last_cp = cp_before;
         for (size_t i = 0; i < e->nreplies; i++) {
             struct cmd *c = e->replies[i];
             s2_fail(&c->err, S2_EUNAVAIL, "store_unavailable", "%s",
@@ -1975,7 +2166,7 @@ static void finish_batch(struct engine *e)
         }
     } else {
         if (e->in_tx) {
-            e->seq_stored = e->seq;
+            e->chain_saved = e->chain;
             e->unavailable_backoff = 0;
             s2_error_release(&e->batch_err);
         }
@@ -2054,13 +2245,16 @@ static int run_batch(struct engine *e, struct cmd *list)
     int n = 0;
     e->now = e->clock();
     e->stats.batches++;
+    e->timer_trace[0] = 0;
     while (list) {
         struct cmd *next = list->next;
         list->next = NULL;
+        e->cur = list;
         process(e, list);
         list = next;
         n++;
     }
+    e->cur = NULL;
     fire_timers(e);
     store_touched(e);
     finish_batch(e);
@@ -2251,6 +2445,26 @@ static void engine_clear(struct engine *e)
     engine_init_tables(e);
 }
 
+/* The database names the key that signs its log; serving it with another would fork it. */
+static int engine_check_key(struct engine *e, struct s2_error *err)
+{
+    char *want = store_meta_get(e->store, "public_key");
+    char *have = keys_pub_b64(e->pk);
+    int rc = 0;
+    if (want && strcmp(want, have))
+        rc = s2_fail(err, S2_EINVAL, "wrong_key",
+                     "the signing key (public key %s) is not the one of database '%s' (%s)", have,
+                     e->db_path, want);
+    free(want);
+    free(have);
+    return rc;
+}
+
+const uint8_t *engine_public_key(const struct engine *e)
+{
+    return e->pk;
+}
+
 int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_error *err)
 {
     if (sodium_init() < 0)
@@ -2265,7 +2479,15 @@ int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_
     pthread_mutex_init(&e->sync_mu, NULL);
     pthread_cond_init(&e->sync_cv, NULL);
     engine_init_tables(e);
-    if (store_open(&e->store, cfg->db_path, cfg->durability, err) || engine_load(e, err)) {
+    char *key_path = cfg->key_path ? xstrdup(cfg->key_path) : xasprintf("%s.key", cfg->db_path);
+    int krc = keys_load(key_path, e->sk, e->pk, err);
+    free(key_path);
+    if (krc) {
+        engine_free(e);
+        return err->kind;
+    }
+    if (store_open(&e->store, cfg->db_path, cfg->durability, err) || engine_check_key(e, err) ||
+        engine_load(e, err)) {
         engine_free(e);
         return err->kind ? err->kind : S2_EINTERNAL;
     }
@@ -2276,7 +2498,7 @@ int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_
 int engine_start(struct engine *e, struct s2_error *err)
 {
     if (e->events)
-        events_set_last_seq(e->events, e->seq);
+        events_set_last_seq(e->events, e->chain.seq);
     if (pthread_create(&e->thread, NULL, engine_main, e))
         return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the engine thread");
     e->started = 1;
@@ -2329,6 +2551,7 @@ void engine_free(struct engine *e)
     u32vec_release(&e->touched_agents);
     s2_error_release(&e->batch_err);
     store_close(e->store);
+    sodium_memzero(e->sk, sizeof e->sk);
     auth_free(e->auth);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
@@ -2367,11 +2590,23 @@ static const struct {
     {"opus", 3, 15.00, 75.00},
 };
 
-int engine_init_db(const char *path, const char *public_key, char **admin_token,
+int engine_init_db(const char *path, const char *key_path, char **admin_token,
                    struct s2_error *err)
 {
     if (sodium_init() < 0)
         return s2_fail(err, S2_EINTERNAL, "crypto", "libsodium failed to initialise");
+    char *kp = key_path ? xstrdup(key_path) : xasprintf("%s.key", path);
+    uint8_t sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+    char *made = NULL;
+    if (!key_path && access(kp, F_OK) != 0 && keys_create(kp, &made, err)) {
+        free(kp);
+        return err->kind;
+    }
+    free(made);
+    int rc = keys_load(kp, sk, pk, err);
+    free(kp);
+    if (rc)
+        return rc;
     if (store_create(path, err))
         return err->kind;
     struct store *st;
@@ -2379,8 +2614,22 @@ int engine_init_db(const char *path, const char *public_key, char **admin_token,
         return err->kind;
     uint8_t hash[TOKEN_HASH_BYTES];
     char *tok = auth_token_new("s2a", hash);
+    char *pub = keys_pub_b64(pk);
     int64_t now = clock_wall_ms();
-    int rc = store_begin(st, err);
+    struct witness_chain chain;
+    witness_chain_init(&chain);
+    char trace[33];
+    witness_new_trace_id(trace);
+    struct buf params = BUF_INIT;
+    /* The genesis entry names the key, so the log says who may sign it. */
+    buf_addf(&params, "{\"public_key\":\"%s\",\"schema\":%d}", pub, STORE_SCHEMA_VERSION);
+    struct witness_entry w = {.time = now, .actor = "admin", .op = "log.init",
+                              .params = params.ptr, .trace_id = trace};
+    rc = store_begin(st, err);
+    if (!rc) {
+        witness_chain_append(&chain, &w);
+        rc = store_witness_append(st, &w, err);
+    }
     if (!rc)
         rc = store_token_insert(st, hash, "admin", NULL, "admin", now, err);
     for (size_t i = 0; !rc && i < sizeof default_models / sizeof default_models[0]; i++) {
@@ -2388,20 +2637,45 @@ int engine_init_db(const char *path, const char *public_key, char **admin_token,
                                (int64_t)(default_models[i].in * S2_MICRO + 0.5),
                                (int64_t)(default_models[i].out * S2_MICRO + 0.5)};
         rc = store_model_put(st, &m, err);
+        if (!rc) {
+            buf_reset(&params);
+            buf_adds(&params, "{\"name\":");
+            buf_add_json_str(&params, m.name);
+            buf_addf(&params, ",\"tier\":%" PRId64 ",\"usd_per_mtok_in\":%.6f,"
+                              "\"usd_per_mtok_out\":%.6f}",
+                     m.tier, m.usd_in_micro / 1e6, m.usd_out_micro / 1e6);
+            struct witness_entry mw = {.time = now, .actor = "admin", .op = "model.put",
+                                       .params = params.ptr, .trace_id = trace};
+            witness_chain_append(&chain, &mw);
+            rc = store_witness_append(st, &mw, err);
+        }
     }
     char created[32];
     snprintf(created, sizeof created, "%" PRId64, now);
     if (!rc)
         rc = store_meta_put(st, "created_at", created, err);
-    if (!rc && public_key)
-        rc = store_meta_put(st, "public_key", public_key, err);
+    if (!rc)
+        rc = store_meta_put(st, "public_key", pub, err);
+    if (!rc) {
+        struct checkpoint cp;
+        witness_chain_checkpoint(&chain, now, sk, &cp);
+        char *frontier = merkle_frontier_format(&chain.tree);
+        rc = store_checkpoint_add(st, &cp, err);
+        if (!rc)
+            rc = store_meta_put(st, "witness_frontier", frontier, err);
+        free(frontier);
+    }
     if (!rc)
         rc = store_commit(st, err);
     else
         store_rollback(st);
     store_close(st);
+    sodium_memzero(sk, sizeof sk);
+    buf_release(&params);
+    free(pub);
     if (rc) {
         free(tok);
+        unlink(path);
         return rc;
     }
     *admin_token = tok;

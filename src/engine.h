@@ -15,6 +15,7 @@
 #include "error.h"
 #include "model.h"
 #include "store.h"
+#include "witness.h"
 
 struct engine;
 struct events;
@@ -127,6 +128,10 @@ struct cmd {
     void (*done)(struct cmd *c);
     void *ctx;
 
+    /* Trace id for the witness entries this command writes (the HTTP layer copies the
+     * client's S2-Trace-Id or traceparent here); empty: the engine makes one. */
+    char trace_id[WITNESS_TRACE_MAX + 1];
+
     /* engine-private */
     struct cmd *next;
     int64_t t_submit_ns;
@@ -138,11 +143,14 @@ void cmd_free(struct cmd *c);
 
 struct engine_config {
     const char *db_path;
+    const char *key_path; /* the checkpoint signing key; NULL: db_path + ".key" */
     enum durability durability;
     int64_t (*now_ms)(void); /* NULL: the wall clock (tests inject one) */
 };
 
-/* Open the store at cfg->db_path and build the in-memory state from it. Caller owns. */
+/* Open the store at cfg->db_path and build the in-memory state from it, after a quick
+ * check of the witness log's tail against its latest signed checkpoint (a log edited
+ * behind s2's back is refused here). Caller owns. */
 int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_error *err);
 /* Start the engine thread (and, in relaxed mode, the WAL sync timer). */
 int engine_start(struct engine *e, struct s2_error *err);
@@ -172,11 +180,15 @@ int engine_authenticate(struct engine *e, const char *token, struct principal *w
 
 /* ---- init (offline, before serving) ---- */
 
-/* Create a new database at path with default models and an admin token. *admin_token
- * receives the token (caller frees); it is stored only hashed. public_key (base64) is
- * recorded so that readers of the database know which key signs its checkpoints. */
-int engine_init_db(const char *path, const char *public_key, char **admin_token,
+/* Create a new database at path with default models and an admin token, its witness log
+ * opened by a signed genesis entry. key_path: the signing key (made by keys_create);
+ * its public key is recorded so readers know which key signs the checkpoints.
+ * *admin_token receives the token (caller frees); it is stored only hashed. */
+int engine_init_db(const char *path, const char *key_path, char **admin_token,
                    struct s2_error *err);
+
+/* The public key that signs this engine's checkpoints. */
+const uint8_t *engine_public_key(const struct engine *e);
 
 /* Lease token format helpers (exposed for tests). */
 uint64_t engine_lease_fence(const char *lease);

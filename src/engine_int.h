@@ -9,6 +9,7 @@
 
 #include "engine.h"
 #include "events.h"
+#include "witness.h"
 #include "util/buf.h"
 #include "util/heap.h"
 #include "util/map.h"
@@ -122,7 +123,7 @@ struct waiter {
 
 struct engine_stats {
     uint64_t batches, commands, commits, commit_failures;
-    uint64_t claims, pushes, expired, events;
+    uint64_t claims, pushes, expired, events, checkpoints;
     uint64_t commit_ns_total;
     uint64_t commit_hist[16]; /* commit latency buckets, see engine_query.c */
     uint64_t batch_hist[12];  /* batch size buckets */
@@ -160,8 +161,15 @@ struct engine {
     struct heap waiter_timers; /* waiters by deadline */
 
     int64_t next_rowid;
-    uint64_t seq; /* last event seq used */
-    uint64_t seq_stored;
+
+    /* the witness log: its head as committed (chain_saved) and as written in the batch in
+     * hand (chain); a rolled-back batch goes back to chain_saved */
+    struct witness_chain chain, chain_saved;
+    uint8_t sk[crypto_sign_SECRETKEYBYTES];
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    struct checkpoint last_cp; /* the latest committed checkpoint (tree_size 0: none) */
+    const struct cmd *cur;     /* the command being processed: actor and trace of entries */
+    char timer_trace[33];      /* trace id of the entries timers write in this batch */
     uint64_t task_counter; /* for generated ids */
 
     /* the batch in hand */

@@ -248,6 +248,7 @@ static json_t *stats_json(const struct engine *e)
     json_object_set_new(o, "tasks", counts_json(e->count));
     json_object_set_new(o, "swarms", json_integer(e->nswarms));
     json_object_set_new(o, "agents", json_integer(e->nagents));
+    const struct engine_stats *st0 = &e->stats;
     uint32_t waiting = 0, held = 0;
     for (uint32_t i = 0; i < e->nswarms; i++)
         waiting += e->swarms[i].nwaiting;
@@ -255,7 +256,11 @@ static json_t *stats_json(const struct engine *e)
         held += e->agents[i].held;
     json_object_set_new(o, "waiting_claims", json_integer(waiting));
     json_object_set_new(o, "leases_held", json_integer(held));
-    json_object_set_new(o, "event_seq", json_integer((json_int_t)e->seq));
+    json_object_set_new(o, "event_seq", json_integer((json_int_t)e->chain_saved.seq));
+    json_object_set_new(o, "witness_entries", json_integer((json_int_t)e->chain_saved.seq));
+    json_object_set_new(o, "witness_checkpoint_size", json_integer((json_int_t)e->last_cp.tree_size));
+    json_object_set_new(o, "witness_checkpoint_time", json_integer((json_int_t)e->last_cp.time));
+    json_object_set_new(o, "witness_checkpoints", json_integer((json_int_t)st0->checkpoints));
     json_object_set_new(o, "durability",
                         json_string(e->durability == DURABILITY_FULL ? "full" : "relaxed"));
     const struct engine_stats *st = &e->stats;

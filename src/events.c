@@ -31,6 +31,8 @@ struct events {
     uint64_t first; /* seq of the oldest event still in the ring */
     struct event_sub *subs;
     int closed;
+    events_backfill_fn *backfill;
+    void *backfill_ctx;
 };
 
 struct events *events_new(size_t ring)
@@ -92,6 +94,14 @@ uint64_t events_last_seq(struct events *ev)
     return s;
 }
 
+void events_set_backfill(struct events *ev, events_backfill_fn *fn, void *ctx)
+{
+    pthread_mutex_lock(&ev->mu);
+    ev->backfill = fn;
+    ev->backfill_ctx = ctx;
+    pthread_mutex_unlock(&ev->mu);
+}
+
 void events_set_last_seq(struct events *ev, uint64_t seq)
 {
     pthread_mutex_lock(&ev->mu);
@@ -110,7 +120,7 @@ struct event_sub *events_subscribe(struct events *ev, uint64_t after, const char
     buf_init(&s->frame, 0);
     s->last_write_ns = clock_mono_ns();
     pthread_mutex_lock(&ev->mu);
-    s->next = after ? after + 1 : ev->last + 1;
+    s->next = after == EVENTS_LIVE ? ev->last + 1 : after == 0 ? ev->first : after + 1;
     if (s->next > ev->last + 1) /* an id from a future (or an older server's) stream */
         s->next = ev->last + 1;
     s->nx = ev->subs;
@@ -167,9 +177,27 @@ ssize_t events_read(struct events *ev, struct event_sub *s, char *out, size_t ma
         if (s->frame_off == s->frame.len) {
             buf_reset(&s->frame);
             s->frame_off = 0;
+            /* Older than the ring: read it from the store, outside the lock (only this
+             * reader touches s->frame). A failed read falls back to a gap event. */
+            if (s->next < ev->first && ev->backfill) {
+                uint64_t from = s->next, to = ev->first - 1;
+                events_backfill_fn *fn = ev->backfill;
+                void *ctx = ev->backfill_ctx;
+                pthread_mutex_unlock(&ev->mu);
+                int64_t got = fn(ctx, from, to, s->swarm, &s->frame);
+                pthread_mutex_lock(&ev->mu);
+                if (got >= 0) {
+                    s->next = (uint64_t)got + 1;
+                    if (s->frame.len)
+                        goto have_frame;
+                    continue;
+                }
+                buf_reset(&s->frame);
+            }
             if (!next_frame(ev, s))
                 break;
         }
+    have_frame:;
         size_t k = s->frame.len - s->frame_off;
         if (k > max - n)
             k = max - n;

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct buf;
+
 struct event {
     uint64_t seq;
     char *swarm; /* NULL: not tied to one swarm (visible to admin subscribers only) */
@@ -27,7 +29,19 @@ uint64_t events_last_seq(struct events *ev);
 /* The next seq the engine will use is seq+1 (set once at start). */
 void events_set_last_seq(struct events *ev, uint64_t seq);
 
-/* Subscribe to events with seq > after (0: only new ones from now). swarm: only that swarm's
+/* "after" for a subscriber that wants only what is published from now on. */
+#define EVENTS_LIVE UINT64_MAX
+
+/* Events older than the ring are read through fn: it appends SSE frames for events
+ * from..to (inclusive; as many as it likes, in order) to out and returns the last seq it
+ * covered, or -1 on failure. Called from a reading thread, without the hub's lock. */
+typedef int64_t events_backfill_fn(void *ctx, uint64_t from, uint64_t to, const char *swarm,
+                                   struct buf *out);
+void events_set_backfill(struct events *ev, events_backfill_fn *fn, void *ctx);
+
+/* Subscribe to events with seq > after, read from the store through the backfill when
+ * older than the ring (0: what the ring holds, no backfill; EVENTS_LIVE: only
+ * new ones from now). swarm: only that swarm's
  * events (NULL: all). wake(arg) is called, under the hub's lock, for an armed subscriber
  * when something arrives or on events_kick. */
 struct event_sub *events_subscribe(struct events *ev, uint64_t after, const char *swarm,

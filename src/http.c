@@ -3,6 +3,7 @@
  * request waiting for the engine is suspended (no thread is held), so thousands of agents
  * can long-poll at once. */
 #include "http.h"
+#include "witness.h"
 #include "events.h"
 #include "json.h"
 #include "store.h"
@@ -166,6 +167,25 @@ void http_reply_fail(struct request *r, enum s2_err kind, const char *code, cons
     s2_error_release(&err);
 }
 
+void http_reply_file(struct request *r, unsigned status, const char *type, FILE *f)
+{
+    fflush(f);
+    off_t size = lseek(fileno(f), 0, SEEK_END);
+    int fd = dup(fileno(f));
+    fclose(f);
+    if (size < 0 || fd < 0) {
+        if (fd >= 0)
+            close(fd);
+        http_reply_fail(r, S2_EINTERNAL, "io", "cannot read the reply file");
+        return;
+    }
+    /* MHD sends the file with sendfile and closes fd when done */
+    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64((uint64_t)size, fd, 0);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    set_response(r, status, resp);
+}
+
 void http_reply_none(struct request *r, const char *reason)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
@@ -216,16 +236,21 @@ json_t *http_body_object(struct request *r, struct s2_error *err)
     return json_parse_object(r->body.ptr, r->body.len, err);
 }
 
-struct store_reader *http_reader(struct request *r, struct s2_error *err)
+static struct store_reader *thread_reader(struct http_server *srv, struct s2_error *err)
 {
     pthread_once(&reader_once, reader_key_init);
     struct store_reader *rd = pthread_getspecific(reader_key);
     if (!rd) {
-        if (store_reader_open(&rd, engine_db_path(r->srv->engine), err))
+        if (store_reader_open(&rd, engine_db_path(srv->engine), err))
             return NULL;
         pthread_setspecific(reader_key, rd);
     }
     return rd;
+}
+
+struct store_reader *http_reader(struct request *r, struct s2_error *err)
+{
+    return thread_reader(r->srv, err);
 }
 
 /* ---- engine commands ---- */
@@ -242,6 +267,9 @@ static void cmd_finished(struct cmd *c)
 void http_submit(struct request *r, struct cmd *c, void (*after)(struct request *, struct cmd *))
 {
     c->who = r->who;
+    if (witness_trace_from_headers(http_header(r, "S2-Trace-Id"), http_header(r, "traceparent"),
+                                   c->trace_id))
+        c->trace_id[0] = 0;
     c->done = cmd_finished;
     c->ctx = r;
     r->cmd = c;
@@ -265,6 +293,49 @@ static void release_done(struct cmd *c)
 }
 
 /* ---- server-sent events ---- */
+
+/* Events older than the ring come from the witness log, in pages. */
+#define BACKFILL_PAGE 256
+
+struct backfill_page {
+    struct buf *out;
+    uint64_t last;
+    int n;
+};
+
+static int backfill_row(void *ctx, const struct witness_entry *w)
+{
+    struct backfill_page *p = ctx;
+    char extra[48] = "";
+    json_t *params = json_loads(w->params, 0, NULL);
+    const char *state = json_string_value(json_object_get(params, "state"));
+    if (w->task && state)
+        snprintf(extra, sizeof extra, ",\"state\":\"%.20s\"", state);
+    json_decref(params);
+    buf_addf(p->out, "id: %llu\ndata: ", (unsigned long long)w->seq);
+    witness_entry_json(p->out, w, extra);
+    buf_adds(p->out, "\n\n");
+    p->last = w->seq;
+    p->n++;
+    return 0;
+}
+
+static int64_t sse_backfill(void *ctx, uint64_t from, uint64_t to, const char *swarm,
+                            struct buf *out)
+{
+    struct http_server *srv = ctx;
+    struct s2_error err = S2_ERROR_INIT;
+    struct store_reader *rd = thread_reader(srv, &err);
+    struct backfill_page p = {out, 0, 0};
+    struct witness_filter f = {.from = from, .until = to, .limit = BACKFILL_PAGE, .swarm = swarm};
+    if (!rd || store_reader_witness(rd, &f, backfill_row, &p, &err) < 0) {
+        log_warn("event stream: cannot read the witness log: %s", err.msg);
+        s2_error_release(&err);
+        return -1;
+    }
+    /* a short page means nothing more matches up to `to` */
+    return (int64_t)(p.n < BACKFILL_PAGE ? to : p.last);
+}
 
 static void sse_wake(void *arg)
 {
@@ -573,6 +644,8 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
     struct http_server *srv = xcalloc(1, sizeof *srv);
     srv->engine = cfg->engine;
     srv->events = cfg->events;
+    if (srv->events)
+        events_set_backfill(srv->events, sse_backfill, srv);
     srv->max_body = cfg->max_body;
     srv->counts = xcalloc((api_nroutes + 1) * NSTATUS, sizeof *srv->counts);
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;

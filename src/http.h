@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "engine.h"
 #include "error.h"
@@ -78,6 +79,8 @@ void http_reply_fail(struct request *r, enum s2_err kind, const char *code, cons
     __attribute__((format(printf, 4, 5)));
 void http_reply_raw(struct request *r, unsigned status, const char *type, const void *data,
                     size_t len);
+/* The whole of f (a temporary file, taken and closed) as the body. */
+void http_reply_file(struct request *r, unsigned status, const char *type, FILE *f);
 /* 204 with an explanatory header (S2-Reason). */
 void http_reply_none(struct request *r, const char *reason);
 /* Add a header to the reply about to be made. */
@@ -89,7 +92,8 @@ void http_submit(struct request *r, struct cmd *c, void (*after)(struct request 
 /* Remember that this reply hands over a lease, so that it is released if the reply cannot
  * be delivered. */
 void http_note_claim(struct request *r, const char *task, uint64_t fence);
-/* Reply with the event stream (text/event-stream) from seq > after, optionally one swarm. */
+/* Reply with the event stream (text/event-stream) from seq > after (EVENTS_LIVE: only new
+ * events), optionally one swarm. */
 void http_stream_events(struct request *r, uint64_t after, const char *swarm);
 
 /* Map an error kind to its HTTP status. */

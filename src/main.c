@@ -30,6 +30,11 @@ CMD(cli_fail_cmd);
 CMD(cli_status);
 CMD(cli_watch);
 CMD(cli_bench);
+CMD(cli_witness_verify);
+CMD(cli_witness_export);
+CMD(cli_witness_show);
+CMD(cli_witness_prove);
+CMD(cli_witness_consistency);
 static CMD(cli_help_cmd);
 static CMD(cli_version);
 
@@ -163,6 +168,49 @@ const struct cli_cmd cli_cmds[] = {
      "  --swarm S           only this swarm\n"
      "  --from SEQ          start after event SEQ (if still buffered)\n"
      "  --count N           stop after N events\n" CLI_COMMON_HELP},
+    {"witness verify", cli_witness_verify,
+     "s2 witness verify --db PATH | --export FILE | --proof FILE [--key BASE64 | --key-file F]",
+     "Check a witness log offline: every entry's hash, the hash chain, the Merkle tree and\n"
+     "every checkpoint signature (or one proof bundle). Names the first bad entry and exits\n"
+     "1 when anything is wrong.\n\n"
+     "  --db PATH           a database (read-only; may be in use by a server)\n"
+     "  --export FILE       an export from `s2 witness export` (- for stdin)\n"
+     "  --proof FILE        a bundle from `s2 witness prove|consistency --json`\n"
+     "  --key BASE64        the public key to trust (as `s2 init` printed it)\n"
+     "  --key-file F        a file holding it (or the signing key file itself)\n"
+     "  --json              print {\"ok\", \"entries\", \"checkpoints\", \"first_bad_seq\", ...}\n"
+     "  -h, --help          show this help\n"
+     "Without --key: --db uses PATH.key when readable, else the key the database records;\n"
+     "--export uses the key its header names. Both are said in the output: a key read\n"
+     "from what is verified proves only that it is self-consistent.\n"},
+    {"witness export", cli_witness_export, "s2 witness export [--db PATH] [--output FILE]",
+     "Write the witness log as JSON Lines (header, entries, checkpoints, end line; format in\n"
+     "docs/WITNESS.md), up to its latest signed checkpoint. Offline with --db, else from\n"
+     "the server (admin token).\n\n"
+     "  --db PATH           read this database instead of asking the server\n"
+     "  --output FILE       write there (atomically) instead of stdout\n" CLI_COMMON_HELP},
+    {"witness show", cli_witness_show,
+     "s2 witness show [--task T | --swarm S | --agent A] [--from SEQ] [--limit N] [--db PATH]",
+     "List witness entries: the latest N (default 50), or N from entry SEQ on; one line\n"
+     "each: seq, time, op, actor, swarm, task, agent, params.\n\n"
+     "  --task T, --swarm S, --agent A   only entries about it\n"
+     "  --from SEQ          start at entry SEQ (oldest first)\n"
+     "  --limit N           at most N entries (1..1000)\n"
+     "  --db PATH           read this database instead of asking the server\n" CLI_COMMON_HELP},
+    {"witness prove", cli_witness_prove, "s2 witness prove SEQ [--size N] [--db PATH] [--key K]",
+     "Prove that entry SEQ is in the log: fetch its inclusion proof against the latest\n"
+     "signed checkpoint (or the one of tree size N), check it and the signature, and print\n"
+     "what was proven; --json prints the bundle to check later with `witness verify --proof`.\n\n"
+     "  --size N            prove against the checkpoint of tree size N\n"
+     "  --db PATH           read this database instead of asking the server\n"
+     "  --key BASE64        the public key to trust (default: the server's or database's)\n"
+     CLI_COMMON_HELP},
+    {"witness consistency", cli_witness_consistency,
+     "s2 witness consistency OLD NEW [--db PATH] [--key K]",
+     "Prove that the log of tree size OLD is a prefix of the log of tree size NEW (nothing\n"
+     "rewritten or removed between two checkpoints), check the proof and both signatures.\n\n"
+     "  --db PATH           read this database instead of asking the server\n"
+     "  --key BASE64        the public key to trust\n" CLI_COMMON_HELP},
     {"bench", cli_bench, "s2 bench [--tasks N] [--clients C] [--swarms S] [--push N] [--json]",
      "Load-generate against a running server: create N tasks over S swarms, then C\n"
      "concurrent agents claim+done until all are done; then measure push latency (a waiting\n"

@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "model.h"
+#include "witness.h"
 
 struct store;
 struct store_reader;
@@ -20,7 +21,7 @@ enum durability {
     DURABILITY_RELAXED, /* no fsync on commit; the WAL is synced at least every second */
 };
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define TOKEN_HASH_BYTES 32
 
 /* ---- lifecycle ---- */
@@ -82,6 +83,28 @@ int store_task_update(struct store *st, const struct task_dyn *d, struct s2_erro
 int store_task_outcome(struct store *st, int64_t rowid, const char *result, const char *reason,
                        int64_t finished_at, struct s2_error *err);
 int store_approval_insert(struct store *st, int64_t task_rowid, const char *approver, int64_t now,
+                          struct s2_error *err);
+
+/* ---- witness log ---- */
+
+/* Append one entry / one checkpoint (inside the transaction of the change it records). */
+int store_witness_append(struct store *st, const struct witness_entry *w, struct s2_error *err);
+int store_checkpoint_add(struct store *st, const struct checkpoint *c, struct s2_error *err);
+
+struct witness_filter {
+    uint64_t from;    /* oldest-first: seq >= from; newest-first: seq <= from (0: the end) */
+    uint64_t until;   /* oldest-first: and seq <= until (0: no bound) */
+    int limit;        /* <= 0: no limit */
+    int newest_first;
+    const char *task, *swarm, *agent; /* NULL: any */
+};
+/* Call fn for each matching entry (borrowed for the call); a nonzero return from fn stops
+ * the scan and is returned. The same from the writer or a reader. */
+int store_witness_scan(struct store *st, const struct witness_filter *f,
+                       int (*fn)(void *ctx, const struct witness_entry *w), void *ctx,
+                       struct s2_error *err);
+int store_checkpoint_scan(struct store *st, uint64_t from, int limit, int newest_first,
+                          int (*fn)(void *ctx, const struct checkpoint *c), void *ctx,
                           struct s2_error *err);
 
 /* ---- loading (engine start, and after a failed commit) ---- */
@@ -155,6 +178,35 @@ int store_task_get(struct store_reader *rd, const char *id, struct task_row *row
                    struct s2_error *err);
 int store_task_get_rowid(struct store_reader *rd, int64_t rowid, struct task_row *row,
                          struct s2_error *err);
+
+int store_reader_witness(struct store_reader *rd, const struct witness_filter *f,
+                         int (*fn)(void *ctx, const struct witness_entry *w), void *ctx,
+                         struct s2_error *err);
+int store_reader_checkpoints(struct store_reader *rd, uint64_t from, int limit, int newest_first,
+                             int (*fn)(void *ctx, const struct checkpoint *c), void *ctx,
+                             struct s2_error *err);
+/* The Merkle leaf hashes of entries 1..n into out[0..n-1]; fails if the log is shorter. */
+int store_reader_leaves(struct store_reader *rd, uint64_t n, merkle_hash *out,
+                        struct s2_error *err);
+/* A meta value (caller frees) or NULL. */
+char *store_reader_meta(struct store_reader *rd, const char *key);
+/* A read transaction: everything read between these sees one snapshot. */
+int store_reader_begin(struct store_reader *rd, struct s2_error *err);
+void store_reader_end(struct store_reader *rd);
+
+/* Cursors walk entries (seq >= from) or checkpoints (tree_size >= from) in order, so that
+ * a verifier can take both side by side without holding either in memory. next: 1 a row
+ * (an entry is the caller's to release), 0 the end, <0 error. */
+struct store_cursor;
+int store_cursor_witness(struct store_reader *rd, uint64_t from, struct store_cursor **out,
+                         struct s2_error *err);
+int store_cursor_checkpoints(struct store_reader *rd, uint64_t from, struct store_cursor **out,
+                             struct s2_error *err);
+int store_cursor_next_entry(struct store_cursor *c, struct witness_entry *w,
+                            struct s2_error *err);
+int store_cursor_next_checkpoint(struct store_cursor *c, struct checkpoint *cp,
+                                 struct s2_error *err);
+void store_cursor_close(struct store_cursor *c);
 
 struct task_filter {
     const char *swarm; /* NULL: any */

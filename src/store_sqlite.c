@@ -6,6 +6,7 @@
 #include "util/xalloc.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -48,6 +49,21 @@ static const char *const migrations[] = {
     "CREATE INDEX tasks_by_swarm_state ON tasks(swarm, state);"
     "CREATE TABLE approvals(task INTEGER NOT NULL, approver TEXT NOT NULL, at INTEGER NOT NULL,"
     "  PRIMARY KEY(task, approver)) WITHOUT ROWID;",
+    /* 2: the witness log (docs/WITNESS.md); append-only below the API too */
+    "CREATE TABLE witness(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT,"
+    "  swarm TEXT, phase INTEGER, agent TEXT, task TEXT, op TEXT NOT NULL,"
+    "  params TEXT NOT NULL, trace_id TEXT, prev_hash BLOB NOT NULL, hash BLOB NOT NULL);"
+    "CREATE INDEX witness_by_task ON witness(task) WHERE task IS NOT NULL;"
+    "CREATE TABLE checkpoints(tree_size INTEGER PRIMARY KEY, root_hash BLOB NOT NULL,"
+    "  time INTEGER NOT NULL, signature BLOB NOT NULL);"
+    "CREATE TRIGGER witness_no_update BEFORE UPDATE ON witness"
+    "  BEGIN SELECT RAISE(ABORT, 'the witness log is append-only'); END;"
+    "CREATE TRIGGER witness_no_delete BEFORE DELETE ON witness"
+    "  BEGIN SELECT RAISE(ABORT, 'the witness log is append-only'); END;"
+    "CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints"
+    "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+    "CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints"
+    "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -66,6 +82,8 @@ enum stmt_id {
     S_TASK_UPDATE,
     S_TASK_OUTCOME,
     S_APPROVAL_INSERT,
+    S_WITNESS_INSERT,
+    S_CHECKPOINT_INSERT,
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
@@ -101,6 +119,11 @@ static const char *const stmt_sql[S_NSTMTS] = {
                        " reason = coalesce(?3, reason),"
                        " finished_at = CASE WHEN ?4 = 0 THEN finished_at ELSE ?4 END WHERE num = ?1",
     [S_APPROVAL_INSERT] = "INSERT INTO approvals(task, approver, at) VALUES(?1, ?2, ?3)",
+    [S_WITNESS_INSERT] = "INSERT INTO witness(seq, time, actor, swarm, phase, agent, task, op,"
+                         " params, trace_id, prev_hash, hash)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [S_CHECKPOINT_INSERT] = "INSERT INTO checkpoints(tree_size, root_hash, time, signature)"
+                            " VALUES(?1, ?2, ?3, ?4)",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -182,6 +205,7 @@ static int user_version(sqlite3 *db)
 static int migrate(sqlite3 *db, const char *path, struct s2_error *err)
 {
     int v = user_version(db);
+    int from = v;
     if (v < 0)
         return db_fail(err, db, SQLITE_ERROR, "read schema version");
     if (v > STORE_SCHEMA_VERSION)
@@ -199,7 +223,7 @@ static int migrate(sqlite3 *db, const char *path, struct s2_error *err)
         }
         if (exec(db, "COMMIT", err))
             return S2_EUNAVAIL;
-        if (v > 0)
+        if (from > 0) /* a new database is not news */
             log_info("store: migrated '%s' to schema version %d", path, v + 1);
     }
     return 0;
@@ -854,4 +878,307 @@ int store_task_list(struct store_reader *rd, const struct task_filter *f,
         ret = db_fail(err, rd->db, rc, "list tasks");
     sqlite3_reset(s);
     return ret;
+}
+
+/* ---- witness log ---- */
+
+int store_witness_append(struct store *st, const struct witness_entry *w, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_WITNESS_INSERT);
+    sqlite3_bind_int64(s, 1, (int64_t)w->seq);
+    sqlite3_bind_int64(s, 2, w->time);
+    bind_text(s, 3, w->actor);
+    bind_text(s, 4, w->swarm);
+    if (w->has_phase)
+        sqlite3_bind_int64(s, 5, w->phase);
+    else
+        sqlite3_bind_null(s, 5);
+    bind_text(s, 6, w->agent);
+    bind_text(s, 7, w->task);
+    bind_text(s, 8, w->op);
+    bind_text(s, 9, w->params);
+    bind_text(s, 10, w->trace_id);
+    sqlite3_bind_blob(s, 11, w->prev_hash, MERKLE_HASH, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 12, w->hash, MERKLE_HASH, SQLITE_STATIC);
+    return run(st, s, "witness append", err);
+}
+
+int store_checkpoint_add(struct store *st, const struct checkpoint *c, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_CHECKPOINT_INSERT);
+    sqlite3_bind_int64(s, 1, (int64_t)c->tree_size);
+    sqlite3_bind_blob(s, 2, c->root_hash, MERKLE_HASH, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, c->time);
+    sqlite3_bind_blob(s, 4, c->signature, sizeof c->signature, SQLITE_STATIC);
+    return run(st, s, "checkpoint add", err);
+}
+
+#define WITNESS_COLS                                                                           \
+    "seq, time, actor, swarm, phase, agent, task, op, params, trace_id, prev_hash, hash"
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const char *t = col_text(s, i);
+    return t ? xstrdup(t) : NULL;
+}
+
+/* A blob column into a fixed-size field; a wrong size leaves zeros (and fails verify). */
+static void col_blob(sqlite3_stmt *s, int i, void *out, size_t n)
+{
+    memset(out, 0, n);
+    if (sqlite3_column_type(s, i) == SQLITE_BLOB && (size_t)sqlite3_column_bytes(s, i) == n)
+        memcpy(out, sqlite3_column_blob(s, i), n);
+}
+
+static void fill_witness(sqlite3_stmt *s, struct witness_entry *w)
+{
+    memset(w, 0, sizeof *w);
+    w->seq = (uint64_t)sqlite3_column_int64(s, 0);
+    w->time = sqlite3_column_int64(s, 1);
+    w->actor = col_dup(s, 2);
+    w->swarm = col_dup(s, 3);
+    w->has_phase = sqlite3_column_type(s, 4) != SQLITE_NULL;
+    w->phase = sqlite3_column_int64(s, 4);
+    w->agent = col_dup(s, 5);
+    w->task = col_dup(s, 6);
+    w->op = col_dup(s, 7);
+    w->params = col_dup(s, 8);
+    w->trace_id = col_dup(s, 9);
+    col_blob(s, 10, w->prev_hash, MERKLE_HASH);
+    col_blob(s, 11, w->hash, MERKLE_HASH);
+}
+
+static void fill_checkpoint(sqlite3_stmt *s, struct checkpoint *c)
+{
+    c->tree_size = (uint64_t)sqlite3_column_int64(s, 0);
+    col_blob(s, 1, c->root_hash, MERKLE_HASH);
+    c->time = sqlite3_column_int64(s, 2);
+    col_blob(s, 3, c->signature, sizeof c->signature);
+}
+
+static int witness_query(sqlite3 *db, const struct witness_filter *f,
+                         int (*fn)(void *ctx, const struct witness_entry *w), void *ctx,
+                         struct s2_error *err)
+{
+    /* Newest first when asked (show), else in log order from a seq (export, verify). */
+    const char *sql = f->newest_first
+                          ? "SELECT " WITNESS_COLS " FROM witness WHERE seq <= ?1"
+                            " AND (?2 IS NULL OR task = ?2) AND (?3 IS NULL OR swarm = ?3)"
+                            " AND (?4 IS NULL OR agent = ?4) ORDER BY seq DESC LIMIT ?5"
+                          : "SELECT " WITNESS_COLS " FROM witness WHERE seq >= ?1 AND seq <= ?6"
+                            " AND (?2 IS NULL OR task = ?2) AND (?3 IS NULL OR swarm = ?3)"
+                            " AND (?4 IS NULL OR agent = ?4) ORDER BY seq LIMIT ?5";
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(err, db, rc, "read witness");
+    sqlite3_bind_int64(s, 1, f->newest_first && !f->from ? INT64_MAX : (int64_t)f->from);
+    const char *keys[3] = {f->task, f->swarm, f->agent};
+    for (int i = 0; i < 3; i++) {
+        if (keys[i])
+            sqlite3_bind_text(s, 2 + i, keys[i], -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(s, 2 + i);
+    }
+    sqlite3_bind_int64(s, 5, f->limit > 0 ? f->limit : -1);
+    if (!f->newest_first)
+        sqlite3_bind_int64(s, 6, f->until ? (int64_t)f->until : INT64_MAX);
+    int ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct witness_entry w;
+        fill_witness(s, &w);
+        int stop = fn(ctx, &w);
+        witness_entry_release(&w);
+        if (stop) {
+            ret = stop;
+            break;
+        }
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = db_fail(err, db, rc, "read witness");
+    sqlite3_finalize(s);
+    return ret;
+}
+
+static int checkpoint_query(sqlite3 *db, uint64_t from, int limit, int newest_first,
+                            int (*fn)(void *ctx, const struct checkpoint *c), void *ctx,
+                            struct s2_error *err)
+{
+    const char *sql = newest_first ? "SELECT tree_size, root_hash, time, signature FROM checkpoints"
+                                     " WHERE tree_size <= ?1 ORDER BY tree_size DESC LIMIT ?2"
+                                   : "SELECT tree_size, root_hash, time, signature FROM checkpoints"
+                                     " WHERE tree_size >= ?1 ORDER BY tree_size LIMIT ?2";
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(err, db, rc, "read checkpoints");
+    sqlite3_bind_int64(s, 1, newest_first && !from ? INT64_MAX : (int64_t)from);
+    sqlite3_bind_int64(s, 2, limit > 0 ? limit : -1);
+    int ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct checkpoint c;
+        fill_checkpoint(s, &c);
+        if ((ret = fn(ctx, &c)))
+            break;
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = db_fail(err, db, rc, "read checkpoints");
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int store_witness_scan(struct store *st, const struct witness_filter *f,
+                       int (*fn)(void *ctx, const struct witness_entry *w), void *ctx,
+                       struct s2_error *err)
+{
+    return witness_query(st->db, f, fn, ctx, err);
+}
+
+int store_checkpoint_scan(struct store *st, uint64_t from, int limit, int newest_first,
+                          int (*fn)(void *ctx, const struct checkpoint *c), void *ctx,
+                          struct s2_error *err)
+{
+    return checkpoint_query(st->db, from, limit, newest_first, fn, ctx, err);
+}
+
+int store_reader_witness(struct store_reader *rd, const struct witness_filter *f,
+                         int (*fn)(void *ctx, const struct witness_entry *w), void *ctx,
+                         struct s2_error *err)
+{
+    return witness_query(rd->db, f, fn, ctx, err);
+}
+
+int store_reader_checkpoints(struct store_reader *rd, uint64_t from, int limit, int newest_first,
+                             int (*fn)(void *ctx, const struct checkpoint *c), void *ctx,
+                             struct s2_error *err)
+{
+    return checkpoint_query(rd->db, from, limit, newest_first, fn, ctx, err);
+}
+
+int store_reader_leaves(struct store_reader *rd, uint64_t n, merkle_hash *out,
+                        struct s2_error *err)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(rd->db, "SELECT seq, hash FROM witness WHERE seq <= ?1 ORDER BY seq",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(err, rd->db, rc, "read witness hashes");
+    sqlite3_bind_int64(s, 1, (int64_t)n);
+    uint64_t i = 0;
+    int ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        merkle_hash h;
+        if ((uint64_t)sqlite3_column_int64(s, 0) != i + 1) {
+            ret = s2_fail(err, S2_EINTERNAL, "witness_gap", "witness log has a gap before entry %" PRIu64,
+                          i + 1);
+            break;
+        }
+        col_blob(s, 1, h, MERKLE_HASH);
+        merkle_leaf(h, MERKLE_HASH, out[i++]);
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = db_fail(err, rd->db, rc, "read witness hashes");
+    if (!ret && i != n)
+        ret = s2_fail(err, S2_ENOTFOUND, "witness_short", "the witness log has %" PRIu64
+                      " entries, fewer than %" PRIu64, i, n);
+    sqlite3_finalize(s);
+    return ret;
+}
+
+char *store_reader_meta(struct store_reader *rd, const char *key)
+{
+    sqlite3_stmt *s;
+    char *v = NULL;
+    if (sqlite3_prepare_v2(rd->db, "SELECT value FROM meta WHERE key = ?1", -1, &s, NULL) !=
+        SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = col_dup(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+int store_reader_begin(struct store_reader *rd, struct s2_error *err)
+{
+    return exec(rd->db, "BEGIN", err);
+}
+
+void store_reader_end(struct store_reader *rd)
+{
+    exec(rd->db, "COMMIT", NULL);
+}
+
+/* ---- cursors (verify, export: entries and checkpoints walked side by side) ---- */
+
+struct store_cursor {
+    sqlite3 *db;
+    sqlite3_stmt *s;
+};
+
+static int cursor_open(struct store_reader *rd, const char *sql, uint64_t from,
+                       struct store_cursor **out, struct s2_error *err)
+{
+    struct store_cursor *c = xcalloc(1, sizeof *c);
+    c->db = rd->db;
+    int rc = sqlite3_prepare_v2(rd->db, sql, -1, &c->s, NULL);
+    if (rc != SQLITE_OK) {
+        free(c);
+        return db_fail(err, rd->db, rc, "open cursor");
+    }
+    sqlite3_bind_int64(c->s, 1, (int64_t)from);
+    *out = c;
+    return 0;
+}
+
+int store_cursor_witness(struct store_reader *rd, uint64_t from, struct store_cursor **out,
+                         struct s2_error *err)
+{
+    return cursor_open(rd, "SELECT " WITNESS_COLS " FROM witness WHERE seq >= ?1 ORDER BY seq",
+                       from, out, err);
+}
+
+int store_cursor_checkpoints(struct store_reader *rd, uint64_t from, struct store_cursor **out,
+                             struct s2_error *err)
+{
+    return cursor_open(rd,
+                       "SELECT tree_size, root_hash, time, signature FROM checkpoints"
+                       " WHERE tree_size >= ?1 ORDER BY tree_size",
+                       from, out, err);
+}
+
+static int cursor_step(struct store_cursor *c, struct s2_error *err)
+{
+    int rc = sqlite3_step(c->s);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    return db_fail(err, c->db, rc, "read cursor");
+}
+
+int store_cursor_next_entry(struct store_cursor *c, struct witness_entry *w,
+                            struct s2_error *err)
+{
+    int rc = cursor_step(c, err);
+    if (rc == 1)
+        fill_witness(c->s, w);
+    return rc;
+}
+
+int store_cursor_next_checkpoint(struct store_cursor *c, struct checkpoint *cp,
+                                 struct s2_error *err)
+{
+    int rc = cursor_step(c, err);
+    if (rc == 1)
+        fill_checkpoint(c->s, cp);
+    return rc;
+}
+
+void store_cursor_close(struct store_cursor *c)
+{
+    if (!c)
+        return;
+    sqlite3_finalize(c->s);
+    free(c);
 }

@@ -6,6 +6,7 @@
 set -u
 : "${S2:=$(pwd)/s2}"
 export S2
+: "${S2_BUILD:=$(pwd)/build}"
 : "${S2_LONG:=0}"
 : "${S2_TEST_OUT:=$(pwd)/tests/out}"
 mkdir -p "$S2_TEST_OUT"

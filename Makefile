@@ -10,7 +10,7 @@
 
 CC ?= cc
 PREFIX ?= /usr/local
-PKGS := sqlite3 libsodium libmicrohttpd libcurl jansson
+PKGS := sqlite3 libsodium libmicrohttpd libcurl jansson yaml-0.1 libseccomp libgit2 libpq
 
 ifeq ($(SANITIZE),)
 BUILD := build

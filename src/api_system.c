@@ -133,9 +133,34 @@ void api_whoami(struct request *r)
                                       who->swarm, "name", who->name));
 }
 
+static void status_reply(struct request *r, struct cmd *c)
+{
+    /* The engine's totals count every swarm; a swarm token may see its own swarm's only. */
+    if (!c->err.kind && c->out.json && http_who(r)->kind != PRIN_ADMIN) {
+        json_t *totals = json_object(), *s, *v;
+        size_t i;
+        const char *key;
+        json_array_foreach(json_object_get(c->out.json, "swarms"), i, s) {
+            json_object_foreach(json_object_get(s, "tasks"), key, v) {
+                json_int_t n = json_integer_value(json_object_get(totals, key));
+                json_object_set_new(totals, key, json_integer(n + json_integer_value(v)));
+            }
+        }
+        json_object_foreach(json_object_get(c->out.json, "totals"), key, v) {
+            if (!json_object_get(totals, key))
+                json_object_set_new(totals, key, json_integer(0));
+        }
+        json_object_set_new(c->out.json, "totals", totals);
+    }
+    api_reply_query(r, c);
+}
+
 void api_status(struct request *r)
 {
-    api_query(r, Q_OVERVIEW, http_query(r, "after"), 0);
+    struct cmd *c = cmd_new(CMD_QUERY);
+    c->in.query.what = Q_OVERVIEW;
+    c->in.query.arg = http_query(r, "after") ? xstrdup(http_query(r, "after")) : NULL;
+    http_submit(r, c, status_reply);
 }
 
 void api_models_list(struct request *r)

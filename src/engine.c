@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------------------ */
@@ -330,9 +331,7 @@ static int witness_seal(struct engine *e, struct s2_error *err)
     struct checkpoint cp;
     witness_chain_checkpoint(&e->chain, e->now, e->sk, &cp);
     char *frontier = merkle_frontier_format(&e->chain.tree);
-    int rc = store_checkpoint_add(e->store, &cp, err);
-    if (!rc)
-        rc = store_meta_put(e->store, "witness_frontier", frontier, err);
+    int rc = store_checkpoint_add(e->store, &cp, frontier, err);
     free(frontier);
     if (!rc) {
         e->last_cp = cp;
@@ -697,6 +696,9 @@ uint64_t engine_lease_fence(const char *lease)
 {
     if (strncmp(lease, "s2l_", 4))
         return 0;
+    /* digits only: strtoull alone would take signs and blanks */
+    if (lease[4] < '0' || lease[4] > '9')
+        return 0;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(lease + 4, &end, 10);
@@ -784,12 +786,18 @@ static int64_t requeue_or_die(struct engine *e, uint32_t ti, const char *op, con
     buf_adds(&p, "{\"reason\":");
     buf_add_json_str(&p, reason ? reason : "");
     if (retry && t->attempts < t->max_attempts) {
-        set_state(e, t, TASK_READY);
-        t->due = e->now + backoff_delay(t);
-        retry_at = t->due;
-        if (!persist(e, t))
+        /* back to the queue after a backoff, unless the rules now hold it (an earlier phase
+         * of its swarm got new work meanwhile): then it waits, pending, like any task */
+        int ready = can_be_ready(e, t);
+        set_state(e, t, ready ? TASK_READY : TASK_PENDING);
+        t->due = ready ? e->now + backoff_delay(t) : 0;
+        retry_at = ready ? t->due : 0;
+        if (!persist(e, t) && ready)
             enqueue(e, ti);
-        buf_addf(&p, ",\"next\":\"retry\",\"retry_at\":%" PRId64 "}", retry_at);
+        if (ready)
+            buf_addf(&p, ",\"next\":\"retry\",\"retry_at\":%" PRId64 "}", retry_at);
+        else
+            buf_adds(&p, ",\"next\":\"pending\"}");
     } else {
         set_state(e, t, TASK_DEAD);
         persist(e, t);
@@ -1404,16 +1412,20 @@ static void do_claim(struct engine *e, struct cmd *c)
     if (ai == MAP_NONE) {
         s2_fail(&c->err, S2_ENOTFOUND, "unknown_agent", "agent '%s' does not exist",
                 c->in.claim.agent);
+        reply_later(e, c);
         return;
     }
     struct agent *a = &e->agents[ai];
     struct swarm *s = &e->swarms[a->swarm];
-    if (may_act_on_swarm(&c->who, s->id, &c->err))
+    if (may_act_on_swarm(&c->who, s->id, &c->err)) {
+        reply_later(e, c);
         return;
+    }
     if (a->held >= a->max_leases) {
         s2_fail(&c->err, S2_ECONFLICT, "agent_busy",
                 "agent '%s' already holds %u lease%s (max_leases %u): finish or fail it first",
                 a->id, a->held, a->held == 1 ? "" : "s", a->max_leases);
+        reply_later(e, c);
         return;
     }
     agent_touch(e, ai);
@@ -1641,6 +1653,12 @@ static void do_approve(struct engine *e, struct cmd *c)
                 t->approvals_needed == 1 ? "" : "s");
         return;
     }
+    if (t->state != TASK_PENDING) {
+        s2_fail(&c->err, S2_ECONFLICT, "task_not_pending",
+                "task '%s' is %s: only a pending task can be approved", t->id,
+                task_state_name(t->state));
+        return;
+    }
     if (strvec_find(t->approvers, who) >= 0) {
         s2_fail(&c->err, S2_ECONFLICT, "duplicate_approval",
                 "'%s' already approved task '%s' (%u of %u approvals): another approver is needed",
@@ -1678,12 +1696,15 @@ static void do_release(struct engine *e, struct cmd *c)
         return; /* already moved on */
     uint32_t owner = t->owner;
     lease_end(e, t);
-    set_state(e, t, TASK_READY);
+    int ready = can_be_ready(e, t);
+    set_state(e, t, ready ? TASK_READY : TASK_PENDING);
+    t->due = 0;
     if (t->attempts)
         t->attempts--; /* the claimer never saw it: not an attempt */
     if (persist(e, t))
         return;
-    enqueue(e, ti);
+    if (ready)
+        enqueue(e, ti);
     char params[96];
     snprintf(params, sizeof params, "{\"fence\":%" PRIu64 ",\"why\":\"reply not delivered\"}",
              t->fence);
@@ -1969,11 +1990,12 @@ static int witness_resume(struct engine *e, struct s2_error *err)
     if (rc < 0)
         goto out;
     rc = 0;
-    char *frontier = store_meta_get(e->store, "witness_frontier");
-    if (!frontier) {
-        if (tc.n || cp.tree_size)
-            rc = tail_fail(e, err, "entries exist but the stored frontier is missing");
+    if (!tc.n && !cp.tree_size)
         goto out; /* a new log */
+    char *frontier = cp.tree_size ? store_checkpoint_frontier(e->store, cp.tree_size) : NULL;
+    if (!frontier) {
+        rc = tail_fail(e, err, "entries exist but no checkpoint holds the tree's frontier");
+        goto out;
     }
     int bad = merkle_frontier_parse(frontier, &e->chain.tree);
     free(frontier);
@@ -2100,6 +2122,89 @@ static int engine_load(struct engine *e, struct s2_error *err)
 /* ------------------------------------------------------------------------------------ */
 /* the batch loop */
 
+static void publish(struct engine *e, struct event *v, size_t n)
+{
+    if (e->events && n) {
+        events_publish(e->events, v, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].swarm);
+        free(v[i].data);
+    }
+}
+
+static void answer(struct cmd **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct cmd *c = v[i];
+        if (c->err.kind && c->out.lease) {
+            sodium_memzero(c->out.lease, strlen(c->out.lease));
+            free(c->out.lease);
+            c->out.lease = NULL;
+            c->out.got = 0;
+        }
+        c->done(c);
+    }
+}
+
+/* Park the batch's replies and events until the flusher reports its commit durable. The
+ * batch's replies move out of e->replies (so finish_batch answers none of them now). */
+static void hold_batch(struct engine *e)
+{
+    GROW(e, e->held, e->nheld, e->capheld);
+    struct held_batch *h = &e->held[e->nheld++];
+    h->tag = ++e->commits_written;
+    h->replies = e->nreplies ? xmalloc(e->nreplies * sizeof *h->replies) : NULL;
+    memcpy(h->replies, e->replies, e->nreplies * sizeof *h->replies);
+    h->nreplies = e->nreplies;
+    h->events = e->nbev ? xmalloc(e->nbev * sizeof *h->events) : NULL;
+    memcpy(h->events, e->bev, e->nbev * sizeof *h->events);
+    h->nevents = e->nbev;
+    e->nbev = 0;
+    e->nreplies = 0;
+    pthread_mutex_lock(&e->fl_mu);
+    e->fl_want = h->tag;
+    pthread_cond_signal(&e->fl_cv);
+    pthread_mutex_unlock(&e->fl_mu);
+}
+
+/* Answer the held batches the flusher has made durable (or failed to). */
+static void release_held(struct engine *e)
+{
+    if (!e->nheld)
+        return;
+    pthread_mutex_lock(&e->fl_mu);
+    uint64_t done = e->fl_done;
+    char *fail = e->fl_fail;
+    e->fl_fail = NULL;
+    uint64_t fail_upto = e->fl_fail_upto;
+    pthread_mutex_unlock(&e->fl_mu);
+    size_t k = 0;
+    for (; k < e->nheld && e->held[k].tag <= done; k++) {
+        struct held_batch *h = &e->held[k];
+        if (h->tag <= fail_upto && fail) {
+            /* committed but not known durable: say so rather than promise it */
+            for (size_t i = 0; i < h->nreplies; i++) {
+                s2_fail(&h->replies[i]->err, S2_EUNAVAIL, "store_unavailable",
+                        "the change was written but could not be made durable (%s); it may "
+                        "or may not survive a crash",
+                        fail);
+                h->replies[i]->out.got = 0;
+            }
+        }
+        publish(e, h->events, h->nevents);
+        answer(h->replies, h->nreplies);
+        free(h->events);
+        free(h->replies);
+    }
+    free(fail);
+    if (k) {
+        memmove(e->held, e->held + k, (e->nheld - k) * sizeof *e->held);
+        e->nheld -= k;
+    }
+}
+
 static void finish_batch(struct engine *e)
 {
     int64_t t0 = clock_mono_ns();
@@ -2165,6 +2270,7 @@ static void finish_batch(struct engine *e)
             }
         }
     } else {
+        int wrote = e->in_tx;
         if (e->in_tx) {
             e->chain_saved = e->chain;
             e->unavailable_backoff = 0;
@@ -2174,15 +2280,7 @@ static void finish_batch(struct engine *e)
             struct agent *a = &e->agents[e->touched_agents.v[k]];
             a->seen_stored = a->last_seen; /* written in this batch, see step() */
         }
-        if (e->events && e->nbev)
-            events_publish(e->events, e->bev, e->nbev);
-        else
-            for (size_t i = 0; i < e->nbev; i++) {
-                free(e->bev[i].swarm);
-                free(e->bev[i].data);
-            }
-        e->nbev = 0;
-        /* tokens become usable once committed */
+        /* tokens become usable once committed (their holder learns them only once durable) */
         for (size_t i = 0; i < e->nreplies; i++) {
             struct cmd *c = e->replies[i];
             if (c->kind == CMD_SWARM_ADD && c->out.token && !c->err.kind) {
@@ -2190,6 +2288,13 @@ static void finish_batch(struct engine *e)
                 auth_hash(c->out.token, hash);
                 auth_add(e->auth, hash, "swarm", c->in.swarm.id, c->in.swarm.id);
             }
+        }
+        if (wrote && e->flusher_on && e->durability == DURABILITY_FULL) {
+            /* durable only once the flusher has synced this commit: replies and events wait */
+            hold_batch(e);
+        } else {
+            publish(e, e->bev, e->nbev);
+            e->nbev = 0;
         }
     }
     e->touched_agents.n = 0;
@@ -2202,16 +2307,7 @@ static void finish_batch(struct engine *e)
     while (bb < 11 && (size_t)1 << bb < n)
         bb++;
     e->stats.batch_hist[bb]++;
-    for (size_t i = 0; i < n; i++) {
-        struct cmd *c = e->replies[i];
-        if (c->err.kind && c->out.lease) {
-            sodium_memzero(c->out.lease, strlen(c->out.lease));
-            free(c->out.lease);
-            c->out.lease = NULL;
-            c->out.got = 0;
-        }
-        c->done(c);
-    }
+    answer(e->replies, n);
 }
 
 /* Write last_seen of agents seen in this batch (at most every 5 s per agent). */
@@ -2236,6 +2332,7 @@ static struct cmd *take_queue(struct engine *e)
     pthread_mutex_lock(&e->mu);
     struct cmd *c = e->q_head;
     e->q_head = e->q_tail = NULL;
+    e->q_signalled = 0;
     pthread_mutex_unlock(&e->mu);
     return c;
 }
@@ -2246,6 +2343,9 @@ static int run_batch(struct engine *e, struct cmd *list)
     e->now = e->clock();
     e->stats.batches++;
     e->timer_trace[0] = 0;
+    /* what fell due since the last batch first, so this batch's claims can see it */
+    e->cur = NULL;
+    fire_timers(e);
     while (list) {
         struct cmd *next = list->next;
         list->next = NULL;
@@ -2263,74 +2363,99 @@ static int run_batch(struct engine *e, struct cmd *list)
 
 int engine_step(struct engine *e)
 {
-    return run_batch(e, take_queue(e));
+    uint64_t v;
+    if (e->wake_fd >= 0)
+        while (read(e->wake_fd, &v, sizeof v) > 0) {
+        }
+    release_held(e);
+    int n = run_batch(e, take_queue(e));
+    release_held(e);
+    return n;
 }
 
-static void *engine_main(void *arg)
+int64_t engine_next_deadline(struct engine *e)
 {
-    struct engine *e = arg;
     pthread_mutex_lock(&e->mu);
-    for (;;) {
-        while (!e->q_head && !e->stopping) {
-            int64_t at = next_timer(e);
-            if (at >= 0 && at <= e->clock())
-                break;
-            if (at < 0) {
-                pthread_cond_wait(&e->cv, &e->mu);
-            } else {
-                struct timespec ts = {.tv_sec = at / 1000, .tv_nsec = (at % 1000) * 1000000};
-                pthread_cond_timedwait(&e->cv, &e->mu, &ts);
-                break;
-            }
-        }
-        int stopping = e->stopping;
-        struct cmd *list = e->q_head;
-        e->q_head = e->q_tail = NULL;
-        pthread_mutex_unlock(&e->mu);
-        run_batch(e, list);
-        pthread_mutex_lock(&e->mu);
-        if (stopping && !e->q_head)
-            break;
-    }
-    e->stopped = 1;
+    int queued = e->q_head != NULL;
     pthread_mutex_unlock(&e->mu);
-    /* Claims still waiting get "nothing" so their clients are not left hanging. */
-    e->now = e->clock();
-    for (uint32_t wi = 0; wi < e->nwaiters; wi++) {
-        if (!e->waiters[wi].cmd)
-            continue;
-        struct cmd *c = e->waiters[wi].cmd;
-        waiter_unlink(e, wi);
-        reply_later(e, c);
-    }
-    finish_batch(e);
-    return NULL;
+    if (queued)
+        return 0;
+    return next_timer(e);
 }
 
-/* Relaxed mode's promise (WAL synced every second) and WAL size control in both modes. */
-static void *sync_main(void *arg)
+int engine_wake_fd(struct engine *e)
+{
+    return e->wake_fd;
+}
+
+void engine_set_driver(struct engine *e)
+{
+    e->driver = pthread_self();
+    e->has_driver = 1;
+}
+
+static void wake(struct engine *e)
+{
+    uint64_t one = 1;
+    if (e->wake_fd >= 0 && write(e->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_warn("engine: cannot signal the event loop: %s", strerror(errno));
+}
+
+/* The flusher: makes commits durable in the background (fdatasync of the WAL), so the
+ * engine goes on with the next batch meanwhile: every batch that committed before a sync
+ * started shares it (group commit, pipelined). It also copies the WAL into the database
+ * every second and, in relaxed mode, is the once-a-second fsync. */
+static void *flusher_main(void *arg)
 {
     struct engine *e = arg;
+    int64_t last_ckpt = clock_mono_ns();
     int tick = 0;
-    pthread_mutex_lock(&e->sync_mu);
-    while (!e->sync_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&e->sync_cv, &e->sync_mu, &ts);
-        if (e->sync_stop)
-            break;
-        pthread_mutex_unlock(&e->sync_mu);
-        struct s2_error err = S2_ERROR_INIT;
-        if (store_sync(e->store, &err)) {
-            log_warn("%s", err.msg);
-            s2_error_release(&err);
+    pthread_mutex_lock(&e->fl_mu);
+    for (;;) {
+        while (e->fl_want == e->fl_done && !e->fl_stop &&
+               clock_mono_ns() - last_ckpt < 1000000000LL) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&e->fl_cv, &e->fl_mu, &ts);
         }
-        if (e->events && ++tick % 5 == 0)
-            events_kick(e->events);
-        pthread_mutex_lock(&e->sync_mu);
+        uint64_t want = e->fl_want;
+        int stop = e->fl_stop;
+        pthread_mutex_unlock(&e->fl_mu);
+        struct s2_error err = S2_ERROR_INIT;
+        if (want != e->fl_done || e->durability == DURABILITY_RELAXED) {
+            int rc = store_flush(e->store, &err);
+            pthread_mutex_lock(&e->fl_mu);
+            if (rc) {
+                log_error("%s", err.msg);
+                free(e->fl_fail);
+                e->fl_fail = xstrdup(err.msg);
+                e->fl_fail_upto = want;
+                s2_error_release(&err);
+            }
+            e->fl_done = want;
+            pthread_mutex_unlock(&e->fl_mu);
+            if (want)
+                wake(e);
+        }
+        if (clock_mono_ns() - last_ckpt >= 1000000000LL || stop) {
+            last_ckpt = clock_mono_ns();
+            if (store_checkpoint(e->store, &err)) {
+                log_warn("%s", err.msg);
+                s2_error_release(&err);
+            }
+            if (e->events && ++tick % 5 == 0)
+                events_kick(e->events); /* SSE keep-alives */
+        }
+        pthread_mutex_lock(&e->fl_mu);
+        if (stop && e->fl_want == e->fl_done)
+            break;
     }
-    pthread_mutex_unlock(&e->sync_mu);
+    pthread_mutex_unlock(&e->fl_mu);
     return NULL;
 }
 
@@ -2350,8 +2475,13 @@ void engine_submit(struct engine *e, struct cmd *c)
     else
         e->q_head = c;
     e->q_tail = c;
-    pthread_cond_signal(&e->cv);
+    /* the driver itself steps the engine after its handlers ran: no need to wake it */
+    int signal = !e->q_signalled && !(e->has_driver && pthread_equal(e->driver, pthread_self()));
+    if (signal)
+        e->q_signalled = 1;
     pthread_mutex_unlock(&e->mu);
+    if (signal)
+        wake(e);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -2475,9 +2605,9 @@ int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_
     e->clock = cfg->now_ms ? cfg->now_ms : clock_wall_ms;
     e->auth = auth_new();
     pthread_mutex_init(&e->mu, NULL);
-    pthread_cond_init(&e->cv, NULL);
-    pthread_mutex_init(&e->sync_mu, NULL);
-    pthread_cond_init(&e->sync_cv, NULL);
+    pthread_mutex_init(&e->fl_mu, NULL);
+    pthread_cond_init(&e->fl_cv, NULL);
+    e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     engine_init_tables(e);
     char *key_path = cfg->key_path ? xstrdup(cfg->key_path) : xasprintf("%s.key", cfg->db_path);
     int krc = keys_load(key_path, e->sk, e->pk, err);
@@ -2499,33 +2629,56 @@ int engine_start(struct engine *e, struct s2_error *err)
 {
     if (e->events)
         events_set_last_seq(e->events, e->chain.seq);
-    if (pthread_create(&e->thread, NULL, engine_main, e))
-        return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the engine thread");
-    e->started = 1;
-    if (pthread_create(&e->sync_thread, NULL, sync_main, e)) {
-        engine_stop(e);
-        return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the sync thread");
+    /* full durability: commits only write, the flusher syncs and then they are answered */
+    if (e->durability == DURABILITY_FULL && store_sync_commits(e->store, 0, err))
+        return err->kind;
+    if (pthread_create(&e->flusher, NULL, flusher_main, e)) {
+        store_sync_commits(e->store, 1, NULL);
+        return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the flusher thread");
     }
-    e->sync_started = 1;
+    e->flusher_on = 1;
     return 0;
 }
 
 void engine_stop(struct engine *e)
 {
-    pthread_mutex_lock(&e->mu);
-    int was = e->stopping;
-    e->stopping = 1;
-    pthread_cond_signal(&e->cv);
-    pthread_mutex_unlock(&e->mu);
-    if (was || !e->started)
+    if (e->stopped)
         return;
-    pthread_join(e->thread, NULL);
-    pthread_mutex_lock(&e->sync_mu);
-    e->sync_stop = 1;
-    pthread_cond_signal(&e->sync_cv);
-    pthread_mutex_unlock(&e->sync_mu);
-    if (e->sync_started)
-        pthread_join(e->sync_thread, NULL);
+    pthread_mutex_lock(&e->mu);
+    e->stopping = 1;
+    pthread_mutex_unlock(&e->mu);
+    /* what is queued, then every waiting claim answered "nothing", in a last batch */
+    e->now = e->clock();
+    struct cmd *list = take_queue(e);
+    for (uint32_t wi = 0; wi < e->nwaiters; wi++) {
+        if (!e->waiters[wi].cmd)
+            continue;
+        struct cmd *c = e->waiters[wi].cmd;
+        waiter_unlink(e, wi);
+        reply_later(e, c);
+    }
+    run_batch(e, list);
+    pthread_mutex_lock(&e->mu);
+    e->stopped = 1; /* from now on submissions are refused at once */
+    pthread_mutex_unlock(&e->mu);
+    if (e->flusher_on) {
+        pthread_mutex_lock(&e->fl_mu);
+        e->fl_stop = 1;
+        pthread_cond_signal(&e->fl_cv);
+        pthread_mutex_unlock(&e->fl_mu);
+        pthread_join(e->flusher, NULL);
+        e->flusher_on = 0;
+        release_held(e);
+        store_sync_commits(e->store, 1, NULL);
+    }
+    /* anything submitted meanwhile was queued before `stopped`: answer it too */
+    struct cmd *late = take_queue(e);
+    while (late) {
+        struct cmd *next = late->next;
+        s2_fail(&late->err, S2_EUNAVAIL, "shutting_down", "the server is shutting down");
+        late->done(late);
+        late = next;
+    }
 }
 
 void engine_free(struct engine *e)
@@ -2554,9 +2707,13 @@ void engine_free(struct engine *e)
     sodium_memzero(e->sk, sizeof e->sk);
     auth_free(e->auth);
     pthread_mutex_destroy(&e->mu);
-    pthread_cond_destroy(&e->cv);
-    pthread_mutex_destroy(&e->sync_mu);
-    pthread_cond_destroy(&e->sync_cv);
+
+    pthread_mutex_destroy(&e->fl_mu);
+    pthread_cond_destroy(&e->fl_cv);
+    if (e->wake_fd >= 0)
+        close(e->wake_fd);
+    free(e->held);
+    free(e->fl_fail);
     free(e->db_path);
     free(e);
 }
@@ -2660,9 +2817,7 @@ int engine_init_db(const char *path, const char *key_path, char **admin_token,
         struct checkpoint cp;
         witness_chain_checkpoint(&chain, now, sk, &cp);
         char *frontier = merkle_frontier_format(&chain.tree);
-        rc = store_checkpoint_add(st, &cp, err);
-        if (!rc)
-            rc = store_meta_put(st, "witness_frontier", frontier, err);
+        rc = store_checkpoint_add(st, &cp, frontier, err);
         free(frontier);
     }
     if (!rc)

@@ -152,20 +152,31 @@ struct engine_config {
  * check of the witness log's tail against its latest signed checkpoint (a log edited
  * behind s2's back is refused here). Caller owns. */
 int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_error *err);
-/* Start the engine thread (and, in relaxed mode, the WAL sync timer). */
+/* Start the flusher thread: from now on, in full durability, commits only write and a
+ * batch is answered once the flusher has synced it (fdatasync of the WAL), while the
+ * engine goes on with the next batch. Without it (unit tests), each commit syncs. */
 int engine_start(struct engine *e, struct s2_error *err);
-/* Stop accepting work, answer waiting claims with "nothing", finish the batch in hand and
- * join the thread. Safe to call once after engine_start. */
+/* From the driving thread, once: answer what is queued, answer every waiting claim with
+ * "nothing", commit, sync, stop the flusher. Later submissions get 503 at once. */
 void engine_stop(struct engine *e);
 void engine_free(struct engine *e);
 
-/* Hand a command to the engine thread. Thread-safe. After engine_stop, the command is
- * answered at once with 503. */
+/* Hand a command to the engine. Thread-safe; its done callback runs later in the driving
+ * thread (inside engine_step). After engine_stop, the command is answered at once (503). */
 void engine_submit(struct engine *e, struct cmd *c);
 
-/* Tests: process everything queued, then fire timers due at `now`, in the calling thread
- * (without engine_start). Returns the number of commands answered. */
+/* The engine has no thread of its own: one thread (the server's event loop; a unit test)
+ * drives it. engine_step processes everything submitted and the timers due, in one
+ * transaction, and answers the commands whose changes are durable. Returns the number of
+ * commands processed. */
 int engine_step(struct engine *e);
+/* The thread calling this is the driver: its own submissions need no wake-up. */
+void engine_set_driver(struct engine *e);
+/* When engine_step should run next: 0 now (work queued), a time in ms since the epoch
+ * (a timer), or -1 (nothing scheduled; wait for engine_wake_fd). */
+int64_t engine_next_deadline(struct engine *e);
+/* Readable when another thread queued a command or a flush finished: then step. */
+int engine_wake_fd(struct engine *e);
 
 /* The event stream the engine publishes to (set before engine_start; may be NULL). */
 void engine_set_events(struct engine *e, struct events *ev);

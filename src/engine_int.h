@@ -109,6 +109,15 @@ struct task {
     struct strvec *approvers; /* only for tasks behind an approval */
 };
 
+/* A committed batch waiting for its fsync before it is answered and published. */
+struct held_batch {
+    uint64_t tag;
+    struct cmd **replies;
+    size_t nreplies;
+    struct event *events;
+    size_t nevents;
+};
+
 /* A claim waiting for work (long-poll). */
 struct waiter {
     struct cmd *cmd; /* NULL: free slot */
@@ -186,15 +195,29 @@ struct engine {
     int64_t unavailable_until; /* after a failed commit: refuse writes until then */
     int64_t unavailable_backoff;
 
-    /* the queue from other threads */
+    /* the queue of submitted commands (any thread) */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     struct cmd *q_head, *q_tail;
-    int stopping, stopped, started, sync_started;
-    pthread_t thread, sync_thread;
-    pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
-    int sync_stop; /* under sync_mu */
+    int q_signalled;      /* wake_fd written since the queue was last taken */
+    int stopping, stopped;
+    int wake_fd;          /* eventfd: commands queued by another thread, or a flush done */
+    pthread_t driver;     /* the thread that steps the engine (engine_set_driver) */
+    int has_driver;
+
+    /* batches committed but not yet durable, oldest first (full durability) */
+    struct held_batch *held;
+    size_t nheld, capheld;
+    uint64_t commits_written;
+
+    /* the flusher thread; fl_* under fl_mu */
+    pthread_t flusher;
+    int flusher_on;
+    pthread_mutex_t fl_mu;
+    pthread_cond_t fl_cv;
+    uint64_t fl_want, fl_done; /* commits asked to be made durable / made durable */
+    char *fl_fail;             /* the last flush failure not yet reported */
+    uint64_t fl_fail_upto;
+    int fl_stop;
 
     struct engine_stats stats;
     uint32_t count[TASK_NSTATES];

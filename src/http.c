@@ -6,6 +6,7 @@
 #include "witness.h"
 #include "events.h"
 #include "json.h"
+#include "model.h"
 #include "store.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -13,6 +14,7 @@
 #include "util/xalloc.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -22,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,6 +39,10 @@ static const unsigned counted_status[] = {200, 201, 204, 400, 401, 403, 404,
 
 struct http_server {
     struct MHD_Daemon *mhd;
+    pthread_t loop;
+    int loop_started;
+    int stop_fd;        /* eventfd: http_stop asks the loop to wind down */
+    int stop_timeout_ms;
     struct engine *engine;
     struct events *events;
     size_t max_body;
@@ -128,6 +136,12 @@ void http_reply_raw(struct request *r, unsigned status, const char *type, const 
 
 void http_reply_json(struct request *r, unsigned status, json_t *body)
 {
+    if (!body) { /* a json_pack that failed (e.g. on text that is not UTF-8): a bug, not OOM */
+        log_error("http: reply to %s %s could not be built as JSON", r->method, r->url);
+        status = 500;
+        body = json_pack("{s:{s:s,s:s}}", "error", "code", "internal", "message",
+                         "internal error: the reply could not be encoded");
+    }
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (!s)
@@ -141,11 +155,31 @@ void http_reply_json(struct request *r, unsigned status, json_t *body)
     set_response(r, status, resp);
 }
 
+/* A copy of s in which every byte that is not part of a valid UTF-8 sequence is '?' (caller
+ * frees). Messages quote user input (URL paths, query arguments, clipped ids) and JSON
+ * strings must be UTF-8. */
+static char *utf8_clean(const char *s)
+{
+    char *out = xstrdup(s);
+    for (char *p = out; *p;) {
+        int l = model_utf8_len(p);
+        if (!l) {
+            *p++ = '?';
+            continue;
+        }
+        for (int i = 0; i < l; i++) /* a sequence cut short by the NUL is invalid (0) */
+            p++;
+    }
+    return out;
+}
+
 void http_reply_error(struct request *r, const struct s2_error *err)
 {
     enum s2_err kind = err->kind ? err->kind : S2_EINTERNAL;
+    char *msg = utf8_clean(err->msg ? err->msg : "internal error");
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", err->code ? err->code : s2_err_code(kind),
-                          "message", err->msg ? err->msg : "internal error");
+                          "message", msg);
+    free(msg);
     unsigned status = http_status_of(kind);
     http_reply_json(r, status, o);
     if (status == 503)
@@ -514,11 +548,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES;
         /* refuse at once rather than read a body we will not keep */
     } else if (*upload_data_size) {
-        if (!r->too_big && buf_add(&r->body, upload_data, *upload_data_size))
+        if (!r->too_big && buf_add(&r->body, upload_data, *upload_data_size)) {
             r->too_big = 1;
+            buf_release(&r->body);
+        }
         *upload_data_size = 0;
-        if (!r->too_big || r->dispatched)
-            return MHD_YES;
+        /* A body without Content-Length (chunked) that outgrows the limit: libmicrohttpd
+         * takes no reply while the body is still arriving (queueing one fails and the
+         * connection is dropped without a word), so discard the rest and answer 413 at the
+         * end of the request. */
+        return MHD_YES;
     }
     if (r->cmd && atomic_load(&r->cmd_done)) {
         struct cmd *c = r->cmd;
@@ -629,6 +668,77 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+/* The event loop: wait for network activity, engine work (a command from another thread,
+ * a finished flush) or the next timer; let libmicrohttpd run the handlers (which submit
+ * commands), step the engine (one batch, one commit), and run libmicrohttpd again to send
+ * what the batch answered. Like Redis' event loop, so a request costs no thread switch. */
+static void *loop_main(void *arg)
+{
+    struct http_server *srv = arg;
+    struct engine *e = srv->engine;
+    engine_set_driver(e);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    int fds[3] = {di ? di->epoll_fd : -1, engine_wake_fd(e), srv->stop_fd};
+    for (int i = 0; i < 3; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
+        if (fds[i] >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev))
+            log_error("http: epoll_ctl: %s", strerror(errno));
+    }
+    int stopping = 0;
+    int64_t deadline = 0;
+    for (;;) {
+        int64_t to = -1;
+        MHD_UNSIGNED_LONG_LONG mt;
+        if (MHD_get_timeout(srv->mhd, &mt) == MHD_YES)
+            to = mt > INT32_MAX ? INT32_MAX : (int64_t)mt;
+        if (!stopping) {
+            int64_t at = engine_next_deadline(e);
+            if (at == 0) {
+                to = 0;
+            } else if (at > 0) {
+                int64_t wait = at - clock_wall_ms();
+                if (wait < 0)
+                    wait = 0;
+                if (to < 0 || wait < to)
+                    to = wait;
+            }
+        } else if (to < 0 || to > 10) {
+            to = 10;
+        }
+        struct epoll_event evs[4];
+        int n = epoll_wait(ep, evs, 4, (int)to);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.fd == srv->stop_fd && !stopping) {
+                stopping = 1;
+                deadline = clock_mono_ns() + (int64_t)srv->stop_timeout_ms * 1000000;
+                MHD_socket lfd = MHD_quiesce_daemon(srv->mhd);
+                if (lfd != MHD_INVALID_SOCKET)
+                    close(lfd);
+                engine_stop(e); /* answers waiting claims, commits and syncs the last batch */
+                if (srv->events)
+                    events_close(srv->events); /* ends event streams */
+            }
+        }
+        MHD_run(srv->mhd);
+        if (!stopping) {
+            engine_step(e);
+            MHD_run(srv->mhd); /* send what the batch answered */
+        }
+        if (stopping) {
+            if (atomic_load(&srv->suspended) <= 0)
+                break;
+            if (clock_mono_ns() > deadline) {
+                log_warn("http: %d requests still suspended at shutdown",
+                         atomic_load(&srv->suspended));
+                break;
+            }
+        }
+    }
+    close(ep);
+    return NULL;
+}
+
 int http_start(struct http_server **out, const struct http_config *cfg, struct s2_error *err)
 {
     struct sockaddr_storage ss;
@@ -648,21 +758,26 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
         events_set_backfill(srv->events, sse_backfill, srv);
     srv->max_body = cfg->max_body;
     srv->counts = xcalloc((api_nroutes + 1) * NSTATUS, sizeof *srv->counts);
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+    /* One thread serves every connection and drives the engine (see loop_main): no hand-off
+     * between threads on the path of a request. */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_TURBO;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    unsigned threads = cfg->threads ? cfg->threads : 2;
     unsigned limit = CONN_LIMIT;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur < (rlim_t)limit + 64)
         limit = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
+    srv->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_END);
-    if (!srv->mhd) {
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    if (!srv->mhd || srv->stop_fd < 0) {
+        if (srv->mhd)
+            MHD_stop_daemon(srv->mhd);
+        if (srv->stop_fd >= 0)
+            close(srv->stop_fd);
         free(srv->counts);
         free(srv);
         return s2_fail(err, S2_EUNAVAIL, "listen_failed",
@@ -670,6 +785,14 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : 0;
+    if (pthread_create(&srv->loop, NULL, loop_main, srv)) {
+        MHD_stop_daemon(srv->mhd);
+        close(srv->stop_fd);
+        free(srv->counts);
+        free(srv);
+        return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the event loop thread");
+    }
+    srv->loop_started = 1;
     *out = srv;
     return 0;
 }
@@ -679,27 +802,18 @@ int http_port(const struct http_server *s)
     return s->port;
 }
 
-void http_quiesce(struct http_server *s)
-{
-    MHD_socket fd = MHD_quiesce_daemon(s->mhd);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-}
-
 void http_stop(struct http_server *s, int timeout_ms)
 {
     if (!s)
         return;
-    /* Suspended connections must all be resumed before the daemon stops. */
-    int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * 1000000;
-    while (atomic_load(&s->suspended) > 0 && clock_mono_ns() < deadline) {
-        if (s->events)
-            events_kick(s->events);
-        usleep(2000);
-    }
-    if (atomic_load(&s->suspended) > 0)
-        log_warn("http: %d requests still suspended at shutdown", atomic_load(&s->suspended));
+    s->stop_timeout_ms = timeout_ms;
+    uint64_t one = 1;
+    if (write(s->stop_fd, &one, sizeof one) < 0)
+        log_warn("http: cannot signal the event loop to stop: %s", strerror(errno));
+    if (s->loop_started)
+        pthread_join(s->loop, NULL);
     MHD_stop_daemon(s->mhd);
+    close(s->stop_fd);
     free(s->counts);
     free(s);
 }

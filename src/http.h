@@ -19,19 +19,19 @@ struct store_reader;
 
 struct http_config {
     const char *listen; /* "HOST:PORT"; port 0 picks a free port */
-    unsigned threads;   /* HTTP worker threads */
     size_t max_body;    /* bytes; larger bodies get 413 */
     struct engine *engine;
     struct events *events;
 };
 
+/* Listen, and start the event loop thread that serves every connection and drives the
+ * engine (engine_start must have run; the loop is the engine's driver from now on). */
 int http_start(struct http_server **out, const struct http_config *cfg, struct s2_error *err);
 /* The port actually bound. */
 int http_port(const struct http_server *s);
-/* Stop accepting connections (existing ones are still served). */
-void http_quiesce(struct http_server *s);
-/* Wait (up to timeout_ms) for suspended requests to be answered, then stop and free. The
- * engine must have been stopped (so every waiting claim was answered) first. */
+/* Stop: the loop stops accepting, stops the engine (waiting claims are answered, the last
+ * batch commits and syncs), ends event streams, sends what is pending for up to
+ * timeout_ms, and exits; then the server is freed. */
 void http_stop(struct http_server *s, int timeout_ms);
 /* Prometheus lines for the HTTP layer's own counters, appended to b. */
 struct buf;

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "version.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,7 +55,6 @@ const struct cli_cmd cli_cmds[] = {
      "  --durability MODE   full: fsync before every reply (default); relaxed: fsync at\n"
      "                      most every second (an OS crash or power loss can lose up to the\n"
      "                      last second of acknowledged changes; a crash of s2 loses nothing)\n"
-     "  --threads N         HTTP worker threads (default 2)\n"
      "  --max-body BYTES    largest request body (default 16777216)\n"
      "  --log-level LEVEL   debug, info (default), warn or error\n"
      "  --port-file PATH    write the bound port there once listening (for scripts)\n"
@@ -280,6 +280,13 @@ static CMD(cli_help_cmd)
 
 int main(int argc, char **argv)
 {
+    /* libsodium's userspace ChaCha20 generator (seeded from the kernel, per thread) rather
+     * than a getrandom() syscall for every lease token and trace id */
+    randombytes_set_implementation(&randombytes_internal_implementation);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "error: libsodium failed to initialise\n");
+        return EXIT_FAIL;
+    }
     if (argc < 2) {
         overview(stderr);
         return EXIT_USAGE;

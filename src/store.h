@@ -32,9 +32,15 @@ int store_create(const char *path, struct s2_error *err);
  * result (store_close). */
 int store_open(struct store **out, const char *path, enum durability d, struct s2_error *err);
 void store_close(struct store *st);
-/* Sync the WAL now (relaxed mode calls this from a timer thread; safe from any one thread
- * other than the writer's). */
-int store_sync(struct store *st, struct s2_error *err);
+/* Make every commit so far durable (fdatasync of the WAL). From one thread other than the
+ * writer's (the engine's flusher); commits may go on meanwhile. */
+int store_flush(struct store *st, struct s2_error *err);
+/* Copy committed WAL frames into the database file (passive: never blocks the writer).
+ * Same thread as store_flush. */
+int store_checkpoint(struct store *st, struct s2_error *err);
+/* on: each commit syncs before it returns (SQLite synchronous=FULL). off: commits only
+ * write; the caller makes them durable with store_flush before it tells anyone. Writer. */
+int store_sync_commits(struct store *st, int on, struct s2_error *err);
 /* Schema version recorded in the database. */
 int store_schema_version(struct store *st);
 
@@ -89,7 +95,10 @@ int store_approval_insert(struct store *st, int64_t task_rowid, const char *appr
 
 /* Append one entry / one checkpoint (inside the transaction of the change it records). */
 int store_witness_append(struct store *st, const struct witness_entry *w, struct s2_error *err);
-int store_checkpoint_add(struct store *st, const struct checkpoint *c, struct s2_error *err);
+int store_checkpoint_add(struct store *st, const struct checkpoint *c, const char *frontier,
+                         struct s2_error *err);
+/* The Merkle frontier stored with the checkpoint of that tree size (caller frees), or NULL. */
+char *store_checkpoint_frontier(struct store *st, uint64_t tree_size);
 
 struct witness_filter {
     uint64_t from;    /* oldest-first: seq >= from; newest-first: seq <= from (0: the end) */

@@ -55,7 +55,7 @@ static const char *const migrations[] = {
     "  params TEXT NOT NULL, trace_id TEXT, prev_hash BLOB NOT NULL, hash BLOB NOT NULL);"
     "CREATE INDEX witness_by_task ON witness(task) WHERE task IS NOT NULL;"
     "CREATE TABLE checkpoints(tree_size INTEGER PRIMARY KEY, root_hash BLOB NOT NULL,"
-    "  time INTEGER NOT NULL, signature BLOB NOT NULL);"
+    "  time INTEGER NOT NULL, signature BLOB NOT NULL, frontier TEXT);"
     "CREATE TRIGGER witness_no_update BEFORE UPDATE ON witness"
     "  BEGIN SELECT RAISE(ABORT, 'the witness log is append-only'); END;"
     "CREATE TRIGGER witness_no_delete BEFORE DELETE ON witness"
@@ -122,8 +122,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_WITNESS_INSERT] = "INSERT INTO witness(seq, time, actor, swarm, phase, agent, task, op,"
                          " params, trace_id, prev_hash, hash)"
                          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    [S_CHECKPOINT_INSERT] = "INSERT INTO checkpoints(tree_size, root_hash, time, signature)"
-                            " VALUES(?1, ?2, ?3, ?4)",
+    [S_CHECKPOINT_INSERT] = "INSERT INTO checkpoints(tree_size, root_hash, time, signature,"
+                            " frontier) VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -311,40 +311,57 @@ void store_close(struct store *st)
         sqlite3_close(st->ckpt_db);
     if (st->wal_fd >= 0)
         close(st->wal_fd);
-    /* A clean close checkpoints the WAL into the database file. */
+    /* A clean close checkpoints the WAL into the database file and removes the WAL: with
+     * syncs, whatever mode commits ran in. */
+    exec(st->db, "PRAGMA synchronous=FULL", NULL);
     sqlite3_close(st->db);
     pthread_mutex_destroy(&st->sync_mu);
     free(st->path);
     free(st);
 }
 
-int store_sync(struct store *st, struct s2_error *err)
+/* The flusher's connection and WAL handle, opened on first use (the WAL exists once the
+ * writer has committed). */
+static int flusher_open(struct store *st, struct s2_error *err)
+{
+    if (!st->ckpt_db) {
+        if (open_db(&st->ckpt_db, st->path, SQLITE_OPEN_READWRITE, err))
+            return S2_EUNAVAIL;
+        exec(st->ckpt_db, "PRAGMA synchronous=NORMAL", NULL);
+    }
+    if (st->wal_fd < 0) {
+        char *wal = xasprintf("%s-wal", st->path);
+        st->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+        free(wal);
+    }
+    return 0;
+}
+
+int store_flush(struct store *st, struct s2_error *err)
 {
     int rc = 0;
     pthread_mutex_lock(&st->sync_mu);
-    if (!st->ckpt_db) {
-        if (open_db(&st->ckpt_db, st->path, SQLITE_OPEN_READWRITE, err)) {
-            rc = S2_EUNAVAIL;
-            goto out;
-        }
-        exec(st->ckpt_db, "PRAGMA synchronous=NORMAL", NULL);
-    }
-    if (st->durability == DURABILITY_RELAXED) {
-        /* The promise of relaxed mode: what was committed a second ago is on disk. fdatasync
-         * of the WAL covers every frame written so far, whatever a checkpoint can copy. */
-        if (st->wal_fd < 0) {
-            char *wal = xasprintf("%s-wal", st->path);
-            st->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
-            free(wal);
-        }
-        if (st->wal_fd >= 0 && fdatasync(st->wal_fd) != 0) {
-            rc = s2_fail(err, S2_EUNAVAIL, "store_unavailable", "store: fdatasync of WAL: %s",
-                         strerror(errno));
-            goto out;
-        }
-    }
+    if ((rc = flusher_open(st, err)))
+        goto out;
+    /* fdatasync of the WAL covers every frame written so far, whatever a checkpoint can
+     * copy: what the writer committed before this call is on disk after it. */
+    if (st->wal_fd >= 0 && fdatasync(st->wal_fd) != 0)
+        rc = s2_fail(err, S2_EUNAVAIL, "store_unavailable", "store: fdatasync of WAL: %s",
+                     strerror(errno));
+out:
+    pthread_mutex_unlock(&st->sync_mu);
+    return rc;
+}
+
+int store_checkpoint(struct store *st, struct s2_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&st->sync_mu);
+    if ((rc = flusher_open(st, err)))
+        goto out;
     /* Copy committed frames into the database so the WAL does not grow without bound; the
-     * writer never checkpoints itself (wal_autocheckpoint=0) so it never stalls on it. */
+     * writer never checkpoints itself (wal_autocheckpoint=0) so it never stalls on it.
+     * This connection syncs the WAL before copying and the database after. */
     int logn = 0, ckpt = 0;
     int src = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logn, &ckpt);
     if (src != SQLITE_OK && src != SQLITE_BUSY)
@@ -352,6 +369,12 @@ int store_sync(struct store *st, struct s2_error *err)
 out:
     pthread_mutex_unlock(&st->sync_mu);
     return rc;
+}
+
+int store_sync_commits(struct store *st, int on, struct s2_error *err)
+{
+    /* off: commits only write the WAL; the caller makes them durable with store_flush */
+    return exec(st->db, on ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF", err);
 }
 
 /* ---- statements ---- */
@@ -903,14 +926,32 @@ int store_witness_append(struct store *st, const struct witness_entry *w, struct
     return run(st, s, "witness append", err);
 }
 
-int store_checkpoint_add(struct store *st, const struct checkpoint *c, struct s2_error *err)
+static char *col_dup(sqlite3_stmt *s, int i);
+
+int store_checkpoint_add(struct store *st, const struct checkpoint *c, const char *frontier,
+                         struct s2_error *err)
 {
     sqlite3_stmt *s = stmt(st, S_CHECKPOINT_INSERT);
     sqlite3_bind_int64(s, 1, (int64_t)c->tree_size);
     sqlite3_bind_blob(s, 2, c->root_hash, MERKLE_HASH, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, c->time);
     sqlite3_bind_blob(s, 4, c->signature, sizeof c->signature, SQLITE_STATIC);
+    bind_text(s, 5, frontier);
     return run(st, s, "checkpoint add", err);
+}
+
+char *store_checkpoint_frontier(struct store *st, uint64_t tree_size)
+{
+    sqlite3_stmt *s;
+    char *v = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT frontier FROM checkpoints WHERE tree_size = ?1", -1, &s,
+                           NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_int64(s, 1, (int64_t)tree_size);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = col_dup(s, 0);
+    sqlite3_finalize(s);
+    return v;
 }
 
 #define WITNESS_COLS                                                                           \

@@ -94,6 +94,7 @@ int buf_addf(struct buf *b, const char *fmt, ...)
 int buf_add_json_str(struct buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t start = b->len; /* all or nothing, like every append */
     int rc = buf_addch(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
         unsigned char c = *p;
@@ -113,7 +114,13 @@ int buf_add_json_str(struct buf *b, const char *s)
             rc = buf_addch(b, (char)c);
         }
     }
-    return rc ? rc : buf_addch(b, '"');
+    if (!rc)
+        rc = buf_addch(b, '"');
+    if (rc) {
+        b->len = start;
+        b->ptr[start] = 0;
+    }
+    return rc;
 }
 
 char *buf_detach(struct buf *b, size_t *len)

@@ -89,8 +89,15 @@ int api_parse_task(json_t *o, struct task_spec *t, const char *default_swarm, co
         goto out;
     if (!t->swarm)
         t->swarm = xstrdup(default_swarm);
-    if (approval && model_parse_approval(approval, &t->approval_kind, &t->approval_n, err))
+    if (approval && model_parse_approval(approval, &t->approval_kind, &t->approval_n, err)) {
+        if (*ctx) { /* say which task of a batch */
+            char *m = err->msg;
+            err->msg = NULL;
+            s2_fail(err, err->kind, err->code, "%s: %s", ctx, m);
+            free(m);
+        }
         goto out;
+    }
     char what[64];
     snprintf(what, sizeof what, "%s%sfield 'estimate_usd'", ctx, *ctx ? ": " : "");
     if (model_usd_to_micro(est_usd, &t->estimate_micro, what, err))

@@ -43,20 +43,32 @@ const char *swarm_state_name(int s)
     return s >= 0 && s <= SWARM_TRIPPED ? swarm_state_names[s] : "unknown";
 }
 
-/* Quote a user string for an error message, clipped and with controls escaped. */
+/* Quote a user string for an error message, clipped and with controls escaped. Clipping
+ * never splits a UTF-8 character (the message must stay valid UTF-8 to go out as JSON). */
 static void quote(char *out, size_t outlen, const char *s)
 {
     size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && o + 5 < outlen; p++) {
-        if (*p < 0x20 || *p == 0x7f)
-            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", *p);
-        else
-            out[o++] = (char)*p;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        char one[8];
+        int l = 1;
+        if (*p < 0x20 || *p == 0x7f) {
+            snprintf(one, sizeof one, "\\x%02x", *p);
+        } else if (*p < 0x80 || (l = model_utf8_len((const char *)p)) > 0) {
+            memcpy(one, p, (size_t)l);
+            one[l] = 0;
+        } else {
+            l = 1;
+            snprintf(one, sizeof one, "\\x%02x", *p);
+        }
+        size_t n = strlen(one);
+        if (o + n + 4 > outlen) /* keep room for "..." and the NUL */
+            break;
+        memcpy(out + o, one, n);
+        o += n;
+        p += l;
     }
-    if (*s && strlen(s) > o)
-        snprintf(out + (o < outlen - 4 ? o : outlen - 4), 4, "...");
-    else
-        out[o] = 0;
+    snprintf(out + o, outlen - o, "%s", *p ? "..." : "");
 }
 
 static int check_name(const char *s, size_t max, const char *extra, const char *what,
@@ -81,9 +93,12 @@ static int check_name(const char *s, size_t max, const char *extra, const char *
             if (c < 0x20 || c == 0x7f)
                 return s2_fail(err, S2_EINVAL, "invalid_field",
                                "%s '%s' contains a control character", what, q);
+            /* name the whole character: one byte of a UTF-8 sequence is not text */
+            int l = c < 0x80 ? 1 : model_utf8_len(s + i);
             return s2_fail(err, S2_EINVAL, "invalid_field",
-                           "%s '%s' has '%c' at position %zu: use letters, digits and %s%s", what,
-                           q, c, i + 1, extra, i == 0 ? " (not first)" : "");
+                           "%s '%s' has '%.*s' at position %zu: use letters, digits and %s%s",
+                           what, q, l ? l : 1, l ? s + i : "?", i + 1, extra,
+                           i == 0 ? " (not first)" : "");
         }
     }
     return 0;
@@ -117,9 +132,9 @@ int model_check_caps(const struct strvec *caps, const char *what, struct s2_erro
     return 0;
 }
 
-/* Length of the UTF-8 sequence at p (1..4), or 0 if invalid. */
-static int utf8_len(const unsigned char *p)
+int model_utf8_len(const char *s)
 {
+    const unsigned char *p = (const unsigned char *)s;
     if (p[0] < 0x80)
         return 1;
     int n = (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
@@ -154,7 +169,7 @@ int model_check_text(const char *s, size_t max, int multiline, const char *what,
             p++;
             continue;
         }
-        int l = utf8_len(p);
+        int l = model_utf8_len((const char *)p);
         if (!l)
             return s2_fail(err, S2_EINVAL, "invalid_field", "%s is not valid UTF-8 at byte %zu",
                            what, (size_t)(p - (const unsigned char *)s) + 1);

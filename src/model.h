@@ -69,6 +69,8 @@ int model_check_id(const char *id, const char *what, struct s2_error *err);
 int model_check_cap(const char *cap, const char *what, struct s2_error *err);
 /* A list of capabilities: each valid, at most S2_CAPS_MAX, no duplicates. */
 int model_check_caps(const struct strvec *caps, const char *what, struct s2_error *err);
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there are not one. */
+int model_utf8_len(const char *s);
 /* Free text: valid UTF-8, no control characters except \n and \t (\r too when multiline),
  * at most max bytes. */
 int model_check_text(const char *s, size_t max, int multiline, const char *what,

@@ -269,6 +269,16 @@ api 409 claim /v1/claim '{"agent":"a1"}' "$SIP"
 is "$(J .error.code)" agent_busy "a busy agent: agent_busy"
 api 404 claim /v1/claim '{"agent":"ghost"}'
 api 400 claim /v1/claim '{"agent":"a1","wait_ms":300001}'
+# the lease token is also a bearer token, for its own task only
+api 200 whoami /v1/whoami "" "$L1"
+is "$(J .kind)" task "a lease token is a task principal"
+api 200 heartbeat /v1/tasks/t1/heartbeat "" "$L1"
+api 200 getTask /v1/tasks/t1 "" "$L1"
+api 404 getTask /v1/tasks/t2 "" "$L1"
+api 403 heartbeat /v1/tasks/t2/heartbeat "" "$L1"
+api 403 listTasks /v1/tasks "" "$L1"
+api 403 events /v1/events "" "$L1"
+api 403 listWitness /v1/witness "" "$L1"
 api 204 claim /v1/claim '{"agent":"w1","wait_ms":100}' "$WEB"
 is "$(hdr S2-Reason)" "no ready task for this agent" "204 says why in S2-Reason"
 api 200 heartbeat /v1/tasks/t1/heartbeat "{\"lease\":\"$L1\",\"usage\":{\"tokens_in\":1000,\"tokens_out\":100}}" "$SIP"
@@ -347,6 +357,11 @@ api 200 putContract /v1/swarms/sip/contract '{"contract":{"version":"1.0.0","lim
 api 400 putContract /v1/swarms/sip/contract '{"contract":{"network":["no-port"]}}'
 api 200 getContract /v1/swarms/sip/contract "" "$SIP"
 is "$(J '.contract.network[0]')" api.example.com:443 "the contract as set"
+api 200 listSlo /v1/slo
+api 200 listSlo /v1/slo "" "$SIP"
+api 200 swarmSlo /v1/swarms/sip/slo "" "$SIP"
+is "$(J .slo.samples)" 3 "three leases ended in swarm sip"
+api 404 swarmSlo /v1/swarms/web/slo "" "$SIP"
 api 200 pauseSwarm /v1/swarms/web/pause
 is "$(J .swarm.state)" paused "paused"
 api 204 claim /v1/claim '{"agent":"w1"}' "$WEB"

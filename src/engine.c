@@ -827,6 +827,8 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
     }
     heap_push(&e->timers, ti);
     eng_lease_index(e, ti, 1);
+    if (t->paths)
+        u32vec_push(&e->pathed, ti);
     a->held++;
     eng_agent_touch(e, ai);
     c->out.got = 1;
@@ -849,6 +851,16 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
 void eng_lease_end(struct engine *e, struct task *t)
 {
     gov_release(e, t);
+    if (t->paths) {
+        /* its paths are free again: tasks passed over for them may go now */
+        for (uint32_t k = 0; k < e->pathed.n; k++)
+            if (task_at(e, e->pathed.v[k]) == t) {
+                e->pathed.v[k] = e->pathed.v[--e->pathed.n];
+                break;
+            }
+        for (uint32_t si = 0; si < e->nswarms; si++)
+            eng_mark_dirty(e, si);
+    }
     if (t->lease_key) {
         map_del(&e->lease_ix, t->lease_key);
         free(t->lease_key);
@@ -942,16 +954,62 @@ void eng_agent_elig(struct engine *e, struct agent *a)
 }
 
 /* The best ready task agent ai may take now, or NONE. O(queues of its swarm). */
-uint32_t eng_pick(struct engine *e, uint32_t ai)
+/* The claimed task whose paths overlap ti's, or NONE. */
+uint32_t eng_path_conflict(const struct engine *e, uint32_t ti)
 {
-    struct agent *a = &e->agents[ai];
-    struct swarm *s = &e->swarms[a->swarm];
-    eng_agent_elig(e, a);
+    const struct task *t = task_at(e, ti);
+    if (!t->paths)
+        return NONE;
+    for (uint32_t k = 0; k < e->pathed.n; k++) {
+        uint32_t ci = e->pathed.v[k];
+        const struct task *c = task_at(e, ci);
+        if (ci == ti)
+            continue;
+        for (size_t x = 0; x < t->paths->n; x++)
+            for (size_t y = 0; y < c->paths->n; y++)
+                if (model_paths_overlap(t->paths->v[x], c->paths->v[y]))
+                    return ci;
+    }
+    return NONE;
+}
+
+static uint32_t pick_top(struct engine *e, struct agent *a, struct swarm *s)
+{
     uint32_t best = NONE;
     for (uint32_t k = 0; k < a->nelig; k++) {
         uint32_t top = heap_top(&s->queues[a->elig[k]].heap);
         if (top != HEAP_NONE && (best == NONE || ready_less(e, top, best)))
             best = top;
+    }
+    return best;
+}
+
+/* The best ready task agent ai may take now, or NONE. O(queues of its swarm), plus the tasks
+ * passed over because their paths overlap a live claim (they go back to their queues). */
+#define PATH_SKIP_MAX 64
+
+uint32_t eng_pick(struct engine *e, uint32_t ai)
+{
+    struct agent *a = &e->agents[ai];
+    struct swarm *s = &e->swarms[a->swarm];
+    eng_agent_elig(e, a);
+    uint32_t best = pick_top(e, a, s);
+    if (best == NONE || !e->pathed.n)
+        return best;
+    uint32_t skipped[PATH_SKIP_MAX], n = 0;
+    while (best != NONE && eng_path_conflict(e, best) != NONE) {
+        struct task *t = task_at(e, best);
+        if (n == PATH_SKIP_MAX) {
+            best = NONE;
+            break;
+        }
+        heap_remove(&s->queues[t->queue].heap, t->hpos);
+        skipped[n++] = best;
+        best = pick_top(e, a, s);
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        struct task *t = task_at(e, skipped[k]);
+        heap_push(&s->queues[t->queue].heap, skipped[k]);
     }
     return best;
 }
@@ -1489,6 +1547,10 @@ static void do_task_add(struct engine *e, struct cmd *c)
         x->max_cost_micro = t->max_cost_micro;
         x->estimate_micro = t->estimate_micro;
         x->kind = (uint8_t)t->kind;
+        if (t->paths.n) {
+            x->paths = xcalloc(1, sizeof *x->paths);
+            strvec_copy(x->paths, &t->paths);
+        }
         x->reqset = eng_reqset(e, &t->requires);
         if (t->approval_kind != APPROVAL_NONE)
             x->approvers = xcalloc(1, sizeof *x->approvers);
@@ -2081,6 +2143,10 @@ static int load_task(void *ctx, const struct load_task *lt)
     t->estimate_micro = lt->estimate_micro;
     t->reserved_micro = lt->state == TASK_CLAIMED ? lt->reserved_micro : 0;
     t->kind = (uint8_t)lt->kind;
+    if (lt->paths && *lt->paths) {
+        t->paths = xcalloc(1, sizeof *t->paths);
+        strvec_split(t->paths, lt->paths, '\n');
+    }
     if (lt->help_for) {
         uint32_t hi = map_get(&e->task_ix, lt->help_for);
         t->help_for = hi == MAP_NONE ? NONE : hi;
@@ -2133,6 +2199,8 @@ static int load_task(void *ctx, const struct load_task *lt)
         heap_push(&e->timers, ti);
         if (lt->lease_hash)
             eng_lease_index(e, ti, 1);
+        if (t->paths)
+            u32vec_push(&e->pathed, ti);
         if (t->owner != NONE)
             e->agents[t->owner].held++;
     }
@@ -2764,6 +2832,10 @@ static void engine_clear(struct engine *e)
         struct task *t = task_at(e, i);
         free(t->id);
         free(t->lease_key);
+        if (t->paths) {
+            strvec_release(t->paths);
+            free(t->paths);
+        }
         u32vec_release(&t->deps);
         u32vec_release(&t->dependents);
         if (t->approvers) {
@@ -2843,6 +2915,7 @@ static void engine_clear(struct engine *e)
     map_release(&e->cap_ix);
     map_release(&e->reqset_ix);
     map_release(&e->lease_ix);
+    u32vec_release(&e->pathed);
     heap_release(&e->timers);
     heap_release(&e->waiter_timers);
     memset(e->count, 0, sizeof e->count);

@@ -137,6 +137,7 @@ struct task {
     struct u32vec dependents; /* tasks that depend on it */
     struct strvec *approvers; /* only for tasks behind an approval */
     char *lease_key;          /* claimed: its key in e->lease_ix (hex of lease_hash) */
+    struct strvec *paths;     /* path globs it touches, or NULL */
 };
 
 /* A task reported blocked: the governor finds helpers in other swarms for it. */
@@ -211,6 +212,7 @@ struct engine {
 
     struct map model_ix, swarm_ix, agent_ix, task_ix, cap_ix, reqset_ix;
     struct map lease_ix; /* live lease (hex of its hash) -> task: lease tokens as credentials */
+    struct u32vec pathed; /* claimed tasks that declare paths: no overlapping second claim */
 
     struct heap timers;        /* tasks by due: lease expiries and retry backoffs */
 
@@ -333,6 +335,7 @@ void eng_lease_end(struct engine *e, struct task *t);
 int64_t eng_requeue_or_die(struct engine *e, uint32_t ti, const char *op, const char *reason, int retry);
 void eng_agent_elig(struct engine *e, struct agent *a);
 uint32_t eng_pick(struct engine *e, uint32_t ai);
+uint32_t eng_path_conflict(const struct engine *e, uint32_t ti);
 void eng_waiter_unlink(struct engine *e, uint32_t wi);
 void eng_match_waiters(struct engine *e);
 int eng_may_act(const struct principal *who, const char *swarm, struct s2_error *err);

@@ -124,6 +124,8 @@ const struct cli_cmd cli_cmds[] = {
      "  --requires A,B      capabilities an agent needs to take it\n"
      "  --min-tier N        lowest model tier allowed (default 0: any)\n"
      "  --depends-on X,Y    tasks (of any swarm) that must be done first\n"
+     "  --paths G1,G2       path globs it touches (src/sip/**): never claimed while another\n"
+     "                      claimed task's paths overlap\n"
      "  --body TEXT         instructions (or --body-file FILE, - for stdin)\n"
      "  --max-attempts N    tries before it is dead (default 3)\n"
      "  --lease-ms N        lease length (default 300000)\n"

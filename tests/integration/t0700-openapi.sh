@@ -249,6 +249,10 @@ api 400 putModel /v1/models '{"name":"mini","tier":12,"usd_per_mtok_in":0.5,"usd
 api 201 createTasks /v1/tasks '{"id":"t1","swarm":"sip","title":"adapter","body":"write it","requires":["integration:sip"],"priority":5,"max_cost":2}'
 api 201 createTasks /v1/tasks '{"tasks":[{"id":"t2","title":"routing","depends_on":["t1"]},{"id":"t3","title":"gated","approval":"human"},{"id":"t4","title":"fails","max_attempts":1,"priority":-1}]}' "$SIP"
 is "$(J .count)" 3 "batch create counts its tasks"
+api 201 createTasks /v1/tasks '{"id":"t5","swarm":"web","title":"pathed","paths":["src/sip/**"]}'
+api 201 createAgent /v1/agents '{"id":"w2"}' "$WEB"
+api 200 claim /v1/claim '{"agent":"w2"}' "$WEB"
+is "$(J .task.id) $(J '.task.paths[0]')" "t5 src/sip/**" "the web agent holds t5 and its path lease"
 api 400 createTasks /v1/tasks '{"tasks":[{"id":"c1","swarm":"sip","title":"a","depends_on":["c2"]},{"id":"c2","swarm":"sip","title":"b","depends_on":["c1"]}]}'
 is "$(J .error.code)" dependency_cycle "a cycle is refused: dependency_cycle"
 api 400 createTasks /v1/tasks '{"swarm":"sip","title":"x","depends_on":["nope"]}'
@@ -265,6 +269,11 @@ api 404 getTask /v1/tasks/t1 "" "$WEB"
 api 200 claim /v1/claim '{"agent":"a1","wait_ms":0}' "$SIP"
 is "$(J .task.id)" t1 "the claim hands out t1"
 L1=$(J .lease.token)
+api 200 pathsCheck /v1/paths/check "{\"paths\":[\"src/sip/a.c\",\"README.md\"],\"lease\":\"$L1\"}" "$SIP"
+is "$(J .lease.valid)" true "the committer's lease is current"
+api 200 pathsCheck /v1/paths/check '{"paths":["src/sip/a.c"]}' "$WEB"
+is "$(J '.conflicts[0].task')" t5 "a path leased to another claim is a conflict"
+api 400 pathsCheck /v1/paths/check '{"paths":["../etc/passwd"]}' "$SIP"
 api 409 claim /v1/claim '{"agent":"a1"}' "$SIP"
 is "$(J .error.code)" agent_busy "a busy agent: agent_busy"
 api 404 claim /v1/claim '{"agent":"ghost"}'

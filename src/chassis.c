@@ -876,7 +876,6 @@ static const char *op_name(enum op_kind k)
     return names[k];
 }
 
-#ifdef UNIT_TEST
 char *chassis_plan_text(struct chassis *ch, const struct chassis_spec *spec)
 {
     struct plan p;
@@ -897,7 +896,6 @@ char *chassis_plan_text(struct chassis *ch, const struct chassis_spec *spec)
     plan_release(&p);
     return buf_detach(&b, NULL);
 }
-#endif
 
 /* ==== inside the child: system calls only, no allocation (see the file comment) ==== */
 
@@ -2258,6 +2256,12 @@ json_t *chassis_check(const struct chassis_config *cfg)
             mkdir(ws, 0777);
             if (ch->root && chown(ws, CHASSIS_ROOT_MAP_ID, CHASSIS_ROOT_MAP_ID))
                 log_debug("check: chown %s: %s", ws, strerror(errno));
+            if (log_get_level() <= LOG_DEBUG) {
+                struct chassis_spec ps = {.task_dir = task};
+                char *plan = chassis_plan_text(ch, &ps);
+                json_object_set_new(sb, "plan", json_string(plan));
+                free(plan);
+            }
             char *argv[] = {"true", NULL};
             char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
             struct chassis_spec spec = {.argv = argv, .envp = envp, .task_dir = task,

@@ -148,9 +148,8 @@ json_t *chassis_check(const struct chassis_config *cfg);
  * NULL with err when not found or not executable. */
 char *chassis_find_command(const char *argv0, char *const *envp, struct s2_error *err);
 
-#ifdef UNIT_TEST
-/* The mount plan of a strict run, one line per step (for tests and --check --verbose). */
+/* The mount plan of a strict run, one line per step, as the sandbox would see it (for
+ * tests, and printed by `s2 worker --check --log-level debug`). Caller frees. */
 char *chassis_plan_text(struct chassis *ch, const struct chassis_spec *spec);
-#endif
 
 #endif

@@ -74,6 +74,8 @@ static void print_check(json_t *o)
                json_real_value(json_object_get(sb, "start_ms")));
     else
         printf("  strict sandbox    NOT available: %s\n", cli_str(sb, "error"));
+    if (json_is_string(json_object_get(sb, "plan")))
+        printf("\nMount plan of a task (inside paths):\n%s", cli_str(sb, "plan"));
     json_t *notes = json_object_get(sb, "notes");
     for (size_t i = 0; i < json_array_size(notes); i++)
         printf("                    note: %s\n", json_string_value(json_array_get(notes, i)));

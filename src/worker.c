@@ -130,7 +130,11 @@ int worker_secrets_load(struct secrets *s, const char *path, struct s2_error *er
                 goto out;
             }
             char *v = eq + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
             size_t vl = strlen(v);
+            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+                vl--;
             if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0])
                 v++, vl -= 2;
             s->v = xgrow(s->v, sizeof *s->v, s->n + 1, &s->cap);

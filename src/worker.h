@@ -32,8 +32,9 @@ struct secrets {
 };
 
 /* Load path: regular file, owned by this user, mode 0600 or stricter (refused otherwise);
- * '#' comments and blank lines skipped; NAME is [A-Za-z_][A-Za-z0-9_]*, not S2_*; a value
- * may be wrapped in matching quotes. Values are wiped from memory on release. */
+ * '#' comments and blank lines skipped, "export " allowed; NAME is [A-Za-z_][A-Za-z0-9_]*,
+ * not S2_*; blanks around NAME and VALUE are dropped and a value may be wrapped in matching
+ * quotes. Values are wiped from memory on release. */
 int worker_secrets_load(struct secrets *s, const char *path, struct s2_error *err);
 const char *worker_secret_get(const struct secrets *s, const char *name);
 void worker_secrets_release(struct secrets *s);

@@ -1,5 +1,6 @@
 /* api.c: the route table and helpers shared by the resource handlers. */
 #include "api.h"
+#include "json.h"
 #include "util/xalloc.h"
 
 #include <stdlib.h>
@@ -27,7 +28,28 @@ const struct route api_routes[] = {
     {"POST", "/v1/tasks/:id/done", api_done, AUTH_TOKEN},
     {"POST", "/v1/tasks/:id/fail", api_fail, AUTH_TOKEN},
     {"POST", "/v1/tasks/:id/cancel", api_task_cancel, AUTH_TOKEN},
-    {"POST", "/v1/tasks/:id/approve", api_task_approve, AUTH_ADMIN},
+    {"POST", "/v1/tasks/:id/approve", api_task_approve, AUTH_TOKEN},
+    {"POST", "/v1/tasks/:id/block", api_block, AUTH_TOKEN},
+    {"POST", "/v1/tasks/:id/unblock", api_unblock, AUTH_TOKEN},
+    {"GET", "/v1/tasks/:id/thread", api_thread_get, AUTH_TOKEN},
+    {"POST", "/v1/tasks/:id/thread", api_thread_post, AUTH_TOKEN},
+    {"POST", "/v1/tasks/:id/thread/:post/accept", api_thread_accept, AUTH_TOKEN},
+    {"POST", "/v1/tasks/:id/thread/:post/reject", api_thread_reject, AUTH_TOKEN},
+    {"GET", "/v1/blockers", api_blockers, AUTH_TOKEN},
+    {"GET", "/v1/policy", api_policy_get, AUTH_TOKEN},
+    {"PUT", "/v1/policy", api_policy_put, AUTH_ADMIN},
+    {"GET", "/v1/budgets", api_budgets, AUTH_TOKEN},
+    {"POST", "/v1/budgets", api_budget_set, AUTH_ADMIN},
+    {"GET", "/v1/breakers", api_breakers, AUTH_TOKEN},
+    {"POST", "/v1/breakers/:id/reset", api_breaker_reset, AUTH_ADMIN},
+    {"GET", "/v1/escalations", api_escalations, AUTH_TOKEN},
+    {"POST", "/v1/escalations/:id/ack", api_escalation_ack, AUTH_ADMIN},
+    {"POST", "/v1/approvers", api_approver_add, AUTH_ADMIN},
+    {"PUT", "/v1/swarms/:id/idle_tasks", api_swarm_idle_put, AUTH_TOKEN},
+    {"GET", "/v1/swarms/:id/contract", api_swarm_contract_get, AUTH_TOKEN},
+    {"GET", "/v1/swarms/:id/slo", api_slo, AUTH_TOKEN},
+    {"GET", "/v1/slo", api_slo, AUTH_TOKEN},
+    {"PUT", "/v1/swarms/:id/contract", api_swarm_contract_put, AUTH_ADMIN},
     {"POST", "/v1/claim", api_claim, AUTH_TOKEN},
     {"GET", "/v1/events", api_events, AUTH_TOKEN},
     {"GET", "/v1/witness", api_witness_list, AUTH_TOKEN},
@@ -40,6 +62,27 @@ const struct route api_routes[] = {
     {"GET", "/:asset", api_asset, AUTH_NONE},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
+
+json_t *api_lease_body(struct request *r, struct s2_error *err)
+{
+    if (!http_has_body(r) && http_who(r)->kind == PRIN_TASK)
+        return json_object(); /* the bearer is the lease: nothing else is needed */
+    return http_body_object(r, err);
+}
+
+int api_lease_field(struct request *r, json_t *o, char **out, struct s2_error *err)
+{
+    if (json_str(o, "lease", 0, out, "", err))
+        return S2_EINVAL;
+    if (*out)
+        return 0;
+    if (http_who(r)->kind == PRIN_TASK && http_bearer(r)) {
+        *out = xstrdup(http_bearer(r));
+        return 0;
+    }
+    return s2_fail(err, S2_EINVAL, "missing_field",
+                   "field 'lease' is required (or send the lease itself as the bearer token)");
+}
 
 double api_usd(int64_t micro)
 {

@@ -1031,9 +1031,13 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
     const char *id = json_string_value(json_object_get(task, "id"));
     const char *swarm = json_string_value(json_object_get(task, "swarm"));
     const char *token = json_string_value(json_object_get(lease, "token"));
+    /* a task-scoped credential: a separate token, or (as s2 mints them) the lease token
+     * itself when the lease says it is scoped to the task */
     const char *task_token = json_string_value(json_object_get(claim, "task_token"));
     if (!task_token)
         task_token = json_string_value(json_object_get(lease, "task_token"));
+    if (!task_token && json_is_string(json_object_get(lease, "scope")))
+        task_token = token;
     if (!id || !swarm || !token) {
         log_error("the claim reply lacks the task id, swarm or lease token; ignoring it");
         atomic_fetch_add(&w->unreported, 1);

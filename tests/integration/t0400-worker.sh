@@ -63,7 +63,8 @@ chmod 600 "$SECRETS"
 
 if [ "$STRICT" != true ]; then
     for what in "done with stdout" "fail with reason" "usage" "result file" "network" "writes" \
-        "secrets" "proxy" "fork bomb" "memory" "timeout" "SIGTERM" "kill -9" "two workers"; do
+        "secrets" "server contract" "task token" "proxy" "fork bomb" "memory" "timeout" "SIGTERM" \
+        "kill -9" "two workers"; do
         skip "the strict sandbox is not available here: $what"
     done
     t_done
@@ -130,6 +131,30 @@ grep -q 'value-' "$WLOG" && not_ok "no secret value in the worker's log" || ok "
 "$S2" task add --swarm sw1 --id sec2 --title "leak on stderr" --max-attempts 1 >/dev/null
 worker --agent a1 --once --secrets "$SECRETS" --contract "$CONTRACT" -- sh -c 'echo "key is $SW1_KEY" >&2; exit 1'
 contains "$(task sec2 reason)" "key is [REDACTED:SW1_KEY]" "secrets are redacted from the failure reason"
+
+# the server's contract (set by the admin) grants and limits; a worker's own can only narrow it
+printf '{"swarm":"sw2","secrets":["SW2_KEY"],"limits":{"max_pids":30}}' >"$T_DIR/sw2.json"
+check "the admin sets swarm sw2's contract on the server" "$S2" swarm contract sw2 --file "$T_DIR/sw2.json"
+"$S2" task add --swarm sw2 --id srv1 --title "server contract" >/dev/null
+worker --agent a2 --once --secrets "$SECRETS" -- sh -c 'echo "k=$SW2_KEY o=${SW1_KEY:-none} p=$(awk "/Max processes/ {print \$3}" /proc/self/limits)"'
+is "$(task srv1 result)" "k=[REDACTED:SW2_KEY] o=none p=30" "the server's contract grants sw2 its own secret and sets its limits"
+printf 'swarm: sw2\nsecrets: []\n' >"$T_DIR/narrow.yaml"
+"$S2" task add --swarm sw2 --id srv2 --title "narrowed" >/dev/null
+worker --agent a2 --once --secrets "$SECRETS" --contract "$T_DIR/narrow.yaml" -- sh -c 'echo "k=${SW2_KEY:-none}"'
+is "$(task srv2 result)" "k=none" "a worker's own contract narrows the server's grants"
+
+# the lease token is the task's own credential: it works for its task, through the proxy,
+# and for no other task
+"$S2" task add --swarm sw1 --id cb1 --title callback >/dev/null
+worker --agent a1 --once -- sh -c '
+    hb=$(curl -s -o /dev/null -w "%{http_code}" -X POST -H "Authorization: Bearer $S2_TOKEN" \
+        -d "{\"lease\":\"$S2_LEASE\",\"usage\":{\"tokens_in\":7}}" "$S2_SERVER/v1/tasks/$S2_TASK_ID/heartbeat")
+    other=$(curl -s -o /dev/null -w "%{http_code}" -X POST -H "Authorization: Bearer $S2_TOKEN" \
+        -d "{\"lease\":\"$S2_LEASE\",\"reason\":\"steal\"}" "$S2_SERVER/v1/tasks/ok1/fail")
+    echo "own=$hb other=$other token=$S2_TOKEN"'
+is "$(task cb1 result)" "own=200 other=403 token=[REDACTED:S2_TOKEN]" "a task's token heartbeats its own task (via the proxy), gets 403 on another, and is redacted"
+is "$(task cb1 tokens_in)" "7" "usage the command reported itself counts"
+is "$(task ok1 state)" "done" "the other task is untouched"
 
 "$S2" task add --swarm sw1 --id px1 --title proxy --max-attempts 1 >/dev/null
 worker --agent a1 --once --contract "$CONTRACT" -- sh -c '

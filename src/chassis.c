@@ -639,13 +639,14 @@ enum op_kind {
     OP_FILE,    /* an empty file (a mount point for a file) */
     OP_SYMLINK, /* target -> src */
     OP_BIND,    /* bind src at target (MS_REC in flags: recursive), then apply flags */
-    OP_BIND_FD, /* bind the task directory (fd 4) at target, read-write */
+    OP_BIND_FD, /* bind the path opened early as fd (opt) at target, then apply flags */
     OP_PROC,    /* a fresh proc; an empty read-only tmpfs and a note when not allowed */
     OP_MASK,    /* hide target: a dir under an empty read-only tmpfs, a file under /dev/null */
     OP_RDONLY,  /* remount target read-only */
 };
 
 #define OPT_SKIP_DENIED 0x1 /* unreachable for the sandbox user anyway: skip, no error */
+#define FD_EARLY 4
 
 struct op {
     enum op_kind kind;
@@ -670,6 +671,10 @@ struct plan {
     char *const *envp;
     const char *cwd;
     const char *task_dir; /* host path, opened by the child in its own mount namespace */
+    /* paths the child opens (O_PATH) before it becomes the sandbox user, as fds FD_EARLY,
+     * FD_EARLY + 1, ...: the task directory, then --expose sources */
+    const char *early[64];
+    int nearly;
     int proxy;
     int root_user; /* setgroups allowed (the worker is root) */
     int cap_last;
@@ -752,6 +757,7 @@ static int plan_build(struct chassis *ch, const struct chassis_spec *spec, const
     p->envp = spec->envp;
     p->cwd = CHASSIS_TASK_ROOT "/ws";
     p->task_dir = spec->task_dir;
+    p->early[p->nearly++] = spec->task_dir;
     p->proxy = spec->proxy;
     p->root_user = ch->root;
     p->cap_last = ch->cap_last;
@@ -855,14 +861,21 @@ static int plan_build(struct chassis *ch, const struct chassis_spec *spec, const
             plan_release(p);
             return s2_fail(err, S2_EINVAL, "usage", "cannot expose '%s': %s", x, strerror(e));
         }
+        if (p->nearly >= (int)(sizeof p->early / sizeof p->early[0])) {
+            plan_release(p);
+            return s2_fail(err, S2_EINVAL, "usage", "too many --expose paths (at most 63)");
+        }
         const char *t = under_root(p, x);
         add_op(p, OP_MKDIRS, NULL, t, NULL, S_ISDIR(st.st_mode) ? 0 : 1, 0);
-        add_op(p, OP_BIND, x, t, NULL, MS_REC | RO, 0);
+        /* opened by the child while it has the worker's uid: the way there may be closed
+         * to the sandbox user (a home directory) */
+        p->early[p->nearly] = x;
+        add_op(p, OP_BIND_FD, x, t, NULL, MS_REC | RO, FD_EARLY + p->nearly++);
     }
     /* the task directory, read-write, at /s2 */
     const char *s2 = under_root(p, CHASSIS_TASK_ROOT);
     add_op(p, OP_MKDIR, NULL, s2, NULL, 0, 0);
-    add_op(p, OP_BIND_FD, NULL, s2, NULL, MS_NOSUID | MS_NODEV, 0);
+    add_op(p, OP_BIND_FD, spec->task_dir, s2, NULL, MS_NOSUID | MS_NODEV, FD_EARLY);
     add_op(p, OP_RDONLY, NULL, p->root, NULL, MS_NOSUID | MS_NODEV, 0);
     return 0;
 }
@@ -871,7 +884,7 @@ static const char *op_name(enum op_kind k)
 {
     static const char *const names[] = {"mount tmpfs on", "mkdir",       "mkdir -p",
                                         "create",         "symlink",     "bind",
-                                        "bind the task directory on", "mount proc on",
+                                        "bind",           "mount proc on",
                                         "hide",           "remount read-only"};
     return names[k];
 }
@@ -1052,8 +1065,13 @@ static void run_op(const struct plan *p, const struct op *o)
     const char *shown = o->target + (strncmp(o->target, p->root, p->rootlen) ? 0 : p->rootlen);
     if (!*shown)
         shown = "/";
-    char step[96];
-    cat2(step, sizeof step, op_name(o->kind), " ");
+    char step[512], tmp[400];
+    cat2(tmp, sizeof tmp, op_name(o->kind), " ");
+    if (o->src && o->kind != OP_SYMLINK) {
+        cat2(step, sizeof step, tmp, o->src);
+        cat2(tmp, sizeof tmp, step, " on ");
+    }
+    cat2(step, sizeof step, tmp, NULL);
     int r = 0;
     switch (o->kind) {
     case OP_TMPFS:
@@ -1084,11 +1102,22 @@ static void run_op(const struct plan *p, const struct op *o)
             r = (o->flags & MS_REC) ? rdonly_recursive(o->target, o->flags)
                                     : remount_add(o->target, o->flags & ~MS_REC);
         break;
-    case OP_BIND_FD:
-        r = mount("/proc/self/fd/4", o->target, NULL, MS_BIND, NULL);
-        if (!r)
-            r = remount_add(o->target, o->flags);
+    case OP_BIND_FD: {
+        char fdpath[32] = "/proc/self/fd/";
+        char num[12];
+        int n = o->opt, k = 0;
+        do
+            num[k++] = (char)('0' + n % 10);
+        while ((n /= 10) && k < 11);
+        for (int i = 0; i < k; i++)
+            fdpath[14 + i] = num[k - 1 - i];
+        fdpath[14 + k] = 0;
+        r = mount(fdpath, o->target, NULL, MS_BIND | (o->flags & MS_REC), NULL);
+        if (!r && (o->flags & ~MS_REC))
+            r = (o->flags & MS_REC) ? rdonly_recursive(o->target, o->flags)
+                                    : remount_add(o->target, o->flags);
         break;
+    }
     case OP_PROC:
         r = mount("proc", o->target, "proc", o->flags, NULL);
         if (r && (errno == EPERM || errno == EACCES)) {
@@ -1266,13 +1295,16 @@ static void __attribute__((noreturn)) sandbox_init(const struct plan *p)
     if (r != (ssize_t)sizeof m || m.type != MSG_GO)
         _exit(126); /* the worker gave up on us */
 
-    /* the task directory, opened while we still have the worker's uid (its parents may
-     * be closed to the sandbox user), in this mount namespace (bind refuses another's) */
-    int dfd = open(p->task_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        child_fail("open the task directory ", p->task_dir);
-    if (dfd != 4 && (dup3(dfd, 4, O_CLOEXEC) < 0 || close(dfd)))
-        child_fail("move the task directory fd", "");
+    /* the task directory and --expose sources, opened while we still have the worker's
+     * uid (the way there may be closed to the sandbox user), in this mount namespace
+     * (bind refuses another's) */
+    for (int i = 0; i < p->nearly; i++) {
+        int fd = open(p->early[i], O_PATH | O_CLOEXEC);
+        if (fd < 0)
+            child_fail("open ", p->early[i]);
+        if (fd != FD_EARLY + i && (dup3(fd, FD_EARLY + i, O_CLOEXEC) < 0 || close(fd)))
+            child_fail("move the fd of ", p->early[i]);
+    }
     /* become the sandbox user now, keeping the namespace's capabilities for the setup (uid
      * 0 is not mapped, so the kernel does not clear them), so that files made during the
      * setup belong to a mapped user */
@@ -1288,7 +1320,8 @@ static void __attribute__((noreturn)) sandbox_init(const struct plan *p)
         child_fail("make mounts private", "");
     for (size_t i = 0; i < p->nops; i++)
         run_op(p, &p->ops[i]);
-    close(4);
+    for (int i = 0; i < p->nearly; i++)
+        close(FD_EARLY + i);
     if (sethostname("s2-sandbox", 10))
         child_fail("sethostname", "");
     if (lo_up())
@@ -1869,18 +1902,8 @@ int chassis_run(struct chassis *ch, const struct chassis_spec *spec, struct chas
         goto out;
     }
     if (ch->mode == CHASSIS_STRICT) {
-        const char *h = hidden_by(ch, exec_path);
-        int exposed = 0;
-        for (size_t i = 0; h && i < ch->expose.n; i++) {
-            size_t n = strlen(ch->expose.v[i]);
-            if (!strncmp(exec_path, ch->expose.v[i], n) && (exec_path[n] == '/' || !exec_path[n]))
-                exposed = 1;
-        }
-        if (h && !exposed) {
-            rc = s2_fail(err, S2_EINVAL, "usage",
-                         "the command '%s' is under '%s', which the sandbox hides: add "
-                         "--expose with its directory",
-                         exec_path, h);
+        if (chassis_command_visible(ch, exec_path, err)) {
+            rc = S2_EINVAL;
             goto out;
         }
         if (plan_build(ch, spec, exec_path, &p, err)) {
@@ -2078,6 +2101,35 @@ char *chassis_describe_end(const struct chassis_result *r, const struct chassis_
         return xasprintf("sandbox setup failed: %s", r->setup_error ? r->setup_error : "unknown");
     }
     return xstrdup("unknown");
+}
+
+int chassis_command_visible(const struct chassis *ch, const char *path, struct s2_error *err)
+{
+    if (ch->mode != CHASSIS_STRICT)
+        return 0;
+    char *real = realpath(path, NULL);
+    const char *p = real ? real : path;
+    const char *h = hidden_by(ch, p);
+    int exposed = 0;
+    for (size_t i = 0; h && i < ch->expose.n; i++) {
+        size_t n = strlen(ch->expose.v[i]);
+        if (!strncmp(p, ch->expose.v[i], n) && (p[n] == '/' || !p[n]))
+            exposed = 1;
+    }
+    int rc = 0;
+    if (h && !exposed) {
+        char *dir = xstrdup(p);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+            *slash = 0;
+        rc = s2_fail(err, S2_EINVAL, "usage",
+                     "the command '%s' is under '%s', which the sandbox hides: add "
+                     "--expose %s",
+                     p, h, dir);
+        free(dir);
+    }
+    free(real);
+    return rc;
 }
 
 char *chassis_find_command(const char *argv0, char *const *envp, struct s2_error *err)

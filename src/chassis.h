@@ -144,6 +144,10 @@ char *chassis_describe_end(const struct chassis_result *r, const struct chassis_
  * /bin/true. Returns a new JSON object (caller decrefs). */
 json_t *chassis_check(const struct chassis_config *cfg);
 
+/* 0 when the command at path (absolute) is visible inside the sandbox; <0 with err naming
+ * the hidden directory and the --expose that would show it. */
+int chassis_command_visible(const struct chassis *ch, const char *path, struct s2_error *err);
+
 /* Look argv0 up in the PATH of envp (or take it as is when it has a '/'). Caller frees;
  * NULL with err when not found or not executable. */
 char *chassis_find_command(const char *argv0, char *const *envp, struct s2_error *err);

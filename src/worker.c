@@ -1289,9 +1289,15 @@ done:;
     double ms = (double)(clock_mono_ns() - t0) / 1e6;
     if (!strcmp(outcome, "done"))
         log_info("task %s: done in %.0f ms", id, ms);
-    else
-        log_info("task %s: %s in %.0f ms: %s", id, outcome, ms,
-                 reason ? reason : how ? how : "lease lost");
+    else {
+        /* one log line: the reason's lines joined */
+        char *flat = xstrdup(reason ? reason : how ? how : "lease lost");
+        for (char *p = flat; *p; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+        log_info("task %s: %s in %.0f ms: %s", id, outcome, ms, flat);
+        free(flat);
+    }
     line = json_pack("{s:s,s:s,s:I,s:s,s:f,s:f}", "task", id, "swarm", swarm, "attempt",
                      (json_int_t)attempt, "outcome", outcome, "ms", ms, "start_ms",
                      (double)res.start_ns / 1e6);
@@ -1501,8 +1507,9 @@ int worker_main(const struct worker_config *cfg)
         env = e2;
         char *found = chassis_find_command(cfg->argv[0], env, &err);
         free(pe);
-        if (!found) {
+        if (!found || chassis_command_visible(w.ch, found, &err)) {
             log_error("worker: %s", err.msg);
+            free(found);
             goto out;
         }
         free(found);

@@ -546,7 +546,7 @@ static void test_plan(void **state)
     char *t = chassis_plan_text(ch, &spec);
     assert_non_null(strstr(t, "mount proc on /proc"));
     assert_non_null(strstr(t, "bind /usr -> /usr (ro)"));
-    assert_non_null(strstr(t, "bind the task directory on /s2"));
+    assert_non_null(strstr(t, "bind /tmp/x -> /s2\n"));
     assert_null(strstr(t, "bind /home")); /* hidden */
     assert_null(strstr(t, "bind /root"));
     assert_non_null(strstr(t, "remount read-only /\n"));

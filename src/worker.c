@@ -909,7 +909,12 @@ static int on_tick(void *ctx)
     json_t *body = json_pack("{s:s}", "lease", t->lease);
     if (usage)
         json_object_set(body, "usage", usage);
+    /* the run waits for this call: a slow server must not delay the timeout much */
+    long saved = t->cl->timeout_ms;
+    t->cl->timeout_ms = t->lease_ms / 3 < 10000 ? (t->lease_ms / 3 > 1000 ? t->lease_ms / 3 : 1000)
+                                               : 10000;
     int rc = report(t, "heartbeat", body, NULL, &err);
+    t->cl->timeout_ms = saved;
     json_decref(body);
     if (rc == 0) {
         t->hb_failures = 0;
@@ -1096,7 +1101,7 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
     strvec_push_nodup(&env, xasprintf("PATH=%s", path_env && *path_env ? path_env
                                                                      : "/usr/local/bin:/usr/bin:/bin"));
     strvec_push_nodup(&env, xasprintf("HOME=%s/ws", inside));
-    strvec_push(&env, strict ? "TMPDIR=/tmp" : "TMPDIR=/tmp");
+    strvec_push(&env, "TMPDIR=/tmp");
     strvec_push(&env, "LANG=C.UTF-8");
     for (size_t i = 0; cfg->env && i < cfg->env->n; i++) {
         const char *e = cfg->env->v[i];
@@ -1330,6 +1335,9 @@ done:;
     free(how);
     free(reason);
     json_decref(result);
+    for (size_t i = 0; i < env.n; i++) /* granted secrets are among them */
+        if (env.v[i])
+            explicit_bzero(env.v[i], strlen(env.v[i]));
     strvec_release(&env);
     worker_redactor_release(&red);
     worker_usage_release(&t.usage);

@@ -76,6 +76,7 @@ enum query_kind {
     Q_TASK_VISIBLE, /* arg: task id: {"task": id} if this principal may see it */
     Q_CONTRACT,     /* arg: swarm id */
     Q_SLO,          /* arg: swarm id, or NULL for every swarm */
+    Q_PATHS,        /* arg: JSON {"paths": [...], "lease": optional}: live path leases hit */
 };
 
 struct cmd {
@@ -174,6 +175,7 @@ struct cmd {
         uint64_t fence;
         int64_t expires_at; /* CMD_CLAIM, CMD_HEARTBEAT: lease expiry (ms) */
         int64_t retry_at;   /* CMD_FAIL: when the task can be claimed again, 0 if not */
+        int64_t push_from_ns; /* CMD_CLAIM answered by a push: when its task became ready */
         int64_t *rowids;    /* CMD_TASK_ADD: per task, in request order */
         int *states;
         char **ids;

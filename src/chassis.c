@@ -50,7 +50,7 @@
 #define SECCOMP_SET_MODE_FILTER 1
 #endif
 
-#define NS_FLAGS                                                                               \
+#define NS_FLAGS                                                                                   \
     (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
 #define TMP_DEFAULT (64LL << 20)
 #define LINE_MAX_STDERR (64 * 1024)
@@ -68,9 +68,9 @@ struct msg {
 
 /* Paths the sandbox hides by default: homes, runtime sockets, logs, mail, boot files. */
 static const char *const default_hidden[] = {
-    "/root",    "/home",    "/run",       "/mnt",        "/media",   "/srv",
-    "/boot",    "/lost+found", "/var/tmp", "/var/log",   "/var/spool", "/var/mail",
-    "/var/backups", "/var/run", NULL};
+    "/root",      "/home",     "/run",         "/mnt",     "/media",
+    "/srv",       "/boot",     "/lost+found",  "/var/tmp", "/var/log",
+    "/var/spool", "/var/mail", "/var/backups", "/var/run", NULL};
 
 /* Denied with EPERM (see docs/CHASSIS.md "Seccomp"): an agent's command never needs to
  * mount, trace, load kernel code, use kernel keyrings, reboot, change the clock, enter or
@@ -78,24 +78,69 @@ static const char *const default_hidden[] = {
  * denied because its operations are not seen by seccomp; process_vm_* and kcmp because
  * they read other processes. EPERM rather than killing: programs probe for features and
  * fall back, and the agent sees an error it can report instead of a silent death. */
-static const char *const denied_syscalls[] = {
-    "mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount",
-    "fspick", "move_mount", "open_tree", "mount_setattr", "ptrace", "process_vm_readv",
-    "process_vm_writev", "kcmp", "kexec_load", "kexec_file_load", "bpf", "init_module",
-    "finit_module", "delete_module", "create_module", "get_kernel_syms", "query_module",
-    "keyctl", "add_key", "request_key", "perf_event_open", "reboot", "swapon", "swapoff",
-    "setns", "unshare", "open_by_handle_at", "name_to_handle_at", "userfaultfd", "acct",
-    "quotactl", "quotactl_fd", "lookup_dcookie", "syslog", "vhangup", "settimeofday",
-    "clock_settime", "clock_adjtime", "iopl", "ioperm", "uselib", "_sysctl", "nfsservctl",
-    "io_uring_setup", "io_uring_enter", "io_uring_register", NULL};
+static const char *const denied_syscalls[] = {"mount",
+                                              "umount",
+                                              "umount2",
+                                              "pivot_root",
+                                              "chroot",
+                                              "fsopen",
+                                              "fsconfig",
+                                              "fsmount",
+                                              "fspick",
+                                              "move_mount",
+                                              "open_tree",
+                                              "mount_setattr",
+                                              "ptrace",
+                                              "process_vm_readv",
+                                              "process_vm_writev",
+                                              "kcmp",
+                                              "kexec_load",
+                                              "kexec_file_load",
+                                              "bpf",
+                                              "init_module",
+                                              "finit_module",
+                                              "delete_module",
+                                              "create_module",
+                                              "get_kernel_syms",
+                                              "query_module",
+                                              "keyctl",
+                                              "add_key",
+                                              "request_key",
+                                              "perf_event_open",
+                                              "reboot",
+                                              "swapon",
+                                              "swapoff",
+                                              "setns",
+                                              "unshare",
+                                              "open_by_handle_at",
+                                              "name_to_handle_at",
+                                              "userfaultfd",
+                                              "acct",
+                                              "quotactl",
+                                              "quotactl_fd",
+                                              "lookup_dcookie",
+                                              "syslog",
+                                              "vhangup",
+                                              "settimeofday",
+                                              "clock_settime",
+                                              "clock_adjtime",
+                                              "iopl",
+                                              "ioperm",
+                                              "uselib",
+                                              "_sysctl",
+                                              "nfsservctl",
+                                              "io_uring_setup",
+                                              "io_uring_enter",
+                                              "io_uring_register",
+                                              NULL};
 
 /* ---- the worker-wide state ---- */
 
 struct cgroups {
-    char *mount;      /* the cgroup2 mount point */
-    char *base;       /* the cgroup we started in (absolute path) */
-    char *parent;     /* this worker's cgroup: tasks are made under it */
-    char *self;       /* when we moved into parent/worker: that leaf */
+    char *mount;  /* the cgroup2 mount point */
+    char *base;   /* the cgroup we started in (absolute path) */
+    char *parent; /* this worker's cgroup: tasks are made under it */
+    char *self;   /* when we moved into parent/worker: that leaf */
     int memory, pids, cpu, kill;
     atomic_uint next;
 };
@@ -105,7 +150,7 @@ struct chassis {
     char *workdir;
     char *root_mnt; /* workdir/.root: where each sandbox mounts its new root */
     struct strvec hide, expose;
-    int root;       /* the worker runs as root: map to nobody, drop groups */
+    int root; /* the worker runs as root: map to nobody, drop groups */
     uid_t uid;
     gid_t gid;
     struct sock_fprog prog;
@@ -129,10 +174,9 @@ const char *chassis_mechanism(const struct chassis *ch, const char *what)
     if (!strcmp(what, "cpu"))
         return cg && ch->cg.cpu ? "cgroup cpu.max" : "RLIMIT_CPU";
     if (!strcmp(what, "kill"))
-        return ch->mode == CHASSIS_STRICT ? (cg && ch->cg.kill ? "pid namespace + cgroup.kill"
-                                                               : "pid namespace")
-                                          : (cg && ch->cg.kill ? "process group + cgroup.kill"
-                                                               : "process group");
+        return ch->mode == CHASSIS_STRICT
+                   ? (cg && ch->cg.kill ? "pid namespace + cgroup.kill" : "pid namespace")
+                   : (cg && ch->cg.kill ? "process group + cgroup.kill" : "process group");
     return "rlimit";
 }
 
@@ -192,8 +236,8 @@ static int build_filter(struct chassis *ch, int deny_errno, struct s2_error *err
         }
     }
     /* new namespaces after setup: clone with any CLONE_NEW* flag */
-    static const unsigned long nsflags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID,
-                                            CLONE_NEWNET,  CLONE_NEWIPC, CLONE_NEWUTS,
+    static const unsigned long nsflags[] = {CLONE_NEWUSER,  CLONE_NEWNS,  CLONE_NEWPID,
+                                            CLONE_NEWNET,   CLONE_NEWIPC, CLONE_NEWUTS,
                                             CLONE_NEWCGROUP};
     for (size_t i = 0; i < sizeof nsflags / sizeof nsflags[0]; i++)
         if ((e = seccomp_rule_add(ctx, deny, SCMP_SYS(clone), 1,
@@ -263,7 +307,8 @@ static char *cgroup2_mount(void)
     if (!mi)
         return NULL;
     char *found = NULL, *save = NULL;
-    for (char *line = strtok_r(mi, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r(mi, "\n", &save); line && !found;
+         line = strtok_r(NULL, "\n", &save)) {
         char *sep = strstr(line, " - ");
         if (!sep || strncmp(sep + 3, "cgroup2 ", 8))
             continue;
@@ -342,8 +387,7 @@ static void cg_setup(struct chassis *ch)
     cg->base = !strcmp(self, "/") ? xstrdup(cg->mount) : xasprintf("%s%s", cg->mount, self);
     cg->parent = xasprintf("%s/s2-worker-%ld", cg->base, (long)getpid());
     if (mkdir(cg->parent, 0755) && errno != EEXIST) {
-        log_debug("cgroup: cannot create %s: %s (limits use rlimits)", cg->parent,
-                  strerror(errno));
+        log_debug("cgroup: cannot create %s: %s (limits use rlimits)", cg->parent, strerror(errno));
         free(cg->parent);
         cg->parent = NULL;
         goto out;
@@ -450,8 +494,8 @@ static char *cg_task_new(struct chassis *ch, const struct chassis_limits *l, str
         int e = write_file(p, set[i].val);
         if (e && !(e == -ENOENT && strcmp(set[i].file, "memory.max") &&
                    strcmp(set[i].file, "pids.max") && strcmp(set[i].file, "cpu.max")))
-            strvec_push_nodup(notes, xasprintf("cannot set %s to %s: %s", p, set[i].val,
-                                               strerror(-e)));
+            strvec_push_nodup(notes,
+                              xasprintf("cannot set %s to %s: %s", p, set[i].val, strerror(-e)));
         free(p);
     }
     return dir;
@@ -882,10 +926,9 @@ static int plan_build(struct chassis *ch, const struct chassis_spec *spec, const
 
 static const char *op_name(enum op_kind k)
 {
-    static const char *const names[] = {"mount tmpfs on", "mkdir",       "mkdir -p",
-                                        "create",         "symlink",     "bind",
-                                        "bind",           "mount proc on",
-                                        "hide",           "remount read-only"};
+    static const char *const names[] = {
+        "mount tmpfs on", "mkdir", "mkdir -p",      "create", "symlink",
+        "bind",           "bind",  "mount proc on", "hide",   "remount read-only"};
     return names[k];
 }
 
@@ -903,8 +946,8 @@ char *chassis_plan_text(struct chassis *ch, const struct chassis_spec *spec)
     for (size_t i = 0; i < p.nops; i++) {
         const struct op *o = &p.ops[i];
         const char *t = o->target + (strncmp(o->target, p.root, p.rootlen) ? 0 : p.rootlen);
-        buf_addf(&b, "%s %s%s%s%s\n", op_name(o->kind), o->src ? o->src : "",
-                 o->src ? " -> " : "", *t ? t : "/", o->flags & MS_RDONLY ? " (ro)" : "");
+        buf_addf(&b, "%s %s%s%s%s\n", op_name(o->kind), o->src ? o->src : "", o->src ? " -> " : "",
+                 *t ? t : "/", o->flags & MS_RDONLY ? " (ro)" : "");
     }
     plan_release(&p);
     return buf_detach(&b, NULL);
@@ -977,8 +1020,8 @@ static int remount_add(const char *target, unsigned long add)
     struct statfs sf;
     if (statfs(target, &sf))
         return -1;
-    return mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | st_to_ms((unsigned long)sf.f_flags) | add,
-                 NULL);
+    return mount(NULL, target, NULL,
+                 MS_REMOUNT | MS_BIND | st_to_ms((unsigned long)sf.f_flags) | add, NULL);
 }
 
 static char mountinfo_buf[512 * 1024];
@@ -989,7 +1032,8 @@ static int rdonly_recursive(const char *target, unsigned long extra)
 {
     struct mount_attr a;
     memset(&a, 0, sizeof a);
-    a.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | ((extra & MS_NODEV) ? MOUNT_ATTR_NODEV : 0);
+    a.attr_set =
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | ((extra & MS_NODEV) ? MOUNT_ATTR_NODEV : 0);
     if (!syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &a, sizeof a))
         return 0;
     if (errno != ENOSYS)
@@ -1123,7 +1167,8 @@ static void run_op(const struct plan *p, const struct op *o)
         if (r && (errno == EPERM || errno == EACCES)) {
             /* the host's /proc has hidden parts (a container): a fresh one would reveal
              * them, so the kernel refuses; an empty /proc is safer than the host's */
-            send_ctl(MSG_NOTE, errno, 0, "no fresh /proc (the kernel refused it): the task gets an empty /proc", NULL);
+            send_ctl(MSG_NOTE, errno, 0,
+                     "no fresh /proc (the kernel refused it): the task gets an empty /proc", NULL);
             r = mount("tmpfs", o->target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                       "size=4k,nr_inodes=4");
         }
@@ -1268,8 +1313,8 @@ static void send_fd(int fd)
         struct cmsghdr align;
     } u;
     memset(&u, 0, sizeof u);
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof u.buf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
@@ -1496,8 +1541,8 @@ static int recv_msg(int fd, struct msg *m, int *passed_fd)
         struct cmsghdr align;
     } u;
     struct iovec iov = {m, sizeof *m};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof u.buf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     *passed_fd = -1;
     ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (r < 0)
@@ -1588,16 +1633,16 @@ struct run {
     struct chassis *ch;
     const struct chassis_spec *spec;
     struct chassis_result *res;
-    pid_t pid;      /* init (strict) or the command (none) */
-    int ctl;        /* strict: control socket */
-    int pidfd;      /* none: pidfd of the command, or -1 (then we poll) */
-    int out, err;   /* read ends */
+    pid_t pid;    /* init (strict) or the command (none) */
+    int ctl;      /* strict: control socket */
+    int pidfd;    /* none: pidfd of the command, or -1 (then we poll) */
+    int out, err; /* read ends */
     int reaped;
-    int exit_seen;  /* strict: MSG_EXIT arrived */
+    int exit_seen; /* strict: MSG_EXIT arrived */
     int status;
-    int decided;    /* res->end was set by us (timeout, stop, abort) */
+    int decided; /* res->end was set by us (timeout, stop, abort) */
     int64_t t0;
-    int64_t kill_at;  /* SIGKILL then (0: not scheduled) */
+    int64_t kill_at; /* SIGKILL then (0: not scheduled) */
     int killed;
     struct lines lines;
 };
@@ -1683,9 +1728,8 @@ static void on_ctl(struct run *rn)
             }
             break;
         case MSG_NOTE:
-            strvec_push_nodup(&rn->res->notes,
-                              m.err ? xasprintf("%s (%s)", m.text, strerror(m.err))
-                                    : xstrdup(m.text));
+            strvec_push_nodup(&rn->res->notes, m.err ? xasprintf("%s (%s)", m.text, strerror(m.err))
+                                                     : xstrdup(m.text));
             break;
         case MSG_STARTED:
             rn->res->started = 1;
@@ -1855,8 +1899,8 @@ static int start_none(struct run *rn, const struct plan *p, int in, int out_w, i
         snprintf(v, sizeof v, "%ld", (long)pid);
         int e = write_file(procs, v);
         if (e)
-            strvec_push_nodup(&rn->res->notes,
-                              xasprintf("cannot join cgroup %s: %s", rn->res->cgroup, strerror(-e)));
+            strvec_push_nodup(&rn->res->notes, xasprintf("cannot join cgroup %s: %s",
+                                                         rn->res->cgroup, strerror(-e)));
         free(procs);
     }
     ssize_t w = write(sync[1], "g", 1);
@@ -1869,11 +1913,11 @@ static int start_none(struct run *rn, const struct plan *p, int in, int out_w, i
     while (r < 0 && errno == EINTR);
     close(ep[0]);
     if (r == (ssize_t)sizeof rep) {
-        static const char *const steps[] = {"", "set rlimits", "set up stdio", "install seccomp",
-                                            "exec", "chdir to the workspace"};
-        rn->res->setup_error = xasprintf("%s%s%s: %s", steps[rep[0] >= 1 && rep[0] <= 5 ? rep[0] : 4],
-                                         rep[0] == 4 ? " " : "", rep[0] == 4 ? p->exec_path : "",
-                                         strerror(rep[1]));
+        static const char *const steps[] = {
+            "", "set rlimits", "set up stdio", "install seccomp", "exec", "chdir to the workspace"};
+        rn->res->setup_error =
+            xasprintf("%s%s%s: %s", steps[rep[0] >= 1 && rep[0] <= 5 ? rep[0] : 4],
+                      rep[0] == 4 ? " " : "", rep[0] == 4 ? p->exec_path : "", strerror(rep[1]));
         rn->decided = 1;
         rn->res->end = CHASSIS_SETUP;
     } else {
@@ -1887,8 +1931,8 @@ static int start_none(struct run *rn, const struct plan *p, int in, int out_w, i
 int chassis_run(struct chassis *ch, const struct chassis_spec *spec, struct chassis_result *res,
                 struct s2_error *err)
 {
-    struct run rn = {.ch = ch, .spec = spec, .res = res, .ctl = -1, .pidfd = -1, .out = -1,
-                     .err = -1};
+    struct run rn = {
+        .ch = ch, .spec = spec, .res = res, .ctl = -1, .pidfd = -1, .out = -1, .err = -1};
     struct plan p;
     memset(&p, 0, sizeof p);
     int rc = 0, in = -1, op[2] = {-1, -1}, ep[2] = {-1, -1};
@@ -2235,7 +2279,8 @@ json_t *chassis_check(const struct chassis_config *cfg)
     json_object_set_new(un, "available", json_boolean(!e_self));
     json_object_set_new(un, "unprivileged", json_boolean(!e_nobody));
     json_object_set_new(un, "error", e_nobody ? json_string(strerror(e_nobody)) : json_null());
-    json_object_set_new(un, "max_user_namespaces", read_sysctl("/proc/sys/user/max_user_namespaces"));
+    json_object_set_new(un, "max_user_namespaces",
+                        read_sysctl("/proc/sys/user/max_user_namespaces"));
     json_object_set_new(un, "unprivileged_userns_clone",
                         read_sysctl("/proc/sys/kernel/unprivileged_userns_clone"));
     json_object_set_new(un, "apparmor_restrict_unprivileged_userns",
@@ -2245,12 +2290,17 @@ json_t *chassis_check(const struct chassis_config *cfg)
     static const struct {
         const char *name;
         unsigned long flag;
-    } ns[] = {{"user", 0},          {"mount", CLONE_NEWNS}, {"pid", CLONE_NEWPID},
-              {"net", CLONE_NEWNET}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
+    } ns[] = {{"user", 0},
+              {"mount", CLONE_NEWNS},
+              {"pid", CLONE_NEWPID},
+              {"net", CLONE_NEWNET},
+              {"ipc", CLONE_NEWIPC},
+              {"uts", CLONE_NEWUTS},
               {"cgroup", CLONE_NEWCGROUP}};
     json_t *nsj = json_object();
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
-        json_object_set_new(nsj, ns[i].name, probe_result(probe_clone(CLONE_NEWUSER | ns[i].flag, 0)));
+        json_object_set_new(nsj, ns[i].name,
+                            probe_result(probe_clone(CLONE_NEWUSER | ns[i].flag, 0)));
     json_object_set_new(o, "namespaces", nsj);
 
     /* seccomp */
@@ -2259,8 +2309,7 @@ json_t *chassis_check(const struct chassis_config *cfg)
     const struct scmp_version *v = seccomp_version();
     json_object_set_new(sc, "available", json_boolean(mode >= 0));
     json_object_set_new(sc, "api_level", json_integer(seccomp_api_get()));
-    json_object_set_new(sc, "libseccomp",
-                        json_sprintf("%u.%u.%u", v->major, v->minor, v->micro));
+    json_object_set_new(sc, "libseccomp", json_sprintf("%u.%u.%u", v->major, v->minor, v->micro));
     size_t nden = 0;
     for (const char *const *n = denied_syscalls; *n; n++)
         nden += seccomp_syscall_resolve_name(*n) != __NR_SCMP_ERROR;
@@ -2316,10 +2365,15 @@ json_t *chassis_check(const struct chassis_config *cfg)
             }
             char *argv[] = {"true", NULL};
             char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
-            struct chassis_spec spec = {.argv = argv, .envp = envp, .task_dir = task,
-                                        .timeout_ms = 10000, .stop_fd = -1, .force_fd = -1,
-                                        .limits = {.memory_bytes = 256LL << 20, .pids = 64,
-                                                   .open_files = 256, .cpu_seconds = 10}};
+            struct chassis_spec spec = {
+                .argv = argv,
+                .envp = envp,
+                .task_dir = task,
+                .timeout_ms = 10000,
+                .stop_fd = -1,
+                .force_fd = -1,
+                .limits = {
+                    .memory_bytes = 256LL << 20, .pids = 64, .open_files = 256, .cpu_seconds = 10}};
             struct chassis_result r;
             chassis_result_init(&r);
             if (chassis_run(ch, &spec, &r, &err)) {
@@ -2387,7 +2441,8 @@ json_t *chassis_check(const struct chassis_config *cfg)
 
     json_t *task = json_object();
     int strict = json_is_true(json_object_get(sb, "strict"));
-    json_object_set_new(task, "isolation", json_string(strict ? "strict" : "none (no user namespaces)"));
+    json_object_set_new(task, "isolation",
+                        json_string(strict ? "strict" : "none (no user namespaces)"));
     if (ch) {
         json_object_set_new(task, "memory", json_string(chassis_mechanism(ch, "memory")));
         json_object_set_new(task, "pids", json_string(chassis_mechanism(ch, "pids")));

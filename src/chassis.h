@@ -83,9 +83,9 @@ enum chassis_end {
 };
 
 struct chassis_spec {
-    char *const *argv;     /* the command; argv[0] is looked up in PATH of envp */
-    char *const *envp;     /* its whole environment (nothing else is passed) */
-    const char *task_dir;  /* host directory mounted at /s2 (read-write); holds ws/ */
+    char *const *argv;      /* the command; argv[0] is looked up in PATH of envp */
+    char *const *envp;      /* its whole environment (nothing else is passed) */
+    const char *task_dir;   /* host directory mounted at /s2 (read-write); holds ws/ */
     const char *stdin_path; /* file given as stdin (NULL: /dev/null) */
     struct chassis_limits limits;
     int64_t timeout_ms;    /* 0: none */
@@ -95,8 +95,8 @@ struct chassis_spec {
     size_t stderr_keep;    /* bytes of stderr kept: the last ones (a tail) */
     int stop_fd;           /* readable: stop (after stop_grace_ms); -1: none */
     int64_t stop_grace_ms;
-    int force_fd;          /* readable: stop now; -1: none */
-    int tick_ms;           /* on_tick period; 0: never */
+    int force_fd; /* readable: stop now; -1: none */
+    int tick_ms;  /* on_tick period; 0: never */
     /* Called on the run's thread. on_tick returns nonzero to kill the run (ABORTED).
      * on_connection gets a connected socket to the in-sandbox proxy port and owns it.
      * on_stderr_line gets each complete stderr line (without the newline; lines longer
@@ -109,19 +109,19 @@ struct chassis_spec {
 
 struct chassis_result {
     enum chassis_end end;
-    int exit_code;         /* CHASSIS_EXITED */
-    int term_signal;       /* CHASSIS_SIGNALED */
-    int started;           /* the command was exec'd */
-    int oom;               /* the cgroup's OOM killer fired */
-    struct buf out;        /* stdout, at most stdout_max bytes */
-    size_t out_total;      /* bytes the command wrote to stdout */
-    struct buf err;        /* the last stderr_keep bytes of stderr */
+    int exit_code;    /* CHASSIS_EXITED */
+    int term_signal;  /* CHASSIS_SIGNALED */
+    int started;      /* the command was exec'd */
+    int oom;          /* the cgroup's OOM killer fired */
+    struct buf out;   /* stdout, at most stdout_max bytes */
+    size_t out_total; /* bytes the command wrote to stdout */
+    struct buf err;   /* the last stderr_keep bytes of stderr */
     size_t err_total;
-    char *setup_error;     /* CHASSIS_SETUP: "mount proc on /proc: Operation not permitted" */
-    struct strvec notes;   /* what the sandbox degraded (e.g. no fresh /proc) */
-    int64_t start_ns;      /* from clone to exec of the command */
-    int64_t run_ns;        /* from clone to the end */
-    char *cgroup;          /* the task's cgroup (for messages) or NULL */
+    char *setup_error;   /* CHASSIS_SETUP: "mount proc on /proc: Operation not permitted" */
+    struct strvec notes; /* what the sandbox degraded (e.g. no fresh /proc) */
+    int64_t start_ns;    /* from clone to exec of the command */
+    int64_t run_ns;      /* from clone to the end */
+    char *cgroup;        /* the task's cgroup (for messages) or NULL */
 };
 
 void chassis_result_init(struct chassis_result *r);

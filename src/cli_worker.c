@@ -11,9 +11,30 @@
 #include <string.h>
 
 enum {
-    O_AGENT = 0x200, O_CONCURRENCY, O_ONCE, O_MAX_TASKS, O_SECRETS, O_CONTRACT, O_WORKDIR,
-    O_TIMEOUT, O_SANDBOX, O_GRACE, O_IDLE, O_MAX_OUTPUT, O_MEMORY, O_PIDS, O_CPU, O_FILES,
-    O_FSIZE, O_ENV, O_HIDE, O_EXPOSE, O_KEEP, O_WAIT, O_LOG, O_CHECK,
+    O_AGENT = 0x200,
+    O_CONCURRENCY,
+    O_ONCE,
+    O_MAX_TASKS,
+    O_SECRETS,
+    O_CONTRACT,
+    O_WORKDIR,
+    O_TIMEOUT,
+    O_SANDBOX,
+    O_GRACE,
+    O_IDLE,
+    O_MAX_OUTPUT,
+    O_MEMORY,
+    O_PIDS,
+    O_CPU,
+    O_FILES,
+    O_FSIZE,
+    O_ENV,
+    O_HIDE,
+    O_EXPOSE,
+    O_KEEP,
+    O_WAIT,
+    O_LOG,
+    O_CHECK,
 };
 
 static const char *yes(json_t *v)
@@ -80,8 +101,8 @@ static void print_check(json_t *o)
     for (size_t i = 0; i < json_array_size(notes); i++)
         printf("                    note: %s\n", json_string_value(json_array_get(notes, i)));
     printf("\nA task gets:\n");
-    static const char *const keys[] = {"isolation", "user", "memory", "pids", "cpu",
-                                       "open_files", "file_size", "kill", "network"};
+    static const char *const keys[] = {"isolation",  "user",      "memory", "pids",   "cpu",
+                                       "open_files", "file_size", "kill",   "network"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         printf("  %-12s %s\n", keys[i], cli_str(task, keys[i]));
 }
@@ -99,38 +120,37 @@ static int num_opt(const struct cli *c, const char *name, const char *arg, long 
 int cli_worker(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli c = {.cmd = cmd};
-    struct worker_config cfg = {.concurrency = 1, .mode = CHASSIS_STRICT, .grace_ms = 10000,
-                                .wait_s = 30};
+    struct worker_config cfg = {
+        .concurrency = 1, .mode = CHASSIS_STRICT, .grace_ms = 10000, .wait_s = 30};
     struct strvec env = STRVEC_INIT, hide = STRVEC_INIT, expose = STRVEC_INIT;
     int check = 0, rc = EXIT_OK, exit_now = 0, once = 0;
     int64_t v;
-    static const struct option opts[] = {
-        {"agent", required_argument, 0, O_AGENT},
-        {"concurrency", required_argument, 0, O_CONCURRENCY},
-        {"once", no_argument, 0, O_ONCE},
-        {"max-tasks", required_argument, 0, O_MAX_TASKS},
-        {"secrets", required_argument, 0, O_SECRETS},
-        {"contract", required_argument, 0, O_CONTRACT},
-        {"workdir", required_argument, 0, O_WORKDIR},
-        {"timeout", required_argument, 0, O_TIMEOUT},
-        {"sandbox", required_argument, 0, O_SANDBOX},
-        {"grace", required_argument, 0, O_GRACE},
-        {"idle-exit", required_argument, 0, O_IDLE},
-        {"max-output", required_argument, 0, O_MAX_OUTPUT},
-        {"memory", required_argument, 0, O_MEMORY},
-        {"pids", required_argument, 0, O_PIDS},
-        {"cpu", required_argument, 0, O_CPU},
-        {"open-files", required_argument, 0, O_FILES},
-        {"file-size", required_argument, 0, O_FSIZE},
-        {"env", required_argument, 0, O_ENV},
-        {"hide", required_argument, 0, O_HIDE},
-        {"expose", required_argument, 0, O_EXPOSE},
-        {"keep", no_argument, 0, O_KEEP},
-        {"wait", required_argument, 0, O_WAIT},
-        {"log-level", required_argument, 0, O_LOG},
-        {"check", no_argument, 0, O_CHECK},
-        CLI_COMMON_OPTS,
-        {0}};
+    static const struct option opts[] = {{"agent", required_argument, 0, O_AGENT},
+                                         {"concurrency", required_argument, 0, O_CONCURRENCY},
+                                         {"once", no_argument, 0, O_ONCE},
+                                         {"max-tasks", required_argument, 0, O_MAX_TASKS},
+                                         {"secrets", required_argument, 0, O_SECRETS},
+                                         {"contract", required_argument, 0, O_CONTRACT},
+                                         {"workdir", required_argument, 0, O_WORKDIR},
+                                         {"timeout", required_argument, 0, O_TIMEOUT},
+                                         {"sandbox", required_argument, 0, O_SANDBOX},
+                                         {"grace", required_argument, 0, O_GRACE},
+                                         {"idle-exit", required_argument, 0, O_IDLE},
+                                         {"max-output", required_argument, 0, O_MAX_OUTPUT},
+                                         {"memory", required_argument, 0, O_MEMORY},
+                                         {"pids", required_argument, 0, O_PIDS},
+                                         {"cpu", required_argument, 0, O_CPU},
+                                         {"open-files", required_argument, 0, O_FILES},
+                                         {"file-size", required_argument, 0, O_FSIZE},
+                                         {"env", required_argument, 0, O_ENV},
+                                         {"hide", required_argument, 0, O_HIDE},
+                                         {"expose", required_argument, 0, O_EXPOSE},
+                                         {"keep", no_argument, 0, O_KEEP},
+                                         {"wait", required_argument, 0, O_WAIT},
+                                         {"log-level", required_argument, 0, O_LOG},
+                                         {"check", no_argument, 0, O_CHECK},
+                                         CLI_COMMON_OPTS,
+                                         {0}};
     int opt;
     opterr = 0;
     /* "+": the command's own options after the first word that is not ours stay its own */
@@ -141,20 +161,32 @@ int cli_worker(const struct cli_cmd *cmd, int argc, char **argv)
             continue;
         }
         switch (opt) {
-        case O_AGENT: cfg.agent = optarg; break;
+        case O_AGENT:
+            cfg.agent = optarg;
+            break;
         case O_CONCURRENCY:
             USAGE_IF(num_opt(&c, "--concurrency", optarg, 1, 256, &v));
             cfg.concurrency = (int)v;
             break;
-        case O_ONCE: once = 1; break;
+        case O_ONCE:
+            once = 1;
+            break;
         case O_MAX_TASKS:
             USAGE_IF(num_opt(&c, "--max-tasks", optarg, 1, 1000000000, &v));
             cfg.max_tasks = (long)v;
             break;
-        case O_SECRETS: cfg.secrets_file = optarg; break;
-        case O_CONTRACT: cfg.contract_file = optarg; break;
-        case O_WORKDIR: cfg.workdir = optarg; break;
-        case O_TIMEOUT: USAGE_IF(num_opt(&c, "--timeout", optarg, 1, 30LL * 86400, &cfg.timeout_s)); break;
+        case O_SECRETS:
+            cfg.secrets_file = optarg;
+            break;
+        case O_CONTRACT:
+            cfg.contract_file = optarg;
+            break;
+        case O_WORKDIR:
+            cfg.workdir = optarg;
+            break;
+        case O_TIMEOUT:
+            USAGE_IF(num_opt(&c, "--timeout", optarg, 1, 30LL * 86400, &cfg.timeout_s));
+            break;
         case O_SANDBOX:
             if (!strcmp(optarg, "strict"))
                 cfg.mode = CHASSIS_STRICT;
@@ -177,11 +209,21 @@ int cli_worker(const struct cli_cmd *cmd, int argc, char **argv)
             USAGE_IF(num_opt(&c, "--max-output", optarg, 1, 256 * 1024, &v));
             cfg.max_output = (size_t)v;
             break;
-        case O_MEMORY: USAGE_IF(num_opt(&c, "--memory", optarg, 1, 1 << 24, &cfg.memory_mb)); break;
-        case O_PIDS: USAGE_IF(num_opt(&c, "--pids", optarg, 1, 1 << 22, &cfg.pids)); break;
-        case O_CPU: USAGE_IF(num_opt(&c, "--cpu", optarg, 1, 100000, &cfg.cpu_percent)); break;
-        case O_FILES: USAGE_IF(num_opt(&c, "--open-files", optarg, 16, 1 << 20, &cfg.open_files)); break;
-        case O_FSIZE: USAGE_IF(num_opt(&c, "--file-size", optarg, 1, 1 << 24, &cfg.file_size_mb)); break;
+        case O_MEMORY:
+            USAGE_IF(num_opt(&c, "--memory", optarg, 1, 1 << 24, &cfg.memory_mb));
+            break;
+        case O_PIDS:
+            USAGE_IF(num_opt(&c, "--pids", optarg, 1, 1 << 22, &cfg.pids));
+            break;
+        case O_CPU:
+            USAGE_IF(num_opt(&c, "--cpu", optarg, 1, 100000, &cfg.cpu_percent));
+            break;
+        case O_FILES:
+            USAGE_IF(num_opt(&c, "--open-files", optarg, 16, 1 << 20, &cfg.open_files));
+            break;
+        case O_FSIZE:
+            USAGE_IF(num_opt(&c, "--file-size", optarg, 1, 1 << 24, &cfg.file_size_mb));
+            break;
         case O_ENV:
             if (!*optarg || *optarg == '=' || !strncmp(optarg, "S2_", 3)) {
                 rc = cli_usage(&c, "--env takes NAME or NAME=VALUE (not S2_*), not '%s'", optarg);
@@ -198,8 +240,13 @@ int cli_worker(const struct cli_cmd *cmd, int argc, char **argv)
             }
             strvec_push(opt == O_HIDE ? &hide : &expose, optarg);
             break;
-        case O_KEEP: cfg.keep = 1; break;
-        case O_WAIT: USAGE_IF(num_opt(&c, "--wait", optarg, 1, 300, &v)); cfg.wait_s = (int)v; break;
+        case O_KEEP:
+            cfg.keep = 1;
+            break;
+        case O_WAIT:
+            USAGE_IF(num_opt(&c, "--wait", optarg, 1, 300, &v));
+            cfg.wait_s = (int)v;
+            break;
         case O_LOG:
             if (!strcmp(optarg, "debug"))
                 log_set_level(LOG_DEBUG);
@@ -214,7 +261,9 @@ int cli_worker(const struct cli_cmd *cmd, int argc, char **argv)
                 goto out;
             }
             break;
-        case O_CHECK: check = 1; break;
+        case O_CHECK:
+            check = 1;
+            break;
         default:
             rc = cli_bad_option(&c, opt, argv);
             goto out;

@@ -186,8 +186,8 @@ int netproxy_parse_request(const char *buf, size_t len, struct netproxy_request 
         if (!le)
             break;
         size_t ll = (size_t)(le - l);
-        static const char *const drop[] = {"proxy-connection:", "proxy-authorization:",
-                                           "connection:", "keep-alive:"};
+        static const char *const drop[] = {
+            "proxy-connection:", "proxy-authorization:", "connection:", "keep-alive:"};
         int skip = 0;
         for (int i = 0; i < 4; i++)
             if (ll >= strlen(drop[i]) && !strncasecmp(l, drop[i], strlen(drop[i])))
@@ -447,7 +447,8 @@ static void *serve(void *arg)
     char why[512];
     int u = dial(rq.host, rq.port, literal, why, sizeof why);
     if (u < 0) {
-        log_warn("proxy: task %s: %s %s:%d failed: %s", np->label, rq.method, rq.host, rq.port, why);
+        log_warn("proxy: task %s: %s %s:%d failed: %s", np->label, rq.method, rq.host, rq.port,
+                 why);
         char *body = xasprintf("s2 proxy: %s\n", why);
         reply(c->cfd, 502, "Bad Gateway", body);
         free(body);

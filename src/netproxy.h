@@ -26,12 +26,12 @@ int netproxy_grant_parse(const char *spec, struct netproxy_grant *g, struct s2_e
 void netproxy_grant_release(struct netproxy_grant *g);
 
 struct netproxy_request {
-    int connect;      /* 1: CONNECT (a tunnel); 0: an absolute-form request to forward */
+    int connect; /* 1: CONNECT (a tunnel); 0: an absolute-form request to forward */
     char method[32];
-    char host[256];   /* lowercase, without brackets */
+    char host[256]; /* lowercase, without brackets */
     int port;
-    size_t head_len;  /* bytes of the request head, through the blank line */
-    char *forward;    /* absolute-form: the head to send upstream (caller frees) */
+    size_t head_len; /* bytes of the request head, through the blank line */
+    char *forward;   /* absolute-form: the head to send upstream (caller frees) */
 };
 
 /* Parse the head of a proxy request in buf[0..len) (it must hold the whole head, through

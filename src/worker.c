@@ -123,9 +123,9 @@ int worker_secrets_load(struct secrets *s, const char *path, struct s2_error *er
             }
             char *name = xstrndup(p, nl2);
             if (!strncmp(name, "S2_", 3) || worker_secret_get(s, name)) {
-                rc = s2_fail(err, S2_EINVAL, "usage", "%s:%zu: secret '%s' %s", path, lineno,
-                             name, strncmp(name, "S2_", 3) ? "is defined twice"
-                                                          : "uses the reserved prefix S2_");
+                rc = s2_fail(err, S2_EINVAL, "usage", "%s:%zu: secret '%s' %s", path, lineno, name,
+                             strncmp(name, "S2_", 3) ? "is defined twice"
+                                                     : "uses the reserved prefix S2_");
                 free(name);
                 goto out;
             }
@@ -450,9 +450,9 @@ void worker_contract_merge(struct worker_contract *out, const struct worker_cont
         const struct worker_contract *c = a->present ? a : b;
         strvec_copy(&out->secrets, &c->secrets);
         strvec_copy(&out->network, &c->network);
-        *out = (struct worker_contract){1, out->secrets, out->network, c->memory_mb,
-                                        c->cpu_percent, c->timeout_s, c->pids, c->open_files,
-                                        c->file_size_mb};
+        *out = (struct worker_contract){
+            1,       out->secrets,  out->network,   c->memory_mb, c->cpu_percent, c->timeout_s,
+            c->pids, c->open_files, c->file_size_mb};
         return;
     }
     out->present = 1;
@@ -485,8 +485,8 @@ static int add_contract(json_t *map, json_t *c, const char *path, size_t idx, st
     }
     worker_contract_release(&wc);
     if (json_object_get(map, swarm))
-        return s2_fail(err, S2_EINVAL, "invalid_field", "%s: two contracts for swarm '%s'",
-                       path, swarm);
+        return s2_fail(err, S2_EINVAL, "invalid_field", "%s: two contracts for swarm '%s'", path,
+                       swarm);
     json_object_set(map, swarm, c);
     return 0;
 }
@@ -703,15 +703,15 @@ struct worker {
     const struct worker_config *cfg;
     struct chassis *ch;
     struct secrets secrets;
-    struct redactor red;      /* every secret value (whoever it is granted to) */
-    json_t *local;            /* swarm -> contract from --contract */
+    struct redactor red; /* every secret value (whoever it is granted to) */
+    json_t *local;       /* swarm -> contract from --contract */
     char *workdir;
     int made_workdir;
-    char *server;             /* resolved server URL */
-    char *server_grant;       /* "host:port" of the server, for tasks with a task token */
-    pthread_mutex_t mu;       /* contracts cache, output lines */
+    char *server;       /* resolved server URL */
+    char *server_grant; /* "host:port" of the server, for tasks with a task token */
+    pthread_mutex_t mu; /* contracts cache, output lines */
     struct contract_entry *contracts;
-    atomic_long claimed;      /* tasks claimed (reserved before each claim) */
+    atomic_long claimed; /* tasks claimed (reserved before each claim) */
     atomic_uint seq;
     atomic_int stopping;
     atomic_int fatal;
@@ -867,7 +867,7 @@ struct task_run {
     int64_t lease_ms;
     struct worker_usage usage;
     struct netproxy *proxy;
-    int lost;          /* the server said the lease is no longer ours */
+    int lost; /* the server said the lease is no longer ours */
     int hb_failures;
 };
 
@@ -911,8 +911,8 @@ static int on_tick(void *ctx)
         json_object_set(body, "usage", usage);
     /* the run waits for this call: a slow server must not delay the timeout much */
     long saved = t->cl->timeout_ms;
-    t->cl->timeout_ms = t->lease_ms / 3 < 10000 ? (t->lease_ms / 3 > 1000 ? t->lease_ms / 3 : 1000)
-                                               : 10000;
+    t->cl->timeout_ms =
+        t->lease_ms / 3 < 10000 ? (t->lease_ms / 3 > 1000 ? t->lease_ms / 3 : 1000) : 10000;
     int rc = report(t, "heartbeat", body, NULL, &err);
     t->cl->timeout_ms = saved;
     json_decref(body);
@@ -997,9 +997,9 @@ static int read_result_file(const char *path, size_t max, struct buf *out, size_
 
 static int oom_hint(const char *tail)
 {
-    static const char *const pats[] = {"memory exhausted", "Cannot allocate memory",
-                                       "MemoryError", "out of memory", "std::bad_alloc",
-                                       "Out of memory", NULL};
+    static const char *const pats[] = {
+        "memory exhausted", "Cannot allocate memory", "MemoryError", "out of memory",
+        "std::bad_alloc",   "Out of memory",          NULL};
     for (const char *const *p = pats; *p; p++)
         if (strstr(tail, *p))
             return 1;
@@ -1098,8 +1098,9 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
 
     /* the environment: exactly this, nothing of the worker's own */
     const char *path_env = getenv("PATH");
-    strvec_push_nodup(&env, xasprintf("PATH=%s", path_env && *path_env ? path_env
-                                                                     : "/usr/local/bin:/usr/bin:/bin"));
+    strvec_push_nodup(
+        &env,
+        xasprintf("PATH=%s", path_env && *path_env ? path_env : "/usr/local/bin:/usr/bin:/bin"));
     strvec_push_nodup(&env, xasprintf("HOME=%s/ws", inside));
     strvec_push(&env, "TMPDIR=/tmp");
     strvec_push(&env, "LANG=C.UTF-8");
@@ -1134,11 +1135,11 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
             log_warn("task %s: %s", id, err.msg);
             s2_error_release(&err);
         }
-        static const char *const vars[] = {"http_proxy", "https_proxy", "HTTP_PROXY",
-                                           "HTTPS_PROXY", "ALL_PROXY", "all_proxy"};
+        static const char *const vars[] = {"http_proxy",  "https_proxy", "HTTP_PROXY",
+                                           "HTTPS_PROXY", "ALL_PROXY",   "all_proxy"};
         for (size_t i = 0; i < 6; i++)
-            strvec_push_nodup(&env, xasprintf("%s=http://127.0.0.1:%d", vars[i],
-                                              CHASSIS_PROXY_PORT));
+            strvec_push_nodup(&env,
+                              xasprintf("%s=http://127.0.0.1:%d", vars[i], CHASSIS_PROXY_PORT));
         strvec_push_nodup(&env, xasprintf("S2_PROXY=http://127.0.0.1:%d", CHASSIS_PROXY_PORT));
     }
     /* secrets: the names the contract grants, and only those */
@@ -1166,9 +1167,8 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
                    .cpu_seconds = (timeout_s * cpu + 99) / 100,
                    .pids = (int)pick(con.pids, cfg->pids, DEFAULT_PIDS),
                    .open_files = (int)pick(con.open_files, cfg->open_files, DEFAULT_OPEN_FILES),
-                   .file_size_bytes = pick(con.file_size_mb, cfg->file_size_mb,
-                                           DEFAULT_FILE_SIZE_MB)
-                                      << 20},
+                   .file_size_bytes =
+                       pick(con.file_size_mb, cfg->file_size_mb, DEFAULT_FILE_SIZE_MB) << 20},
         .timeout_ms = timeout_s * 1000,
         .kill_grace_ms = 2000,
         .proxy = t.proxy != NULL,
@@ -1313,8 +1313,8 @@ done:;
     if (t.proxy) {
         unsigned served, refused;
         netproxy_counts(t.proxy, &served, &refused);
-        json_object_set_new(line, "proxy", json_pack("{s:i,s:i}", "served", served, "refused",
-                                                     refused));
+        json_object_set_new(line, "proxy",
+                            json_pack("{s:i,s:i}", "served", served, "refused", refused));
     }
     emit(w, line);
     json_decref(line);
@@ -1501,8 +1501,8 @@ int worker_main(const struct worker_config *cfg)
     }
     for (size_t i = 0; cfg->hide && i < cfg->hide->n; i++)
         strvec_push(&hide, cfg->hide->v[i]);
-    struct chassis_config cc = {.mode = cfg->mode, .workdir = w.workdir, .hide = &hide,
-                                .expose = cfg->expose};
+    struct chassis_config cc = {
+        .mode = cfg->mode, .workdir = w.workdir, .hide = &hide, .expose = cfg->expose};
     if (chassis_new(&w.ch, &cc, &err)) {
         log_error("worker: %s", err.msg);
         goto out;
@@ -1536,9 +1536,8 @@ int worker_main(const struct worker_config *cfg)
     log_info("worker: agent %s, %d slot%s, sandbox %s, limits: memory by %s, pids by %s, cpu by "
              "%s; tasks under %s",
              cfg->agent, cfg->concurrency, cfg->concurrency == 1 ? "" : "s",
-             cfg->mode == CHASSIS_STRICT ? "strict" : "none",
-             chassis_mechanism(w.ch, "memory"), chassis_mechanism(w.ch, "pids"),
-             chassis_mechanism(w.ch, "cpu"), w.workdir);
+             cfg->mode == CHASSIS_STRICT ? "strict" : "none", chassis_mechanism(w.ch, "memory"),
+             chassis_mechanism(w.ch, "pids"), chassis_mechanism(w.ch, "cpu"), w.workdir);
     th = xcalloc((size_t)cfg->concurrency, sizeof *th);
     for (; nth < cfg->concurrency; nth++)
         if (pthread_create(&th[nth], NULL, slot_main, &w)) {

@@ -46,12 +46,15 @@ struct redactor {
         char *name;
         char *value;
         size_t len;
-    } *v;
+    } * v;
     size_t n, cap;
     size_t longest; /* bytes of the longest value */
 };
 
-#define REDACTOR_INIT {NULL, 0, 0, 0}
+#define REDACTOR_INIT                                                                              \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 /* Redact value as "[REDACTED:NAME]" (also in its JSON-escaped form). Empty values are
  * ignored. Not thread-safe while adding; applying is read-only. */
@@ -70,7 +73,7 @@ struct worker_usage {
         int64_t tokens_in, tokens_out;
         double usd;
         int has_usd;
-    } *v;
+    } * v;
     size_t n, cap;
     unsigned lines, bad; /* usage lines seen, and the malformed ones among them */
 };
@@ -128,23 +131,23 @@ char *worker_reason(const char *how, const char *stderr_tail, size_t len);
 /* ---- the loop ---- */
 
 struct worker_config {
-    const char *server;        /* NULL: $S2_SERVER or the default */
+    const char *server; /* NULL: $S2_SERVER or the default */
     const char *agent;
-    int concurrency;           /* slots (default 1) */
-    long max_tasks;            /* 0: no limit (--once is 1) */
+    int concurrency; /* slots (default 1) */
+    long max_tasks;  /* 0: no limit (--once is 1) */
     const char *secrets_file;
     const char *contract_file;
-    const char *workdir;       /* NULL: $TMPDIR/s2-worker-PID (removed at exit) */
+    const char *workdir; /* NULL: $TMPDIR/s2-worker-PID (removed at exit) */
     enum chassis_mode mode;
-    char **argv;               /* the command */
-    const struct strvec *env;  /* NAME or NAME=VALUE passed to the command */
+    char **argv;              /* the command */
+    const struct strvec *env; /* NAME or NAME=VALUE passed to the command */
     const struct strvec *hide, *expose;
-    int64_t grace_ms;          /* on SIGTERM: how long running tasks may finish */
-    int64_t idle_exit_ms;      /* 0: never; else exit after that long without a task */
-    size_t max_output;         /* bytes of result (default 256 KiB) */
-    int keep;                  /* keep task directories */
-    int json;                  /* one JSON line per task on stdout */
-    int wait_s;                /* long-poll per claim (default 30) */
+    int64_t grace_ms;     /* on SIGTERM: how long running tasks may finish */
+    int64_t idle_exit_ms; /* 0: never; else exit after that long without a task */
+    size_t max_output;    /* bytes of result (default 256 KiB) */
+    int keep;             /* keep task directories */
+    int json;             /* one JSON line per task on stdout */
+    int wait_s;           /* long-poll per claim (default 30) */
     /* limits given on the command line (ceilings over contracts); 0: not given */
     int64_t timeout_s, memory_mb, cpu_percent, pids, open_files, file_size_mb;
 };

@@ -114,8 +114,7 @@ static json_t *node(yaml_parser_t *p, yaml_event_t *ev, int depth, const char *n
     }
 }
 
-json_t *yaml_load_documents(const char *text, size_t len, const char *name,
-                            struct s2_error *err)
+json_t *yaml_load_documents(const char *text, size_t len, const char *name, struct s2_error *err)
 {
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {

@@ -13,7 +13,6 @@
 
 /* Every document of text[0..len) as a JSON array (caller decrefs); NULL with err naming
  * "NAME:LINE:COL" on a syntax error. */
-json_t *yaml_load_documents(const char *text, size_t len, const char *name,
-                            struct s2_error *err);
+json_t *yaml_load_documents(const char *text, size_t len, const char *name, struct s2_error *err);
 
 #endif

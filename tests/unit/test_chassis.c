@@ -34,7 +34,7 @@
 #define MARKER_ERRNO 3999
 
 static char self_exe[4096];
-static char tmpdir[64];  /* the chassis' workdir (hidden inside) */
+static char tmpdir[64];    /* the chassis' workdir (hidden inside) */
 static char hostdir[4200]; /* host files the sandbox may see (not under /tmp, which it replaces) */
 
 /* ==== the probes (run inside the sandbox) ==== */
@@ -44,31 +44,106 @@ struct probe {
     long (*call)(void);
 };
 
-static long p_mount(void) { return syscall(SYS_mount, "none", "/nonexistent", "tmpfs", 0, NULL); }
-static long p_umount2(void) { return syscall(SYS_umount2, "/nonexistent", 0); }
-static long p_ptrace(void) { return syscall(SYS_ptrace, 16 /* ATTACH */, 999999, 0, 0); }
-static long p_kexec_load(void) { return syscall(SYS_kexec_load, 0, 0, NULL, 0); }
-static long p_kexec_file_load(void) { return syscall(SYS_kexec_file_load, -1, -1, 0, "", 0); }
-static long p_bpf(void) { return syscall(SYS_bpf, -1, NULL, 0); }
-static long p_init_module(void) { return syscall(SYS_init_module, NULL, 0, ""); }
-static long p_finit_module(void) { return syscall(SYS_finit_module, -1, "", 0); }
-static long p_delete_module(void) { return syscall(SYS_delete_module, "s2_nonexistent", 0); }
-static long p_keyctl(void) { return syscall(SYS_keyctl, 0 /* GET_KEYRING_ID */, -3, 0); }
-static long p_add_key(void) { return syscall(SYS_add_key, "user", "s2", "x", 1, -3); }
-static long p_request_key(void) { return syscall(SYS_request_key, "user", "s2", NULL, -3); }
-static long p_perf(void) { return syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0); }
-static long p_reboot(void) { return syscall(SYS_reboot, 0, 0, 0, NULL); }
-static long p_swapon(void) { return syscall(SYS_swapon, "/nonexistent", 0); }
-static long p_swapoff(void) { return syscall(SYS_swapoff, "/nonexistent"); }
-static long p_pivot_root(void) { return syscall(SYS_pivot_root, "/nonexistent", "/nonexistent"); }
-static long p_setns(void) { return syscall(SYS_setns, -1, 0); }
-static long p_unshare(void) { return syscall(SYS_unshare, CLONE_NEWUSER); }
-static long p_open_by_handle_at(void) { return syscall(SYS_open_by_handle_at, -1, NULL, 0); }
-static long p_userfaultfd(void) { return syscall(SYS_userfaultfd, 0); }
-static long p_fsopen(void) { return syscall(SYS_fsopen, "tmpfs", 0); }
-static long p_open_tree(void) { return syscall(SYS_open_tree, -1, "/", 0); }
-static long p_process_vm_readv(void) { return syscall(SYS_process_vm_readv, 1, NULL, 0, NULL, 0, 0); }
-static long p_io_uring_setup(void) { return syscall(SYS_io_uring_setup, 1, NULL); }
+static long p_mount(void)
+{
+    return syscall(SYS_mount, "none", "/nonexistent", "tmpfs", 0, NULL);
+}
+static long p_umount2(void)
+{
+    return syscall(SYS_umount2, "/nonexistent", 0);
+}
+static long p_ptrace(void)
+{
+    return syscall(SYS_ptrace, 16 /* ATTACH */, 999999, 0, 0);
+}
+static long p_kexec_load(void)
+{
+    return syscall(SYS_kexec_load, 0, 0, NULL, 0);
+}
+static long p_kexec_file_load(void)
+{
+    return syscall(SYS_kexec_file_load, -1, -1, 0, "", 0);
+}
+static long p_bpf(void)
+{
+    return syscall(SYS_bpf, -1, NULL, 0);
+}
+static long p_init_module(void)
+{
+    return syscall(SYS_init_module, NULL, 0, "");
+}
+static long p_finit_module(void)
+{
+    return syscall(SYS_finit_module, -1, "", 0);
+}
+static long p_delete_module(void)
+{
+    return syscall(SYS_delete_module, "s2_nonexistent", 0);
+}
+static long p_keyctl(void)
+{
+    return syscall(SYS_keyctl, 0 /* GET_KEYRING_ID */, -3, 0);
+}
+static long p_add_key(void)
+{
+    return syscall(SYS_add_key, "user", "s2", "x", 1, -3);
+}
+static long p_request_key(void)
+{
+    return syscall(SYS_request_key, "user", "s2", NULL, -3);
+}
+static long p_perf(void)
+{
+    return syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0);
+}
+static long p_reboot(void)
+{
+    return syscall(SYS_reboot, 0, 0, 0, NULL);
+}
+static long p_swapon(void)
+{
+    return syscall(SYS_swapon, "/nonexistent", 0);
+}
+static long p_swapoff(void)
+{
+    return syscall(SYS_swapoff, "/nonexistent");
+}
+static long p_pivot_root(void)
+{
+    return syscall(SYS_pivot_root, "/nonexistent", "/nonexistent");
+}
+static long p_setns(void)
+{
+    return syscall(SYS_setns, -1, 0);
+}
+static long p_unshare(void)
+{
+    return syscall(SYS_unshare, CLONE_NEWUSER);
+}
+static long p_open_by_handle_at(void)
+{
+    return syscall(SYS_open_by_handle_at, -1, NULL, 0);
+}
+static long p_userfaultfd(void)
+{
+    return syscall(SYS_userfaultfd, 0);
+}
+static long p_fsopen(void)
+{
+    return syscall(SYS_fsopen, "tmpfs", 0);
+}
+static long p_open_tree(void)
+{
+    return syscall(SYS_open_tree, -1, "/", 0);
+}
+static long p_process_vm_readv(void)
+{
+    return syscall(SYS_process_vm_readv, 1, NULL, 0, NULL, 0, 0);
+}
+static long p_io_uring_setup(void)
+{
+    return syscall(SYS_io_uring_setup, 1, NULL);
+}
 static long p_clone_newnet(void)
 {
     long r = syscall(SYS_clone, CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
@@ -203,8 +278,8 @@ static struct chassis *new_chassis(enum chassis_mode mode, int seccomp_errno, st
 {
     struct chassis *ch = NULL;
     struct s2_error err = S2_ERROR_INIT;
-    struct chassis_config cfg = {.mode = mode, .workdir = tmpdir, .seccomp_errno = seccomp_errno,
-                                 .hide = hide};
+    struct chassis_config cfg = {
+        .mode = mode, .workdir = tmpdir, .seccomp_errno = seccomp_errno, .hide = hide};
     if (chassis_new(&ch, &cfg, &err)) {
         print_message("# chassis_new: %s\n", err.msg);
         s2_error_release(&err);
@@ -248,12 +323,12 @@ static int strict_available(void)
     return known;
 }
 
-#define NEED_STRICT()                                                                          \
-    do {                                                                                       \
-        if (!strict_available()) {                                                             \
+#define NEED_STRICT()                                                                              \
+    do {                                                                                           \
+        if (!strict_available()) {                                                                 \
             print_message("# the strict sandbox is not available here (see s2 worker --check)\n"); \
-            skip();                                                                            \
-        }                                                                                      \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 static char *envp_default[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "ASAN_OPTIONS=detect_leaks=0",
@@ -264,9 +339,14 @@ static void run(struct chassis *ch, char **argv, char **envp, const char *dir,
                 const struct chassis_limits *lim, int64_t timeout_ms, struct chassis_result *r)
 {
     struct s2_error err = S2_ERROR_INIT;
-    struct chassis_spec spec = {.argv = argv, .envp = envp ? envp : envp_default, .task_dir = dir,
-                                .timeout_ms = timeout_ms, .kill_grace_ms = 500,
-                                .stdout_max = 1 << 20, .stderr_keep = 8192, .stop_fd = -1,
+    struct chassis_spec spec = {.argv = argv,
+                                .envp = envp ? envp : envp_default,
+                                .task_dir = dir,
+                                .timeout_ms = timeout_ms,
+                                .kill_grace_ms = 500,
+                                .stdout_max = 1 << 20,
+                                .stderr_keep = 8192,
+                                .stop_fd = -1,
                                 .force_fd = -1};
     if (lim)
         spec.limits = *lim;
@@ -380,11 +460,11 @@ static void test_inside_view(void **state)
     fd = open(e3 + 14, O_WRONLY | O_CREAT, 0666);
     close(fd);
     chmod(e3 + 14, 0666); /* only the read-only mount stands in the way */
-    char *envp[] = {"PATH=/usr/bin:/bin", "ASAN_OPTIONS=detect_leaks=0", "S2_PROBE=given", e1,
-                    e2, e3, NULL};
+    char *envp[] = {
+        "PATH=/usr/bin:/bin", "ASAN_OPTIONS=detect_leaks=0", "S2_PROBE=given", e1, e2, e3, NULL};
     char *argv[] = {self_exe, "--probe", "env", NULL};
-    struct chassis_limits lim = {.pids = 50, .open_files = 77, .file_size_bytes = 5 << 20,
-                                 .cpu_seconds = 33};
+    struct chassis_limits lim = {
+        .pids = 50, .open_files = 77, .file_size_bytes = 5 << 20, .cpu_seconds = 33};
     struct chassis_result r;
     run(ch, argv, envp, dir, &lim, 20000, &r);
     assert_int_equal(r.end, CHASSIS_EXITED);
@@ -410,7 +490,7 @@ static void test_inside_view(void **state)
     assert_string_equal(field(o, "hidden-visible", v, sizeof v), "0");
     assert_string_equal(field(o, "visible", v, sizeof v), "1");
     assert_string_equal(field(o, "write-visible", v, sizeof v), "30"); /* EROFS */
-    assert_string_equal(field(o, "secret-bytes", v, sizeof v), "0"); /* /dev/null over it */
+    assert_string_equal(field(o, "secret-bytes", v, sizeof v), "0");   /* /dev/null over it */
     assert_string_equal(field(o, "S2_ENV", v, sizeof v), "given");
     assert_string_equal(field(o, "LEAKED", v, sizeof v), "no");
     /* the workspace write landed in the task directory; /tmp did not reach the host */
@@ -505,8 +585,8 @@ static void test_exit_and_signal(void **state)
     chassis_result_release(&r);
     char *a3[] = {"/nonexistent/cmd", NULL};
     struct s2_error err = S2_ERROR_INIT;
-    struct chassis_spec spec = {.argv = a3, .envp = envp_default, .task_dir = dir, .stop_fd = -1,
-                                .force_fd = -1};
+    struct chassis_spec spec = {
+        .argv = a3, .envp = envp_default, .task_dir = dir, .stop_fd = -1, .force_fd = -1};
     chassis_result_init(&r);
     assert_int_not_equal(chassis_run(ch, &spec, &r, &err), 0);
     assert_non_null(strstr(err.msg, "/nonexistent/cmd"));
@@ -526,8 +606,13 @@ static void test_exit_and_signal(void **state)
     chassis_result_release(&r);
     /* stdout past the cap is counted, not kept */
     char *a5[] = {"sh", "-c", "head -c 100000 /dev/zero", NULL};
-    struct chassis_spec s5 = {.argv = a5, .envp = envp_default, .task_dir = dir, .stop_fd = -1,
-                              .force_fd = -1, .stdout_max = 1000, .stderr_keep = 10};
+    struct chassis_spec s5 = {.argv = a5,
+                              .envp = envp_default,
+                              .task_dir = dir,
+                              .stop_fd = -1,
+                              .force_fd = -1,
+                              .stdout_max = 1000,
+                              .stderr_keep = 10};
     chassis_result_init(&r);
     assert_int_equal(chassis_run(ch, &s5, &r, &err), 0);
     assert_int_equal(r.out.len, 1000);
@@ -562,7 +647,7 @@ static void test_redaction(void **state)
     struct redactor r = REDACTOR_INIT;
     worker_redactor_add(&r, "A", "sk-abc");
     worker_redactor_add(&r, "B", "sk-abcdef"); /* contains A's value: replaced whole */
-    worker_redactor_add(&r, "Q", "p\"w");     /* and its JSON-escaped form p\"w */
+    worker_redactor_add(&r, "Q", "p\"w");      /* and its JSON-escaped form p\"w */
     char *s = worker_redact_str(&r, "x sk-abcdef y sk-abc z {\"k\":\"p\\\"w\"} p\"w");
     assert_string_equal(s, "x [REDACTED:B] y [REDACTED:A] z {\"k\":\"[REDACTED:Q]\"} [REDACTED:Q]");
     free(s);
@@ -641,9 +726,12 @@ static void test_usage_lines(void **state)
     assert_int_equal(worker_usage_line(&u, l2, strlen(l2), &err), 1);
     assert_int_equal(worker_usage_line(&u, l3, strlen(l3), &err), 1);
     assert_int_equal(worker_usage_line(&u, "hello", 5, &err), 0);
-    const char *bad[] = {"S2-USAGE: {\"tokens_in\":-1}", "S2-USAGE: not json",
-                         "S2-USAGE: {\"tokens\":1}", "S2-USAGE: {\"usd\":-2}",
-                         "S2-USAGE: {\"model\":\"bad model\"}", "S2-USAGE: [1]"};
+    const char *bad[] = {"S2-USAGE: {\"tokens_in\":-1}",
+                         "S2-USAGE: not json",
+                         "S2-USAGE: {\"tokens\":1}",
+                         "S2-USAGE: {\"usd\":-2}",
+                         "S2-USAGE: {\"model\":\"bad model\"}",
+                         "S2-USAGE: [1]"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_true(worker_usage_line(&u, bad[i], strlen(bad[i]), &err) < 0);
         assert_non_null(err.msg);
@@ -733,8 +821,8 @@ static void test_contracts(void **state)
     assert_int_equal(c.cpu_percent, -1);
     assert_int_equal(c.network.n, 2);
     assert_string_equal(c.secrets.v[0], "SIP_API_KEY");
-    json_t *srv = json_pack("{s:[s,s],s:[s],s:{s:i}}", "secrets", "SIP_API_KEY", "OTHER",
-                            "network", "api.example.com:443", "limits", "max_memory_mb", 128);
+    json_t *srv = json_pack("{s:[s,s],s:[s],s:{s:i}}", "secrets", "SIP_API_KEY", "OTHER", "network",
+                            "api.example.com:443", "limits", "max_memory_mb", 128);
     assert_int_equal(worker_contract_parse(srv, &d, &err), 0);
     worker_contract_merge(&e, &d, &c);
     assert_int_equal(e.secrets.n, 1); /* what both grant */
@@ -753,9 +841,10 @@ static void test_contracts(void **state)
     worker_contract_release(&d);
     json_decref(srv);
     json_decref(m);
-    const char *bad[] = {"swarm: sw1\nnetwork: [nope]\n", "swarm: sw1\nsecrets: [S2_TOKEN]\n",
-                         "swarm: sw1\nlimits: {max_pids: many}\n", "swarm: [x]\n",
-                         "swarm: sw1\n---\nswarm: sw1\n", "swarm: sw1\n  bad: indent\n"};
+    const char *bad[] = {
+        "swarm: sw1\nnetwork: [nope]\n",          "swarm: sw1\nsecrets: [S2_TOKEN]\n",
+        "swarm: sw1\nlimits: {max_pids: many}\n", "swarm: [x]\n",
+        "swarm: sw1\n---\nswarm: sw1\n",          "swarm: sw1\n  bad: indent\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_file(p, bad[i], 0644);
         json_t *x = worker_contracts_load(p, &err);
@@ -790,7 +879,8 @@ static void test_proxy_parsing(void **state)
     (void)state;
     struct s2_error err = S2_ERROR_INIT;
     struct netproxy_request rq;
-    const char *c = "CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\nEARLY";
+    const char *c =
+        "CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\nEARLY";
     assert_int_equal(netproxy_parse_request(c, strlen(c), &rq, &err), 0);
     assert_true(rq.connect);
     assert_string_equal(rq.host, "api.example.com");
@@ -808,9 +898,9 @@ static void test_proxy_parsing(void **state)
     const char *v6 = "CONNECT [::1]:7411 HTTP/1.1\r\n\r\n";
     assert_int_equal(netproxy_parse_request(v6, strlen(v6), &rq, &err), 0);
     assert_string_equal(rq.host, "::1");
-    const char *bad[] = {"GET /relative HTTP/1.1\r\n\r\n", "CONNECT host HTTP/1.1\r\n\r\n",
+    const char *bad[] = {"GET /relative HTTP/1.1\r\n\r\n",      "CONNECT host HTTP/1.1\r\n\r\n",
                          "CONNECT host:99999 HTTP/1.1\r\n\r\n", "GET https://x/ HTTP/1.1\r\n\r\n",
-                         "GET http://u:p@x/ HTTP/1.1\r\n\r\n", "CONNECT a:1 HTTP/1.1\r\n",
+                         "GET http://u:p@x/ HTTP/1.1\r\n\r\n",  "CONNECT a:1 HTTP/1.1\r\n",
                          "CONNECT *.a.com:443 HTTP/1.1\r\n\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (!netproxy_parse_request(bad[i], strlen(bad[i]), &rq, &err))

@@ -371,6 +371,47 @@ static void enable_controllers(const char *cgdir, const char *avail)
     }
 }
 
+/* The pid in a name "PREFIX<pid>..." when that process no longer exists, else 0. */
+static long dead_owner(const char *name, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) || name[n] < '1' || name[n] > '9')
+        return 0;
+    long pid = strtol(name + n, NULL, 10);
+    if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+        return 0;
+    return pid;
+}
+
+/* Remove the cgroups of workers that died without cleaning up (kill -9): their processes
+ * are gone with them, so the directories are empty. */
+static void cg_reap_stale(const char *base)
+{
+    DIR *d = opendir(base);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (!dead_owner(de->d_name, "s2-worker-"))
+            continue;
+        char *dir = xasprintf("%s/%s", base, de->d_name);
+        DIR *sub = opendir(dir);
+        struct dirent *se;
+        while (sub && (se = readdir(sub)))
+            if (se->d_type == DT_DIR && se->d_name[0] != '.') {
+                char *child = xasprintf("%s/%s", dir, se->d_name);
+                if (rmdir(child))
+                    log_debug("cgroup: cannot remove stale %s: %s", child, strerror(errno));
+                free(child);
+            }
+        if (sub)
+            closedir(sub);
+        if (!rmdir(dir))
+            log_debug("cgroup: removed %s, left by a worker that is gone", dir);
+        free(dir);
+    }
+    if (d)
+        closedir(d);
+}
+
 /* Make this worker's cgroup, with the memory, pids and cpu controllers enabled for its
  * task cgroups where the hierarchy lets us. Not an error when impossible: limits then use
  * rlimits, and the reason is logged. */
@@ -385,6 +426,7 @@ static void cg_setup(struct chassis *ch)
         goto out;
     }
     cg->base = !strcmp(self, "/") ? xstrdup(cg->mount) : xasprintf("%s%s", cg->mount, self);
+    cg_reap_stale(cg->base);
     cg->parent = xasprintf("%s/s2-worker-%ld", cg->base, (long)getpid());
     if (mkdir(cg->parent, 0755) && errno != EEXIST) {
         log_debug("cgroup: cannot create %s: %s (limits use rlimits)", cg->parent, strerror(errno));
@@ -637,7 +679,17 @@ int chassis_new(struct chassis **out, const struct chassis_config *cfg, struct s
                 goto fail;
             }
         } else {
-            ch->root_mnt = xstrdup("/tmp/s2-root-XXXXXX");
+            DIR *d = opendir("/tmp");
+            struct dirent *de;
+            while (d && (de = readdir(d)))
+                if (dead_owner(de->d_name, "s2-root-")) {
+                    char *old = xasprintf("/tmp/%s", de->d_name);
+                    rmdir(old); /* an empty mount point, left by a worker killed with -9 */
+                    free(old);
+                }
+            if (d)
+                closedir(d);
+            ch->root_mnt = xasprintf("/tmp/s2-root-%ld-XXXXXX", (long)getpid());
             if (!mkdtemp(ch->root_mnt) || chmod(ch->root_mnt, 0711)) {
                 rc = s2_fail(err, S2_EIO, "io", "cannot create '%s': %s", ch->root_mnt,
                              strerror(errno));

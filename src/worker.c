@@ -1443,6 +1443,35 @@ static char *server_hostport(const char *url)
     return hp;
 }
 
+/* Default work directories of workers that died without cleaning up (kill -9): named
+ * s2-worker-PID after a process that no longer exists. */
+static void reap_stale_workdirs(const char *parent)
+{
+    int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = pfd >= 0 ? fdopendir(pfd) : NULL;
+    if (!d) {
+        if (pfd >= 0)
+            close(pfd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        if (strncmp(n, "s2-worker-", 10) || n[10] < '1' || n[10] > '9')
+            continue;
+        char *end;
+        long pid = strtol(n + 10, &end, 10);
+        struct stat st;
+        if (*end || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH ||
+            fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode) ||
+            st.st_uid != geteuid())
+            continue;
+        log_info("worker: removing %s/%s, left by a worker that is gone", parent, n);
+        rm_rf_at(dirfd(d), n);
+    }
+    closedir(d);
+}
+
 int worker_main(const struct worker_config *cfg)
 {
     struct worker w = {.cfg = cfg, .stop_pipe = {-1, -1}, .force_pipe = {-1, -1}};
@@ -1485,6 +1514,7 @@ int worker_main(const struct worker_config *cfg)
         w.workdir = realpath(cfg->workdir, NULL);
     } else {
         const char *tmp = getenv("TMPDIR");
+        reap_stale_workdirs(tmp && *tmp ? tmp : "/tmp");
         char *d = xasprintf("%s/s2-worker-%ld", tmp && *tmp ? tmp : "/tmp", (long)getpid());
         if (mkdir(d, 0711) && errno != EEXIST) {
             log_error("worker: cannot create the work directory '%s': %s", d, strerror(errno));

@@ -216,8 +216,15 @@ wait_for 10 sh -c 'ps -eo args | grep -q "^sleep 4242"'
 kill -KILL "$WPID"
 wait "$WPID" 2>/dev/null
 check "the sandboxed command dies with its worker" wait_for 10 sh -c '! ps -eo args | grep -q "^sleep 4242"'
+check "the killed worker left its work directory" test -d "${TMPDIR:-/tmp}/s2-worker-$WPID"
 worker --agent a2 --once -- sh -c 'echo "rerun $S2_ATTEMPT"'
 is "$(task k9 result)" "rerun 2" "after the lease expired, another worker ran it again"
+check_fails "the next worker removed the dead one's work directory" test -e "${TMPDIR:-/tmp}/s2-worker-$WPID"
+if [ "$(jq -r .cgroup_v2.writable "$T_DIR/check.json")" = true ] && [ "$(jq -r .cgroup_v2.cgroup "$T_DIR/check.json")" = / ]; then
+    check_fails "and its cgroup" test -e "$(jq -r .cgroup_v2.mount "$T_DIR/check.json")/s2-worker-$WPID"
+else
+    skip "stale cgroups: this process cannot create cgroups at the root of cgroup v2"
+fi
 
 # ---- two workers, concurrency 2, 40 tasks, each exactly once ----
 i=0

@@ -370,15 +370,48 @@ static int build_agents(struct sim *S, struct s2_error *err)
         for (size_t i = 0; i < p->nagents; i++)
             if (p->agents[i].swarm == si)
                 mine[k++] = &p->agents[i];
+        /* With --agents-per-swarm, keep the plan's mix: its agents fall in two groups, the
+         * cheap ones (the swarm's lowest tier) and the strong ones (any higher tier); each
+         * next agent comes from the group most under its share (Sainte-Lague), cycling
+         * through the group's agents; copies past a group's size are named ID~2, ... */
+        int64_t low = INT64_MAX;
+        for (size_t i = 0; i < nplan; i++)
+            if (agent_model(p, mine[i])->spec.tier < low)
+                low = agent_model(p, mine[i])->spec.tier;
+        int64_t *gtier = xcalloc(nplan + 1, sizeof *gtier);
+        size_t *gcount = xcalloc(nplan + 1, sizeof *gcount), *gpicked = xcalloc(nplan + 1, sizeof *gpicked);
+        size_t ng = 0;
+        for (size_t i = 0; i < nplan; i++) {
+            int64_t t = agent_model(p, mine[i])->spec.tier > low;
+            size_t g;
+            for (g = 0; g < ng && gtier[g] != t; g++)
+                ;
+            if (g == ng)
+                gtier[ng++] = t;
+            gcount[g]++;
+        }
         for (size_t j = 0; j < want; j++) {
             S->a = xgrow(S->a, sizeof *S->a, S->na + 1, &cap);
             struct sagent *a = &S->a[S->na++];
             memset(a, 0, sizeof *a);
             a->swarm = (uint32_t)si;
-            if (nplan) {
-                const struct plan_agent *pa = mine[j % nplan];
-                a->id = j < nplan ? xstrdup(pa->spec.id)
-                                  : xasprintf("%s~%zu", pa->spec.id, j / nplan + 1);
+            if (nplan && n <= 0) {
+                const struct plan_agent *pa = mine[j];
+                a->id = xstrdup(pa->spec.id);
+                a->caps = &pa->spec.caps;
+                a->model = agent_model(p, pa);
+            } else if (nplan) {
+                size_t g = 0;
+                for (size_t h = 1; h < ng; h++)
+                    if ((double)gcount[h] / (double)(2 * gpicked[h] + 1) >
+                        (double)gcount[g] / (double)(2 * gpicked[g] + 1))
+                        g = h;
+                size_t nth = gpicked[g]++ % gcount[g], copy = (gpicked[g] - 1) / gcount[g];
+                const struct plan_agent *pa = NULL;
+                for (size_t i = 0, seen = 0; i < nplan && !pa; i++)
+                    if ((agent_model(p, mine[i])->spec.tier > low) == gtier[g] && seen++ == nth)
+                        pa = mine[i];
+                a->id = copy ? xasprintf("%s~%zu", pa->spec.id, copy + 1) : xstrdup(pa->spec.id);
                 a->caps = &pa->spec.caps;
                 a->model = agent_model(p, pa);
             } else {
@@ -392,6 +425,9 @@ static int build_agents(struct sim *S, struct s2_error *err)
             a->state = A_FREE;
             a->heap_pos = HEAP_NONE;
         }
+        free(gtier);
+        free(gcount);
+        free(gpicked);
         free(mine);
         ss->na = (uint32_t)(S->na - ss->a0);
         ss->nfree = ss->na;
@@ -742,8 +778,11 @@ int sim_run(const struct plan *p, const struct sim_opts *o, struct sim_result *r
                 shown++;
             }
         rc = s2_fail(err, S2_EINVAL, "stalled",
-                     "the plan stalls at %.2f h with %zu tasks not done: %s", S->now, remaining,
-                     b.ptr);
+                     "the plan stalls at %.2f h with %zu tasks not done: %s%s", S->now, remaining,
+                     b.ptr,
+                     o->agents_per_swarm > 0 ? " (with --agents-per-swarm a swarm may lack an "
+                                               "agent of the tier or capabilities a task needs)"
+                                             : "");
         buf_release(&b);
         goto out;
     }

@@ -13,6 +13,7 @@
 #include "util/buf.h"
 #include "util/heap.h"
 #include "util/map.h"
+#include "util/xalloc.h"
 
 #define NONE UINT32_MAX
 
@@ -235,5 +236,53 @@ void u32vec_release(struct u32vec *v);
 void engine_run_query(struct engine *e, struct cmd *c);
 /* Capabilities of a reqset as a JSON array. */
 json_t *engine_reqset_json(const struct engine *e, uint32_t rs);
+
+
+/* ---- engine.c internals shared with engine_gov.c (engine thread only) ---- */
+
+/* Room for one more element in an engine table (cap keeps its own integer type). */
+#define GROW(e, arr, n, cap)                                                                   \
+    do {                                                                                       \
+        size_t c_ = (cap);                                                                     \
+        (arr) = xgrow((arr), sizeof *(arr), (size_t)(n) + 1, &c_);                             \
+        (cap) = c_;                                                                            \
+    } while (0)
+
+uint32_t eng_cap(struct engine *e, const char *name);
+uint32_t eng_reqset(struct engine *e, const struct strvec *caps);
+int eng_tx(struct engine *e);
+int eng_store_failed(struct engine *e, struct s2_error *err);
+void eng_emit(struct engine *e, const char *op, uint32_t swarm, const struct task *t, uint32_t agent, const char *params);
+void eng_reply(struct engine *e, struct cmd *c);
+int eng_agent_tier(const struct engine *e, const struct agent *a);
+struct phase_slot *eng_phase_slot(struct swarm *s, int64_t phase);
+int64_t eng_first_open_phase(const struct swarm *s);
+uint32_t eng_queue_for(struct engine *e, struct swarm *s, uint32_t reqset, int min_tier);
+int eng_is_open(int state);
+void eng_set_state(struct engine *e, struct task *t, int to);
+uint32_t eng_task_alloc(struct engine *e);
+void eng_task_link(struct engine *e, uint32_t ti, const uint32_t *deps, size_t ndeps);
+int eng_persist(struct engine *e, struct task *t);
+int eng_can_be_ready(const struct engine *e, const struct task *t);
+void eng_mark_dirty(struct engine *e, uint32_t swarm);
+void eng_enqueue(struct engine *e, uint32_t ti);
+void eng_dequeue(struct engine *e, uint32_t ti);
+void eng_make_ready(struct engine *e, uint32_t ti, const char *why);
+void eng_reevaluate(struct engine *e, uint32_t ti, const char *why);
+void eng_make_pending(struct engine *e, uint32_t ti, const char *why);
+void eng_settle(struct engine *e, uint32_t ti, int was_open);
+void eng_agent_touch(struct engine *e, uint32_t ai);
+int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c);
+void eng_lease_end(struct engine *e, struct task *t);
+int64_t eng_requeue_or_die(struct engine *e, uint32_t ti, const char *op, const char *reason, int retry);
+void eng_agent_elig(struct engine *e, struct agent *a);
+uint32_t eng_pick(struct engine *e, uint32_t ai);
+void eng_waiter_unlink(struct engine *e, uint32_t wi);
+void eng_match_waiters(struct engine *e);
+int eng_may_act(const struct principal *who, const char *swarm, struct s2_error *err);
+int eng_admin_only(const struct principal *who, const char *what, struct s2_error *err);
+uint32_t eng_find_task(struct engine *e, const char *id, const struct principal *who, struct s2_error *err);
+int eng_check_lease(struct engine *e, uint32_t ti, const char *lease, struct s2_error *err);
+int eng_add_usage(struct engine *e, struct task *t, const struct usage *u, struct s2_error *err);
 
 #endif

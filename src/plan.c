@@ -5,6 +5,7 @@
  * judges the whole. Nothing here may crash or stop early on bad input except a YAML syntax
  * error, after which there is no tree to walk. */
 #include "plan.h"
+#include "governor.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
@@ -47,18 +48,6 @@ const struct plan_policy_keydef plan_policy_keys[PK_NKEYS] = {
     [PK_WEBHOOK_RETRIES] = {"webhook_retries", PV_INT, 0, 10},
 };
 
-/* The seed's presets (DESIGN.md "Governor rules"). */
-static const struct {
-    const char *name;
-    int64_t helpers, max_cost_usd;
-    double match;
-    int64_t failures;
-} presets[] = {
-    {"development", 5, 25, 0.5, 5},
-    {"default", 3, 10, 0.7, 3},
-    {"production", 2, 5, 0.8, 2},
-};
-
 const char *const plan_limit_names[PL_NLIMITS] = {
     "max_memory_mb", "max_cpu_percent", "max_api_calls_per_second",
     "max_execution_time_seconds", "max_pids"};
@@ -68,15 +57,21 @@ const char *const plan_slo_names[PS_NSLOS] = {"p99_latency_ms", "success_rate", 
 
 int plan_preset(const char *name, struct plan_policy_eff *out)
 {
-    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
-        if (!strcmp(presets[i].name, name)) {
-            out->preset = presets[i].name;
-            out->min_capability_match = presets[i].match;
-            out->max_helpers = presets[i].helpers;
-            out->max_cost_per_task_micro = presets[i].max_cost_usd * S2_MICRO;
-            out->breaker_failures = presets[i].failures;
-            return 0;
-        }
+    /* the governor's presets (governor.c) are the one source of these values */
+    static const char *const names[] = {"development", "default", "production"};
+    struct policy pol;
+    memset(&pol, 0, sizeof pol);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(names[i], name) || policy_preset(&pol, names[i], NULL))
+            continue;
+        out->preset = names[i];
+        out->min_capability_match = pol.min_match_permille / 1000.0;
+        out->max_helpers = pol.max_helpers;
+        out->max_cost_per_task_micro = pol.max_cost_per_task;
+        out->breaker_failures = pol.breaker_failures;
+        policy_release(&pol);
+        return 0;
+    }
     return -1;
 }
 
@@ -445,8 +440,10 @@ static int build_tree(struct plan *p, struct ytree *t, const char *data, size_t 
         case YAML_MAPPING_END_EVENT: {
             struct frame *f = &stack[--depth];
             size_t k = npending - f->first;
-            t->kids = xgrow(t->kids, sizeof *t->kids, t->nkids + k, &t->kids_cap);
-            memcpy(t->kids + t->nkids, pending + f->first, k * sizeof *pending);
+            if (k) {
+                t->kids = xgrow(t->kids, sizeof *t->kids, t->nkids + k, &t->kids_cap);
+                memcpy(t->kids + t->nkids, pending + f->first, k * sizeof *pending);
+            }
             struct ynode *n = &t->v[f->node];
             /* a bad tag made it Y_BAD: keep it bad, but its children were consumed */
             n->a = (uint32_t)t->nkids;

@@ -234,7 +234,7 @@ static const char *server_name(const struct cli *c)
 
 /* ---- apply ---- */
 
-static void print_change(const struct plan *p, const struct plan_change *ch, int verbose)
+static void print_change(const struct plan_change *ch, int verbose)
 {
     printf("  %c %s\n", ch->create ? '+' : '~', ch->summary);
     if (!verbose || ch->section != PS_TASKS)
@@ -244,7 +244,6 @@ static void print_change(const struct plan *p, const struct plan_change *ch, int
     json_array_foreach(json_object_get(ch->body, "tasks"), i, t)
         printf("      %s (swarm %s, phase %lld): %s\n", cli_str(t, "id"), cli_str(t, "swarm"),
                (long long)json_integer_value(json_object_get(t, "phase")), cli_str(t, "title"));
-    (void)p;
 }
 
 static json_t *change_json(const struct plan_change *ch, int applied, const char *error)
@@ -308,7 +307,7 @@ int cli_plan_apply(const struct cli_cmd *cmd, int argc, char **argv)
             printf("%s -> %s: %s\n", p.file, server_name(&c),
                    dry ? "would change (dry run)" : "changes");
         for (size_t i = 0; i < d.n; i++)
-            print_change(&p, &d.v[i], verbose);
+            print_change(&d.v[i], verbose);
     }
     /* apply, in order; a section the server lacks is an error of its own, anything else
      * stops the run (all that follows is left undone) */

@@ -18,7 +18,7 @@
 /* ---- limits on the file itself (docs/PLAN.md "Limits") ---- */
 #define PLAN_FILE_MAX (256u * 1024 * 1024) /* bytes */
 #define PLAN_DEPTH_MAX 64                  /* nesting of mappings and lists */
-#define PLAN_NODES_MAX 50000000u           /* YAML nodes in one file */
+#define PLAN_NODES_MAX 20000000u           /* YAML values in one file (about 400 MB of tree) */
 #define PLAN_ERRORS_MAX 1000               /* errors kept; the rest are counted */
 #define PLAN_SUGGEST_MAX 200               /* "did you mean" searches per validation */
 

@@ -748,7 +748,7 @@ int sim_run(const struct plan *p, const struct sim_opts *o, struct sim_result *r
 
     size_t remaining = S->nt;
     dispatch(S);
-    while (S->events.n) {
+    while (S->events.n && remaining) {
         double t = S->a[heap_top(&S->events)].until;
         for (size_t si = 0; si < p->nswarms; si++) {
             struct sswarm *ss = &S->s[si];
@@ -788,6 +788,11 @@ int sim_run(const struct plan *p, const struct sim_opts *o, struct sim_result *r
     }
 
     /* ---- results ---- */
+    /* the plan is done: idle tasks still under way stop counting here (they are not the
+     * plan's work, and the makespan is the plan's) */
+    for (uint32_t ai = 0; ai < S->na; ai++)
+        if (S->a[ai].state == A_IDLE)
+            S->a[ai].h[2] += S->now - S->a[ai].start;
     r->makespan_h = S->now;
     r->speedup = r->makespan_h > 0 ? r->sequential_h / r->makespan_h : 0;
     const struct plan_model *top = top_model(p);

@@ -313,6 +313,23 @@ static void test_no_agents(void **state)
     near(R.makespan_h, 1.25);
 }
 
+/* Idle work still under way when the plan's last task ends does not stretch the makespan:
+ * a1 runs t (2 h); a2 starts the 10 h idle task at 0 and is cut off at 2. */
+static void test_idle_past_the_end(void **state)
+{
+    (void)state;
+    load("swarms:\n"
+         "  - id: s\n"
+         "    agents: [{id: a1, model: sonnet}, {id: a2, model: sonnet}]\n"
+         "    idle_tasks: [{id: i1, title: long idle, estimate_h: 10}]\n"
+         "    phases: [{phase: 1, tasks: [{id: t, title: T, estimate_h: 2}]}]\n");
+    run(SIM_IDLE, 0, 0.5, 0);
+    near(R.makespan_h, 2.0);
+    near(R.idle_h, 2.0);
+    assert_int_equal(R.idle_done, 0);
+    near(R.usd, 4 * 2.7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +340,7 @@ int main(void)
         cmocka_unit_test_teardown(test_deterministic, teardown),
         cmocka_unit_test_teardown(test_stall, teardown),
         cmocka_unit_test_teardown(test_no_agents, teardown),
+        cmocka_unit_test_teardown(test_idle_past_the_end, teardown),
     };
     plan_init(&P, "t.yaml");
     return cmocka_run_group_tests(tests, NULL, NULL);

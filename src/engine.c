@@ -110,6 +110,37 @@ void cmd_free(struct cmd *c)
     case CMD_QUERY:
         free(c->in.query.arg);
         break;
+    case CMD_POLICY_PUT:
+        json_decref(c->in.policy.json);
+        break;
+    case CMD_BUDGET_SET:
+        free(c->in.budget.swarm);
+        break;
+    case CMD_BREAKER_RESET:
+        free(c->in.breaker.id);
+        break;
+    case CMD_BLOCK:
+    case CMD_UNBLOCK:
+        free(c->in.block.task);
+        free(c->in.block.lease);
+        strvec_release(&c->in.block.needs);
+        free(c->in.block.reason);
+        break;
+    case CMD_POST:
+    case CMD_VERDICT:
+        free(c->in.thread.task);
+        free(c->in.thread.lease);
+        free(c->in.thread.body);
+        break;
+    case CMD_ESCALATION_ACK:
+        break;
+    case CMD_APPROVER_ADD:
+        free(c->in.approver.name);
+        break;
+    case CMD_SWARM_TEXT:
+        free(c->in.swarm_text.swarm);
+        free(c->in.swarm_text.json);
+        break;
     }
     s2_error_release(&c->err);
     free(c->out.token);
@@ -141,8 +172,11 @@ static int ready_less(void *ctx, uint32_t a, uint32_t b)
 {
     struct engine *e = ctx;
     const struct task *x = task_at(e, a), *y = task_at(e, b);
-    if (x->priority != y->priority)
-        return x->priority > y->priority;
+    /* critical path: each unfinished task a task transitively blocks adds one to its
+     * priority, so a blocker is taken before equal work that blocks nothing */
+    int64_t px = (int64_t)x->priority + x->weight, py = (int64_t)y->priority + y->weight;
+    if (px != py)
+        return px > py;
     return x->rowid < y->rowid;
 }
 
@@ -358,6 +392,10 @@ static void model_set(struct engine *e, const struct model_spec *m)
     e->models[i].tier = (int)m->tier;
     e->models[i].usd_in_micro = m->usd_in_micro;
     e->models[i].usd_out_micro = m->usd_out_micro;
+    e->top_tier = 0;
+    for (uint32_t k = 0; k < e->nmodels; k++)
+        if (e->models[k].tier > e->top_tier)
+            e->top_tier = e->models[k].tier;
 }
 
 static uint32_t swarm_insert(struct engine *e, const char *id, const char *role, int relation,
@@ -377,7 +415,7 @@ static uint32_t swarm_insert(struct engine *e, const char *id, const char *role,
         strvec_copy(&s->caps, caps);
     else
         strvec_split(&s->caps, caps_nl, '\n');
-    s->budget_micro = budget;
+    s->ledger.limit = budget;
     s->created_at = created_at;
     s->wait_head = s->wait_tail = NONE;
     map_put(&e->swarm_ix, s->id, i);
@@ -500,6 +538,8 @@ uint32_t eng_task_alloc(struct engine *e)
     memset(t, 0, sizeof *t);
     t->owner = NONE;
     t->hpos = HEAP_NONE;
+    t->blocker = NONE;
+    t->help_for = NONE;
     return i;
 }
 
@@ -525,6 +565,40 @@ void eng_task_link(struct engine *e, uint32_t ti, const uint32_t *deps, size_t n
     count_state(e, t, -1, t->state);
 }
 
+/* The critical path: a task's weight counts the unfinished tasks it transitively blocks.
+ * When ti appears (delta +1) or goes away unfinished (-1), each distinct task it depends on,
+ * directly or not, gains or loses one; ready ones move in their queue. Bounded, so a huge
+ * chain costs at most WEIGH_MAX steps per task (beyond that the boost is approximate). */
+#define WEIGH_MAX 4096
+
+void eng_weigh(struct engine *e, uint32_t ti, int delta)
+{
+    struct task *t = task_at(e, ti);
+    if (!t->deps.n)
+        return;
+    uint32_t gen = ++e->mark_gen;
+    struct u32vec stack = {0};
+    for (uint32_t k = 0; k < t->deps.n; k++)
+        u32vec_push(&stack, t->deps.v[k]);
+    uint32_t seen = 0;
+    while (stack.n && seen < WEIGH_MAX) {
+        uint32_t ai = stack.v[--stack.n];
+        struct task *a = task_at(e, ai);
+        if (a->mark == gen)
+            continue;
+        a->mark = gen;
+        seen++;
+        if (delta > 0 || a->weight > 0)
+            a->weight = (uint32_t)((int64_t)a->weight + delta);
+        if (a->state == TASK_READY && a->hpos != HEAP_NONE && a->due == 0)
+            heap_fix(&e->swarms[a->swarm].queues[a->queue].heap, a->hpos);
+        for (uint32_t k = 0; k < a->deps.n; k++)
+            if (task_at(e, a->deps.v[k])->state != TASK_DONE)
+                u32vec_push(&stack, a->deps.v[k]);
+    }
+    u32vec_release(&stack);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* persistence of a task's dynamic fields */
 
@@ -546,7 +620,12 @@ int eng_persist(struct engine *e, struct task *t)
         .tokens_out = t->tokens_out,
         .approvals = t->approvals,
         .updated_at = e->now,
+        .reserved_micro = t->reserved_micro,
+        .min_tier = t->min_tier,
     };
+    char approval[32];
+    model_format_approval(t->approval_kind, t->approvals_needed, approval, sizeof approval);
+    d.approval = approval;
     struct s2_error err = S2_ERROR_INIT;
     if (store_task_update(e->store, &d, &err))
         return eng_store_failed(e, &err);
@@ -731,6 +810,7 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
     t->fence++;
     t->owner = ai;
     t->due = e->now + t->lease_ms;
+    gov_reserve(e, ti, ai);
     char *lease = lease_token(t->fence, t->lease_hash);
     if (eng_persist(e, t)) {
         free(lease);
@@ -758,6 +838,7 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
 /* The holder lets go of a claimed task (done, fail, expiry, cancel, release). */
 void eng_lease_end(struct engine *e, struct task *t)
 {
+    gov_release(e, t);
     if (t->hpos != HEAP_NONE)
         heap_remove(&e->timers, t->hpos);
     if (t->owner != NONE && e->agents[t->owner].held)
@@ -774,6 +855,9 @@ int64_t eng_requeue_or_die(struct engine *e, uint32_t ti, const char *op, const 
     struct task *t = task_at(e, ti);
     uint32_t owner = t->owner;
     eng_lease_end(e, t);
+    gov_failed(e, ti, owner);
+    if (retry && t->attempts < t->max_attempts)
+        gov_cascade(e, ti, owner);
     int64_t retry_at = 0;
     struct buf p = BUF_INIT;
     buf_adds(&p, "{\"reason\":");
@@ -798,6 +882,10 @@ int64_t eng_requeue_or_die(struct engine *e, uint32_t ti, const char *op, const 
     }
     eng_emit(e, op, t->swarm, t, owner, p.ptr);
     buf_release(&p);
+    if (t->state == TASK_DEAD) {
+        gov_dead(e, ti, reason);
+        gov_task_closed(e, ti);
+    }
     return retry_at;
 }
 
@@ -817,19 +905,6 @@ static void expire(struct engine *e, uint32_t ti)
 /* ------------------------------------------------------------------------------------ */
 /* eligibility and picking */
 
-static int subset(const uint32_t *need, uint32_t nneed, const uint32_t *have, uint32_t nhave)
-{
-    uint32_t j = 0;
-    for (uint32_t i = 0; i < nneed; i++) {
-        while (j < nhave && have[j] < need[i])
-            j++;
-        if (j == nhave || have[j] != need[i])
-            return 0;
-        j++;
-    }
-    return 1;
-}
-
 void eng_agent_elig(struct engine *e, struct agent *a)
 {
     struct swarm *s = &e->swarms[a->swarm];
@@ -840,7 +915,8 @@ void eng_agent_elig(struct engine *e, struct agent *a)
     for (uint32_t q = 0; q < s->nqueues; q++) {
         const struct readyq *rq = &s->queues[q];
         const struct reqset *rs = &e->reqsets[rq->reqset];
-        if (tier >= rq->min_tier && subset(rs->caps, rs->n, a->capids, a->ncaps)) {
+        if (tier >= rq->min_tier &&
+            gov_qualifies(&e->policy, gov_match(rs->caps, rs->n, a->capids, a->ncaps))) {
             GROW(e, a->elig, a->nelig, a->capelig);
             a->elig[a->nelig++] = q;
         }
@@ -934,7 +1010,9 @@ void eng_match_waiters(struct engine *e)
                     struct cmd *c = w->cmd;
                     uint32_t ai = w->agent;
                     eng_waiter_unlink(e, wi);
-                    if (eng_claim_task(e, ti, ai, c) == 0)
+                    /* a budget or breaker that tripped meanwhile answers the waiter */
+                    if (!gov_may_claim(e, ai, &c->err) && !gov_can_reserve_task(e, ti, &c->err) &&
+                        eng_claim_task(e, ti, ai, c) == 0)
                         e->stats.pushes++;
                     eng_reply(e, c);
                 }
@@ -952,6 +1030,9 @@ int eng_may_act(const struct principal *who, const char *swarm, struct s2_error 
 {
     if (who->kind == PRIN_ADMIN)
         return 0;
+    if (who->kind == PRIN_APPROVER)
+        return s2_fail(err, S2_EFORBIDDEN, "forbidden",
+                       "approver '%s' can approve tasks and read, nothing else", who->name);
     if (who->swarm && !strcmp(who->swarm, swarm))
         return 0;
     return s2_fail(err, S2_EFORBIDDEN, "forbidden",
@@ -974,9 +1055,13 @@ uint32_t eng_find_task(struct engine *e, const char *id, const struct principal 
         s2_fail(err, S2_ENOTFOUND, "not_found", "task '%s' does not exist", id);
         return NONE;
     }
-    /* A swarm token learns nothing about other swarms' tasks, not even that they exist. */
-    if (who->kind != PRIN_ADMIN &&
-        (!who->swarm || strcmp(who->swarm, e->swarms[task_at(e, ti)->swarm].id))) {
+    /* A swarm token learns nothing about other swarms' tasks, not even that they exist,
+     * except a help task one of its agents holds (it lives in the blocked swarm). */
+    const struct task *t = task_at(e, ti);
+    if (who->kind == PRIN_SWARM &&
+        (!who->swarm || strcmp(who->swarm, e->swarms[t->swarm].id)) &&
+        !(t->kind == TASK_KIND_HELP && t->owner != NONE &&
+          !strcmp(who->swarm ? who->swarm : "", e->swarms[e->agents[t->owner].swarm].id))) {
         s2_fail(err, S2_ENOTFOUND, "not_found", "task '%s' does not exist", id);
         return NONE;
     }
@@ -1183,6 +1268,63 @@ static int visit(struct batch_graph *g, size_t i, struct s2_error *err)
     return 0;
 }
 
+/* A task the engine makes itself (help and idle work): no dependencies, no phase barrier,
+ * ready at once unless a gate holds it. Witnessed like any creation. NONE on failure. */
+uint32_t eng_task_new(struct engine *e, struct task_spec *sp, uint32_t si)
+{
+    if (eng_tx(e))
+        return NONE;
+    gov_gate_task(e, sp, si);
+    uint32_t ti = eng_task_alloc(e);
+    struct task *x = task_at(e, ti);
+    x->id = xstrdup(sp->id);
+    x->rowid = e->next_rowid++;
+    x->swarm = si;
+    x->phase = sp->phase;
+    x->priority = (int32_t)sp->priority;
+    x->state = TASK_PENDING;
+    x->min_tier = (uint8_t)sp->min_tier;
+    x->approval_kind = (uint8_t)sp->approval_kind;
+    x->approvals_needed = (uint16_t)sp->approval_n;
+    if (sp->approval_kind != APPROVAL_NONE)
+        x->approvers = xcalloc(1, sizeof *x->approvers);
+    x->phase_barrier = 0;
+    x->max_attempts = (uint16_t)sp->max_attempts;
+    x->lease_ms = sp->lease_ms;
+    x->backoff_ms = sp->backoff_ms;
+    x->max_cost_micro = sp->max_cost_micro;
+    x->estimate_micro = sp->estimate_micro;
+    x->kind = (uint8_t)sp->kind;
+    if (sp->help_for) {
+        uint32_t hi = map_get(&e->task_ix, sp->help_for);
+        x->help_for = hi == MAP_NONE ? NONE : hi;
+    }
+    x->reqset = eng_reqset(e, &sp->requires);
+    eng_task_link(e, ti, NULL, 0);
+    e->mutated = 1;
+    if (eng_can_be_ready(e, x))
+        eng_set_state(e, x, TASK_READY);
+    int64_t rowid;
+    struct s2_error err = S2_ERROR_INIT;
+    if (store_task_insert(e->store, sp, x->state, e->now, &rowid, &err)) {
+        eng_store_failed(e, &err);
+        return NONE;
+    }
+    x->rowid = rowid;
+    struct buf p = BUF_INIT;
+    buf_adds(&p, "{\"title\":");
+    buf_add_json_str(&p, sp->title);
+    buf_addf(&p, ",\"kind\":\"%s\"", sp->kind == TASK_KIND_HELP ? "help" : "idle");
+    if (sp->help_for) {
+        buf_adds(&p, ",\"help_for\":");
+        buf_add_json_str(&p, sp->help_for);
+    }
+    buf_addch(&p, '}');
+    eng_emit(e, "task.create", si, x, NONE, p.ptr);
+    buf_release(&p);
+    return ti;
+}
+
 static void do_task_add(struct engine *e, struct cmd *c)
 {
     struct task_spec *v = c->in.tasks.v;
@@ -1297,6 +1439,7 @@ static void do_task_add(struct engine *e, struct cmd *c)
     for (size_t k = 0; k < n; k++) {
         size_t i = g.order[k];
         struct task_spec *t = &v[i];
+        gov_gate_task(e, t, swarm_of[i]);
         uint32_t ti = eng_task_alloc(e);
         index_of[i] = ti;
         struct task *x = task_at(e, ti);
@@ -1313,6 +1456,9 @@ static void do_task_add(struct engine *e, struct cmd *c)
         x->max_attempts = (uint16_t)t->max_attempts;
         x->lease_ms = t->lease_ms;
         x->backoff_ms = t->backoff_ms;
+        x->max_cost_micro = t->max_cost_micro;
+        x->estimate_micro = t->estimate_micro;
+        x->kind = (uint8_t)t->kind;
         x->reqset = eng_reqset(e, &t->requires);
         if (t->approval_kind != APPROVAL_NONE)
             x->approvers = xcalloc(1, sizeof *x->approvers);
@@ -1321,6 +1467,7 @@ static void do_task_add(struct engine *e, struct cmd *c)
             dep_ix[d] = bi != MAP_NONE ? index_of[bi] : map_get(&e->task_ix, t->depends_on.v[d]);
         }
         eng_task_link(e, ti, dep_ix, t->depends_on.n);
+        eng_weigh(e, ti, 1);
     }
     free(dep_ix);
     e->mutated = 1;
@@ -1422,10 +1569,20 @@ static void do_claim(struct engine *e, struct cmd *c)
         return;
     }
     eng_agent_touch(e, ai);
+    if (gov_may_claim(e, ai, &c->err)) {
+        eng_reply(e, c);
+        return;
+    }
     if (s->state == SWARM_ACTIVE) {
         uint32_t ti = eng_pick(e, ai);
         if (ti != NONE) {
-            eng_claim_task(e, ti, ai, c);
+            if (!gov_can_reserve_task(e, ti, &c->err))
+                eng_claim_task(e, ti, ai, c);
+            eng_reply(e, c);
+            return;
+        }
+        /* the idle-task protocol: help on a blocker, then the swarm's idle work */
+        if (gov_find_work(e, ai, c)) {
             eng_reply(e, c);
             return;
         }
@@ -1498,9 +1655,9 @@ int eng_add_usage(struct engine *e, struct task *t, const struct usage *u, struc
                           : model_price(u->tokens_in, u->tokens_out, e->models[mi].usd_in_micro,
                                         e->models[mi].usd_out_micro);
     }
-    t->cost_micro += cost;
     t->tokens_in += u->tokens_in;
     t->tokens_out += u->tokens_out;
+    gov_spend(e, t, t->owner, cost);
     return 0;
 }
 
@@ -1573,6 +1730,8 @@ static void do_finish(struct engine *e, struct cmd *c)
                  t->attempts, t->cost_micro);
         eng_emit(e, "task.done", t->swarm, t, owner, params);
         eng_settle(e, ti, 1);
+        gov_succeeded(e, ti, owner);
+        gov_task_closed(e, ti);
     } else {
         const char *reason = c->in.lease_op.reason ? c->in.lease_op.reason : "failed";
         c->out.retry_at = eng_requeue_or_die(e, ti, "task.fail", reason, c->in.lease_op.retry);
@@ -1622,14 +1781,20 @@ static void do_cancel(struct engine *e, struct cmd *c)
     eng_emit(e, "task.cancel", t->swarm, t, owner, p.ptr);
     buf_release(&p);
     eng_settle(e, ti, was_open);
+    if (was_open)
+        eng_weigh(e, ti, -1);
+    gov_task_closed(e, ti);
     c->out.rowid = t->rowid;
     c->out.state = t->state;
 }
 
 static void do_approve(struct engine *e, struct cmd *c)
 {
-    if (eng_admin_only(&c->who, "approving a task", &c->err))
+    if (c->who.kind == PRIN_SWARM) {
+        s2_fail(&c->err, S2_EFORBIDDEN, "forbidden",
+                "approving a task needs the admin token or an approver's token");
         return;
+    }
     uint32_t ti = eng_find_task(e, c->in.approve.task, &c->who, &c->err);
     if (ti == NONE)
         return;
@@ -1733,6 +1898,16 @@ static void process(struct engine *e, struct cmd *c)
     case CMD_APPROVE: do_approve(e, c); break;
     case CMD_RELEASE: do_release(e, c); break;
     case CMD_QUERY: engine_run_query(e, c); break;
+    case CMD_POLICY_PUT:
+    case CMD_BUDGET_SET:
+    case CMD_BREAKER_RESET:
+    case CMD_BLOCK:
+    case CMD_UNBLOCK:
+    case CMD_POST:
+    case CMD_VERDICT:
+    case CMD_ESCALATION_ACK:
+    case CMD_APPROVER_ADD:
+    case CMD_SWARM_TEXT: gov_command(e, c); break;
     }
     eng_match_waiters(e);
     eng_reply(e, c);
@@ -1765,6 +1940,8 @@ static void fire_timers(struct engine *e)
         eng_waiter_unlink(e, wi);
         eng_reply(e, c);
     }
+    if (!e->batch_failed)
+        gov_fire(e);
 }
 
 /* Milliseconds until the next timer, or -1 if none. */
@@ -1777,6 +1954,9 @@ static int64_t next_timer(struct engine *e)
     uint32_t wi = heap_top(&e->waiter_timers);
     if (wi != HEAP_NONE && e->waiters[wi].deadline < at)
         at = e->waiters[wi].deadline;
+    int64_t g = gov_next_timer(e);
+    if (g >= 0 && g < at)
+        at = g;
     return at == INT64_MAX ? -1 : at;
 }
 
@@ -1807,8 +1987,9 @@ static int load_model(void *ctx, const struct model_spec *m)
 static int load_swarm(void *ctx, const struct load_swarm *s)
 {
     struct engine *e = ((struct loader_ctx *)ctx)->e;
-    swarm_insert(e, s->id, s->role, s->relation, s->caps ? s->caps : "", NULL, s->budget_micro,
-                 s->branch, s->state, s->created_at);
+    uint32_t si = swarm_insert(e, s->id, s->role, s->relation, s->caps ? s->caps : "", NULL,
+                               s->budget_micro, s->branch, s->state, s->created_at);
+    gov_load_swarm(e, si, s);
     return 0;
 }
 
@@ -1821,8 +2002,9 @@ static int load_agent(void *ctx, const struct load_agent *a)
         return 0;
     }
     uint32_t mi = a->model ? map_get(&e->model_ix, a->model) : MAP_NONE;
-    agent_insert(e, a->id, si, mi == MAP_NONE ? NONE : mi, a->caps ? a->caps : "", NULL,
-                 a->max_leases, a->created_at, a->last_seen);
+    uint32_t ai = agent_insert(e, a->id, si, mi == MAP_NONE ? NONE : mi, a->caps ? a->caps : "",
+                               NULL, a->max_leases, a->created_at, a->last_seen);
+    gov_load_agent(e, ai, &a->gov);
     return 0;
 }
 
@@ -1860,6 +2042,14 @@ static int load_task(void *ctx, const struct load_task *lt)
     t->cost_micro = lt->cost_micro;
     t->tokens_in = lt->tokens_in;
     t->tokens_out = lt->tokens_out;
+    t->max_cost_micro = lt->max_cost_micro;
+    t->estimate_micro = lt->estimate_micro;
+    t->reserved_micro = lt->state == TASK_CLAIMED ? lt->reserved_micro : 0;
+    t->kind = (uint8_t)lt->kind;
+    if (lt->help_for) {
+        uint32_t hi = map_get(&e->task_ix, lt->help_for);
+        t->help_for = hi == MAP_NONE ? NONE : hi;
+    }
     if (lt->owner) {
         uint32_t ai = map_get(&e->agent_ix, lt->owner);
         t->owner = ai == MAP_NONE ? NONE : ai;
@@ -1898,6 +2088,11 @@ static int load_task(void *ctx, const struct load_task *lt)
             e->agents[t->owner].held++;
     }
     return 0;
+}
+
+static int load_blocker(void *ctx, const struct load_blocker *b)
+{
+    return gov_load_blocker(((struct loader_ctx *)ctx)->e, b);
 }
 
 static int load_approval(void *ctx, const struct load_approval *a)
@@ -2051,13 +2246,13 @@ out:
 static int engine_load(struct engine *e, struct s2_error *err)
 {
     struct loader_ctx lc = {.e = e};
-    struct store_loader ld = {&lc, load_token, load_model, load_swarm, load_agent, load_task,
-                              load_approval};
+    struct store_loader ld = {&lc,      load_token, load_model,    load_swarm,
+                              load_agent, load_task,  load_approval, load_blocker};
     e->next_rowid = 1;
     int64_t t0 = clock_mono_ns();
     if (store_load(e->store, &ld, err))
         return err->kind ? err->kind : S2_EINTERNAL;
-    if (witness_resume(e, err))
+    if (witness_resume(e, err) || gov_load(e, err))
         return err->kind;
     e->now = e->clock();
     long fixed = 0;
@@ -2115,8 +2310,18 @@ static int engine_load(struct engine *e, struct s2_error *err)
 /* ------------------------------------------------------------------------------------ */
 /* the batch loop */
 
+void engine_set_notify(struct engine *e, void (*fn)(void *ctx, const char *json), void *ctx)
+{
+    e->notify = fn;
+    e->notify_ctx = ctx;
+}
+
 static void publish(struct engine *e, struct event *v, size_t n)
 {
+    /* escalations leave the server only once durable, like every other answer */
+    for (size_t i = 0; i < n && e->notify; i++)
+        if (v[i].notify)
+            e->notify(e->notify_ctx, v[i].data);
     if (e->events && n) {
         events_publish(e->events, v, n);
         return;
@@ -2149,10 +2354,12 @@ static void hold_batch(struct engine *e)
     struct held_batch *h = &e->held[e->nheld++];
     h->tag = ++e->commits_written;
     h->replies = e->nreplies ? xmalloc(e->nreplies * sizeof *h->replies) : NULL;
-    memcpy(h->replies, e->replies, e->nreplies * sizeof *h->replies);
+    if (e->nreplies)
+        memcpy(h->replies, e->replies, e->nreplies * sizeof *h->replies);
     h->nreplies = e->nreplies;
     h->events = e->nbev ? xmalloc(e->nbev * sizeof *h->events) : NULL;
-    memcpy(h->events, e->bev, e->nbev * sizeof *h->events);
+    if (e->nbev)
+        memcpy(h->events, e->bev, e->nbev * sizeof *h->events);
     h->nevents = e->nbev;
     e->nbev = 0;
     e->nreplies = 0;
@@ -2280,6 +2487,11 @@ static void finish_batch(struct engine *e)
                 uint8_t hash[TOKEN_HASH_BYTES];
                 auth_hash(c->out.token, hash);
                 auth_add(e->auth, hash, "swarm", c->in.swarm.id, c->in.swarm.id);
+            }
+            if (c->kind == CMD_APPROVER_ADD && c->out.token && !c->err.kind) {
+                uint8_t hash[TOKEN_HASH_BYTES];
+                auth_hash(c->out.token, hash);
+                auth_add(e->auth, hash, "approver", NULL, c->in.approver.name);
             }
         }
         if (wrote && e->flusher_on && e->durability == DURABILITY_FULL) {
@@ -2516,6 +2728,12 @@ static void engine_clear(struct engine *e)
         free(s->role);
         free(s->branch);
         strvec_release(&s->caps);
+        for (uint32_t k = 0; k < s->nidle; k++) {
+            free(s->idle[k].title);
+            free(s->idle[k].body);
+        }
+        free(s->idle);
+        free(s->contract);
         for (uint32_t p = 0; p < s->nphases; p++)
             u32vec_release(&s->phases[p].tasks);
         free(s->phases);
@@ -2556,6 +2774,14 @@ static void engine_clear(struct engine *e)
     free(e->waiters);
     e->waiters = NULL;
     e->nwaiters = e->capwaiters = 0;
+    for (uint32_t i = 0; i < e->nblockers; i++) {
+        free(e->blockers[i].reason);
+        u32vec_release(&e->blockers[i].helps);
+    }
+    free(e->blockers);
+    e->blockers = NULL;
+    e->nblockers = e->capblockers = e->open_blockers = 0;
+    memset(&e->global, 0, sizeof e->global);
     map_release(&e->model_ix);
     map_release(&e->swarm_ix);
     map_release(&e->agent_ix);
@@ -2583,6 +2809,11 @@ static int engine_check_key(struct engine *e, struct s2_error *err)
     return rc;
 }
 
+const struct policy *engine_policy(const struct engine *e)
+{
+    return &e->policy;
+}
+
 const uint8_t *engine_public_key(const struct engine *e)
 {
     return e->pk;
@@ -2602,6 +2833,7 @@ int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_
     pthread_cond_init(&e->fl_cv, NULL);
     e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     engine_init_tables(e);
+    policy_default(&e->policy);
     char *key_path = cfg->key_path ? xstrdup(cfg->key_path) : xasprintf("%s.key", cfg->db_path);
     int krc = keys_load(key_path, e->sk, e->pk, err);
     free(key_path);
@@ -2697,6 +2929,7 @@ void engine_free(struct engine *e)
     u32vec_release(&e->touched_agents);
     s2_error_release(&e->batch_err);
     store_close(e->store);
+    policy_release(&e->policy);
     sodium_memzero(e->sk, sizeof e->sk);
     auth_free(e->auth);
     pthread_mutex_destroy(&e->mu);

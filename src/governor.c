@@ -48,8 +48,8 @@ int policy_preset(struct policy *p, const char *name, struct s2_error *err)
         p->cascade = 1;
         p->blocker_escalate_ms = 30 * 60 * 1000LL;
         p->budget_alert_pct = 80;
-        p->rate_limit_rps = 200;
-        p->rate_limit_burst = 400;
+        p->rate_limit_rps = 1000;
+        p->rate_limit_burst = 2000;
         p->webhook_timeout_ms = 5000;
         p->webhook_retries = 3;
         return 0;

@@ -196,8 +196,36 @@ static int get_all(struct cli *c, const char *base, const char *key, int numeric
     return rc;
 }
 
-/* The server's state: models, swarms, agents, tasks and (when it has one) the policy. */
-static int read_live(struct cli *c, struct plan_live *l, struct s2_error *err)
+/* GET one optional per-swarm section (idle tasks or contract) into into[id]; a server
+ * without the endpoint clears *supported. */
+static int read_section(struct cli *c, int contract, const char *id, const char *key,
+                        json_t *into, int *supported, struct s2_error *err)
+{
+    if (!*supported)
+        return 0;
+    char *esc = client_escape(id);
+    char *path = contract ? xasprintf(PLAN_EP_CONTRACT, esc) : xasprintf(PLAN_EP_IDLE, esc);
+    json_t *o = NULL;
+    int rc = call(c, "GET", path, NULL, &o, err);
+    free(esc);
+    free(path);
+    if (rc) {
+        if (!no_route(err))
+            return -1;
+        s2_error_release(err);
+        *supported = 0;
+        return 0;
+    }
+    json_object_set(into, id, json_object_get(o, key) ? json_object_get(o, key) : json_null());
+    json_decref(o);
+    return 0;
+}
+
+/* The server's state: models, swarms, agents, tasks, the policy (when the server has one),
+ * and the idle tasks and contracts of the swarms the plan gives them (p NULL: of every
+ * swarm, for export). */
+static int read_live(struct cli *c, struct plan_live *l, const struct plan *p,
+                     struct s2_error *err)
 {
     json_t *o = NULL;
     if (call(c, "GET", PLAN_EP_MODELS, NULL, &o, err))
@@ -215,12 +243,26 @@ static int read_live(struct cli *c, struct plan_live *l, struct s2_error *err)
         if (!no_route(err))
             return -1;
         s2_error_release(err); /* a server without a policy endpoint yet */
-        return 0;
+    } else {
+        json_t *pol = json_object_get(o, "policy");
+        l->policy = json_incref(json_is_object(pol) ? pol : o);
+        l->policy_supported = 1;
+        json_decref(o);
     }
-    json_t *pol = json_object_get(o, "policy");
-    l->policy = json_incref(json_is_object(pol) ? pol : o);
-    l->policy_supported = 1;
-    json_decref(o);
+    l->idle_supported = l->contract_supported = 1;
+    size_t i;
+    json_t *s;
+    json_array_foreach(l->swarms, i, s) {
+        const char *id = cli_str(s, "id");
+        long k = p ? plan_find_swarm(p, id) : -1;
+        int idle = !p || (k >= 0 && p->swarms[k].has_idle);
+        int contract = !p || (k >= 0 && p->swarms[k].contract.present);
+        if ((idle && read_section(c, 0, id, "idle_tasks", l->idle,
+                                  &l->idle_supported, err)) ||
+            (contract && read_section(c, 1, id, "contract", l->contracts,
+                                      &l->contract_supported, err)))
+            return -1;
+    }
     return 0;
 }
 
@@ -287,7 +329,7 @@ int cli_plan_apply(const struct cli_cmd *cmd, int argc, char **argv)
         rc = cli_failf("%s is not a valid plan: nothing was changed", p.file);
         goto out;
     }
-    if (read_live(&c, &live, &err)) {
+    if (read_live(&c, &live, &p, &err)) {
         rc = cli_fail(&err);
         goto out;
     }
@@ -455,7 +497,7 @@ int cli_plan_export(const struct cli_cmd *cmd, int argc, char **argv)
         rc = cli_usage(&c, "unexpected argument '%s'", argv[optind]);
         goto out;
     }
-    if (read_live(&c, &live, &err)) {
+    if (read_live(&c, &live, NULL, &err)) {
         rc = cli_fail(&err);
         goto out;
     }
@@ -477,6 +519,10 @@ int cli_plan_export(const struct cli_cmd *cmd, int argc, char **argv)
     }
     if (!live.policy_supported)
         fprintf(stderr, "note: the server does not report a policy; the export has none\n");
+    if (!live.idle_supported)
+        fprintf(stderr, "note: the server does not report idle tasks; the export has none\n");
+    if (!live.contract_supported)
+        fprintf(stderr, "note: the server does not report contracts; the export has none\n");
     if (output) {
         if (write_file(output, yaml.ptr, yaml.len, &err)) {
             rc = cli_fail(&err);

@@ -72,6 +72,7 @@ enum query_kind {
     Q_BLOCKERS,     /* arg: optional swarm */
     Q_TASK_VISIBLE, /* arg: task id: {"task": id} if this principal may see it */
     Q_CONTRACT,     /* arg: swarm id */
+    Q_IDLE_TASKS,   /* arg: swarm id */
 };
 
 struct cmd {

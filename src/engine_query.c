@@ -303,6 +303,7 @@ void engine_run_query(struct engine *e, struct cmd *c)
     case Q_BLOCKERS:
     case Q_TASK_VISIBLE:
     case Q_CONTRACT:
+    case Q_IDLE_TASKS:
         gov_query(e, c);
         break;
     case Q_SWARMS:

@@ -51,8 +51,9 @@ const struct plan_policy_keydef plan_policy_keys[PK_NKEYS] = {
 const char *const plan_limit_names[PL_NLIMITS] = {
     "max_memory_mb", "max_cpu_percent", "max_api_calls_per_second",
     "max_execution_time_seconds", "max_pids"};
-/* 1 TiB of memory, 64 CPUs, a million calls a second, a week, 2^22 pids */
-const int64_t plan_limit_max[PL_NLIMITS] = {1048576, 6400, 1000000, 7 * 86400, 4194304};
+/* a terabyte of memory, 64 CPUs, a million calls a second, a week, a million pids (the
+ * API takes 1 to 1000000 for each) */
+const int64_t plan_limit_max[PL_NLIMITS] = {1000000, 6400, 1000000, 7 * 86400, 1000000};
 const char *const plan_slo_names[PS_NSLOS] = {"p99_latency_ms", "success_rate", "availability"};
 
 int plan_preset(const char *name, struct plan_policy_eff *out)
@@ -1210,24 +1211,52 @@ static void read_agents(struct walk *w, struct plan_swarm *sw, uint32_t si,
     sw->nagents = p->nagents - sw->agent0;
 }
 
-/* One task (idle: an idle task, which has no phase and no dependencies). */
+/* One idle task: what the server keeps of one (title, body, requires; PUT
+ * /v1/swarms/ID/idle_tasks), an optional id to name it, and estimate_h for the simulation. */
+static void read_idle_task(struct walk *w, const struct ynode *m, struct plan_swarm *sw,
+                           uint32_t si, const char *where)
+{
+    static const char *const keys[] = {"id", "title", "body", "requires", "estimate_h", NULL};
+    const struct ynode *v[5];
+    struct plan *p = w->p;
+    char *ctx = name_of(w, m, "id", "idle task", where);
+    if (read_map(w, m, ctx, keys, v))
+        goto out;
+    struct plan_task *t = plan_add_idle(p);
+    struct task_spec *s = &t->spec;
+    t->swarm = si;
+    t->at = at(m);
+    s->swarm = xstrdup(sw->spec.id ? sw->spec.id : "");
+    if (v[0] && !read_name(w, v[0], ctx, "id", 0, &s->id))
+        t->id_at = at(v[0]);
+    if (!v[1])
+        plan_errorf(p, at(m), "%s: field 'title' is required", ctx);
+    else if (!read_text(w, v[1], ctx, "title", S2_TITLE_MAX, 0, &s->title) && !*s->title)
+        plan_errorf(p, at(v[1]), "%s: field 'title' must not be empty", ctx);
+    if (v[2] && !read_text(w, v[2], ctx, "body", S2_BODY_MAX, 1, &s->body))
+        t->set |= PT_BODY;
+    if (v[3])
+        read_names(w, v[3], ctx, "requires", 1, S2_CAPS_MAX, &s->requires, &t->req_at);
+    if (v[4] && !read_num(w, v[4], ctx, "estimate_h", 0, 1e6, " hours", &s->estimate_h))
+        t->set |= PT_ESTIMATE_H;
+out:
+    free(ctx);
+}
+
+/* One task of a phase. */
 static void read_task(struct walk *w, const struct ynode *m, struct plan_swarm *sw, uint32_t si,
-                      int64_t phase, int idle, const char *where)
+                      int64_t phase, const char *where)
 {
     static const char *const keys[] = {
         "id",          "title",    "body",         "requires",  "min_tier",
         "priority",    "estimate_h", "estimate_usd", "max_cost",  "depends_on",
         "max_attempts", "lease_ms", "retry_backoff_ms", "approval", "phase_barrier", NULL};
-    static const char *const idle_keys[] = {"id",         "title",        "body",
-                                            "requires",   "min_tier",     "priority",
-                                            "estimate_h", "estimate_usd", "max_cost",
-                                            NULL};
     const struct ynode *v[15];
     struct plan *p = w->p;
-    char *ctx = name_of(w, m, "id", idle ? "idle task" : "task", where);
-    if (read_map(w, m, ctx, idle ? idle_keys : keys, v))
+    char *ctx = name_of(w, m, "id", "task", where);
+    if (read_map(w, m, ctx, keys, v))
         goto out;
-    struct plan_task *t = idle ? plan_add_idle(p) : plan_add_task(p);
+    struct plan_task *t = plan_add_task(p);
     struct task_spec *s = &t->spec;
     t->swarm = si;
     t->at = at(m);
@@ -1260,8 +1289,6 @@ static void read_task(struct walk *w, const struct ynode *m, struct plan_swarm *
         t->set |= PT_ESTIMATE_USD;
     if (v[8] && !read_usd(w, v[8], ctx, "max_cost", 1, &s->max_cost_micro))
         t->set |= PT_MAX_COST;
-    if (idle)
-        goto out;
     if (v[9])
         read_names(w, v[9], ctx, "depends_on", 0, S2_DEPS_MAX, &s->depends_on, &t->dep_at);
     if (v[10] && !read_int(w, v[10], ctx, "max_attempts", 1, S2_ATTEMPTS_MAX, &s->max_attempts))
@@ -1328,7 +1355,7 @@ static void read_phases(struct walk *w, struct plan_swarm *sw, uint32_t si,
             goto next;
         for (uint32_t j = 0; j < v[1]->n; j++) {
             char *where = xasprintf("task %u of %s", j + 1, ctx);
-            read_task(w, kid(w, v[1], j), sw, si, phase, 0, where);
+            read_task(w, kid(w, v[1], j), sw, si, phase, where);
             free(where);
         }
     next:
@@ -1407,12 +1434,16 @@ static void read_swarms(struct walk *w, const struct ynode *n)
         sw->idle0 = p->nidle;
         if (v[8]) {
             sw->has_idle = 1;
-            if (!read_list(w, v[8], ctx, "idle_tasks"))
+            if (!read_list(w, v[8], ctx, "idle_tasks")) {
+                if (v[8]->n > PLAN_IDLE_MAX)
+                    plan_errorf(p, at(v[8]), "%s: field 'idle_tasks' has %u entries (at most %d)",
+                                ctx, v[8]->n, PLAN_IDLE_MAX);
                 for (uint32_t j = 0; j < v[8]->n; j++) {
                     char *where = xasprintf("idle task %u of %s", j + 1, ctx);
-                    read_task(w, kid(w, v[8], j), sw, si, 0, 1, where);
+                    read_idle_task(w, kid(w, v[8], j), sw, si, where);
                     free(where);
                 }
+            }
         }
         sw->nidle = p->nidle - sw->idle0;
         if (v[9])

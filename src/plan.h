@@ -27,6 +27,7 @@
 #define PLAN_HOSTPORT_MAX 261 /* 253-byte host name, ':', port */
 #define PLAN_SECRET_MAX 128
 #define PLAN_NETWORK_MAX 64 /* entries of network and of secrets */
+#define PLAN_IDLE_MAX 100   /* idle tasks of one swarm */
 
 /* A position in the plan file, both 1-based; line 0 when it is not from the file. */
 struct plan_pos {

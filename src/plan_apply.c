@@ -23,6 +23,8 @@ void plan_live_init(struct plan_live *l)
     l->swarms = json_array();
     l->agents = json_array();
     l->tasks = json_array();
+    l->idle = json_object();
+    l->contracts = json_object();
 }
 
 void plan_live_release(struct plan_live *l)
@@ -32,6 +34,8 @@ void plan_live_release(struct plan_live *l)
     json_decref(l->agents);
     json_decref(l->tasks);
     json_decref(l->policy);
+    json_decref(l->idle);
+    json_decref(l->contracts);
     memset(l, 0, sizeof *l);
 }
 
@@ -145,17 +149,27 @@ int plan_json_matches(json_t *plan, json_t *live)
     return 0;
 }
 
+int plan_json_same(json_t *a, json_t *b)
+{
+    return plan_json_matches(a, b) && plan_json_matches(b, a);
+}
+
 /* ---- request bodies ---- */
 
 json_t *plan_task_json(const struct plan_task *t, int idle)
 {
     const struct task_spec *s = &t->spec;
     json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(s->id));
-    if (!idle) {
-        json_object_set_new(o, "swarm", json_string(s->swarm));
-        json_object_set_new(o, "phase", json_integer(s->phase));
+    if (idle) {
+        json_object_set_new(o, "title", json_string(s->title));
+        if (s->body)
+            json_object_set_new(o, "body", json_string(s->body));
+        json_object_set_new(o, "requires", strvec_json(&s->requires));
+        return o;
     }
+    json_object_set_new(o, "id", json_string(s->id));
+    json_object_set_new(o, "swarm", json_string(s->swarm));
+    json_object_set_new(o, "phase", json_integer(s->phase));
     json_object_set_new(o, "title", json_string(s->title));
     if (s->body)
         json_object_set_new(o, "body", json_string(s->body));
@@ -166,8 +180,6 @@ json_t *plan_task_json(const struct plan_task *t, int idle)
     json_object_set_new(o, "estimate_usd", json_real(usd(s->estimate_micro)));
     if (s->max_cost_micro)
         json_object_set_new(o, "max_cost", json_real(usd(s->max_cost_micro)));
-    if (idle)
-        return o;
     json_object_set_new(o, "depends_on", strvec_json(&s->depends_on));
     json_object_set_new(o, "max_attempts", json_integer(s->max_attempts));
     json_object_set_new(o, "lease_ms", json_integer(s->lease_ms));
@@ -542,6 +554,9 @@ static void diff_agents(struct plan *p, const struct plan_live *live, struct pla
     map_release(&ix);
 }
 
+/* Contracts, then idle tasks: each replaced whole when it differs. A swarm not yet on the
+ * server has neither; a server without the endpoint is asked anyway, and its 404 is
+ * reported as "not supported". */
 static void diff_swarm_sections(struct plan *p, const struct plan_live *live,
                                 struct plan_diff *d)
 {
@@ -549,38 +564,39 @@ static void diff_swarm_sections(struct plan *p, const struct plan_live *live,
     index_array(live->swarms, "id", &ix);
     for (size_t i = 0; i < p->nswarms; i++) {
         const struct plan_swarm *sw = &p->swarms[i];
+        if (!sw->contract.present)
+            continue;
         json_t *l = lookup(live->swarms, &ix, sw->spec.id);
-        char *esc = NULL;
-        if (sw->contract.present) {
-            json_t *want = plan_contract_json(sw);
-            json_t *have = l ? json_object_get(l, "contract") : NULL;
-            if (have && plan_json_matches(want, have)) {
-                d->unchanged[PS_CONTRACT]++;
-                json_decref(want);
-            } else {
-                esc = xstrdup(sw->spec.id);
-                add(d, PS_CONTRACT, !have || json_is_null(have), sw->spec.id,
-                    xasprintf("contract of swarm '%s'%s%s", sw->spec.id,
-                              sw->contract.version ? " version " : "",
-                              sw->contract.version ? sw->contract.version : ""),
-                    "PUT", xasprintf(PLAN_EP_CONTRACT, esc), want);
-                free(esc);
-            }
+        json_t *want = plan_contract_json(sw);
+        json_t *have =
+            l && live->contract_supported ? json_object_get(live->contracts, sw->spec.id) : NULL;
+        if (have && plan_json_same(want, have)) {
+            d->unchanged[PS_CONTRACT]++;
+            json_decref(want);
+            continue;
         }
-        if (sw->has_idle) {
-            json_t *want = plan_idle_json(p, i);
-            json_t *have = l ? json_object_get(l, "idle_tasks") : NULL;
-            if (have && plan_json_matches(json_object_get(want, "idle_tasks"), have)) {
-                d->unchanged[PS_IDLE]++;
-                json_decref(want);
-            } else {
-                esc = xstrdup(sw->spec.id);
-                add(d, PS_IDLE, !have || !json_array_size(have), sw->spec.id,
-                    xasprintf("idle tasks of swarm '%s' (%zu)", sw->spec.id, sw->nidle), "PUT",
-                    xasprintf(PLAN_EP_IDLE, esc), want);
-                free(esc);
-            }
+        add(d, PS_CONTRACT, !have || json_is_null(have), sw->spec.id,
+            xasprintf("contract of swarm '%s'%s%s", sw->spec.id,
+                      sw->contract.version ? " version " : "",
+                      sw->contract.version ? sw->contract.version : ""),
+            "PUT", xasprintf(PLAN_EP_CONTRACT, sw->spec.id), json_pack("{s:o}", "contract", want));
+    }
+    for (size_t i = 0; i < p->nswarms; i++) {
+        const struct plan_swarm *sw = &p->swarms[i];
+        if (!sw->has_idle)
+            continue;
+        json_t *l = lookup(live->swarms, &ix, sw->spec.id);
+        json_t *want = plan_idle_json(p, i);
+        json_t *have = l && live->idle_supported ? json_object_get(live->idle, sw->spec.id) : NULL;
+        if ((have && plan_json_same(json_object_get(want, "idle_tasks"), have)) ||
+            (!l && !sw->nidle)) { /* nothing to clear on a swarm about to be made */
+            d->unchanged[PS_IDLE]++;
+            json_decref(want);
+            continue;
         }
+        add(d, PS_IDLE, !have || !json_array_size(have), sw->spec.id,
+            xasprintf("idle tasks of swarm '%s' (%zu)", sw->spec.id, sw->nidle), "PUT",
+            xasprintf(PLAN_EP_IDLE, sw->spec.id), want);
     }
     map_release(&ix);
 }
@@ -716,13 +732,6 @@ static void diff_tasks(struct plan *p, const struct plan_live *live, struct plan
         else
             d->unchanged[PS_TASKS]++;
     }
-    /* idle task ids must not collide with live tasks either */
-    for (size_t i = 0; i < p->nidle; i++)
-        if (lookup(live->tasks, &ix, p->idle[i].spec.id)) {
-            plan_errorf(p, p->idle[i].id_at.line ? p->idle[i].id_at : p->idle[i].at,
-                        "idle task '%s' has the id of a task on the server", p->idle[i].spec.id);
-            *conflicts = 1;
-        }
     map_release(&ix);
     d->new_tasks = nnew;
     size_t *order = task_order(p, isnew, nnew);
@@ -782,7 +791,7 @@ static void task_from_json(struct plan_task *t, json_t *o, int idle, uint32_t sw
 {
     struct task_spec *s = &t->spec;
     t->swarm = swarm;
-    s->id = xstrdup(jstr(o, "id"));
+    s->id = *jstr(o, "id") ? xstrdup(jstr(o, "id")) : NULL; /* idle tasks have none */
     s->swarm = xstrdup(swarm_id);
     s->title = xstrdup(jstr(o, "title"));
     if (*jstr(o, "body")) {
@@ -887,7 +896,7 @@ void plan_from_live(struct plan *p, const struct plan_live *live)
         sw->has_budget = s->budget_micro > 0;
         if (*jstr(v, "branch"))
             s->branch = xstrdup(jstr(v, "branch"));
-        json_t *c = json_object_get(v, "contract");
+        json_t *c = json_object_get(live->contracts, s->id);
         if (json_is_object(c)) {
             struct plan_contract *pc = &sw->contract;
             pc->present = 1;
@@ -903,7 +912,7 @@ void plan_from_live(struct plan *p, const struct plan_live *live)
             json_strvec(json_object_get(c, "network"), &pc->network);
             json_strvec(json_object_get(c, "secrets"), &pc->secrets);
         }
-        json_t *idle = json_object_get(v, "idle_tasks");
+        json_t *idle = json_object_get(live->idle, s->id);
         if (json_is_array(idle)) {
             uint32_t si = (uint32_t)(p->nswarms - 1);
             size_t k;

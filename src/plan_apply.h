@@ -16,8 +16,8 @@
 #define PLAN_EP_SWARMS "/v1/swarms"                 /* GET (paged), POST */
 #define PLAN_EP_AGENTS "/v1/agents"                 /* GET, POST */
 #define PLAN_EP_TASKS "/v1/tasks"                   /* GET (paged), POST {"tasks": [...]} */
-#define PLAN_EP_CONTRACT "/v1/swarms/%s/contract"   /* PUT (optional) */
-#define PLAN_EP_IDLE "/v1/swarms/%s/idle_tasks"     /* PUT (optional) */
+#define PLAN_EP_CONTRACT "/v1/swarms/%s/contract"   /* GET, PUT (optional) */
+#define PLAN_EP_IDLE "/v1/swarms/%s/idle_tasks"     /* GET, PUT (optional) */
 
 /* Tasks per create request, and its largest body (the server's default limit is 16 MiB). */
 #define PLAN_CHUNK_TASKS S2_BATCH_MAX
@@ -26,12 +26,17 @@
 /* The server's state, as its API reports it. Arrays and objects are owned (json_decref). */
 struct plan_live {
     json_t *models; /* [{"name", "tier", "usd_per_mtok_in", "usd_per_mtok_out"}] */
-    json_t *swarms; /* [{"id", "role", "relation", "capabilities", "budget", "branch",
-                       ("idle_tasks", "contract" when the server has them)}] */
+    json_t *swarms; /* [{"id", "role", "relation", "capabilities", "budget", "branch"}] */
     json_t *agents; /* [{"id", "swarm", "model", "capabilities", "max_leases"}] */
     json_t *tasks;  /* [task objects as GET /v1/tasks lists them] */
     json_t *policy; /* the policy object, or NULL when the server has none to report */
     int policy_supported;
+    /* per swarm, for the swarms whose sections were read (GET PLAN_EP_IDLE and
+     * PLAN_EP_CONTRACT): swarm id -> [{"title", "body", "requires"}], and swarm id ->
+     * the contract object or null. *_supported: 1 read, 0 the server has no such
+     * endpoint yet (404 no_such_route). */
+    json_t *idle, *contracts;
+    int idle_supported, contract_supported;
 };
 void plan_live_init(struct plan_live *l);
 void plan_live_release(struct plan_live *l);
@@ -80,7 +85,8 @@ int plan_diff(struct plan *p, const struct plan_live *live, struct plan_diff *d)
  * sections the server did not report are left out. */
 void plan_from_live(struct plan *p, const struct plan_live *live);
 
-/* The request bodies (caller owns). */
+/* The request bodies (caller owns). An idle task is what the server keeps of one:
+ * {"title", "body", "requires"}. */
 json_t *plan_task_json(const struct plan_task *t, int idle);
 json_t *plan_policy_json(const struct plan *p);
 json_t *plan_contract_json(const struct plan_swarm *sw);
@@ -90,5 +96,7 @@ json_t *plan_idle_json(const struct plan *p, size_t swarm);
  * (the live object may carry more); null matches absent; numbers within 1e-9; lists of
  * strings as sets, other lists in order. */
 int plan_json_matches(json_t *plan, json_t *live);
+/* Both ways: the same members (null as absent), numbers within 1e-9, string lists as sets. */
+int plan_json_same(json_t *a, json_t *b);
 
 #endif

@@ -321,10 +321,14 @@ static void check_task(struct plan *p, struct plan_task *t, int idle, const stru
                        const char *const *taskv, size_t ntaskv)
 {
     const char *kind = idle ? "idle task" : "task";
+    char sug[200], anon[160];
     const char *id = t->spec.id;
-    char sug[200];
-    if (!id)
+    if (!id && !idle)
         return; /* reported when it was read */
+    if (!id) { /* idle tasks need no id: name it by its title */
+        snprintf(anon, sizeof anon, "%.100s", t->spec.title ? t->spec.title : "?");
+        id = anon;
+    }
     for (size_t k = 0; k < t->spec.requires.n; k++) {
         const char *c = t->spec.requires.v[k];
         if (map_get(caps, c) != MAP_NONE)
@@ -510,15 +514,16 @@ int plan_check(struct plan *p)
     find_cycles(p, &task_ix);
 
     /* budgets: a swarm's must cover what its tasks may cost (claims reserve max_cost, or
-     * the policy's max_cost_per_task) */
+     * the policy's max_cost_per_task). Idle tasks are not counted: the coordinator hands
+     * them out again and again while the budget allows, so they have no total to check. */
     char b1[32], b2[32], b3[32];
     int64_t all = 0;
     for (size_t i = 0; i < p->nswarms; i++) {
         struct plan_swarm *s = &p->swarms[i];
         int64_t sum = 0;
         size_t n = 0, defaulted = 0;
-        for (size_t k = 0; k < p->ntasks + p->nidle; k++) {
-            const struct plan_task *t = k < p->ntasks ? &p->tasks[k] : &p->idle[k - p->ntasks];
+        for (size_t k = 0; k < p->ntasks; k++) {
+            const struct plan_task *t = &p->tasks[k];
             if (t->swarm != i)
                 continue;
             sum += task_cost(t, &pol);

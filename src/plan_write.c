@@ -200,8 +200,10 @@ static void write_task(struct out *o, const struct plan_task *t, int idle)
 {
     const struct task_spec *s = &t->spec;
     map_start(o, 0);
-    key(o, "id");
-    str(o, s->id ? s->id : "");
+    if (s->id || !idle) {
+        key(o, "id");
+        str(o, s->id ? s->id : "");
+    }
     key(o, "title");
     str(o, s->title ? s->title : "");
     if ((t->set & PT_BODY) && s->body) {

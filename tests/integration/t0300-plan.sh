@@ -152,17 +152,23 @@ is "$("$S2" task list --all --json | jq '[.tasks[] | select(.id | test("^(ndi|we
     "350" "the seed plan's 350 tasks are live"
 is "$("$S2" agent list --json | jq '.agents | length')" "52" "its 49 agents are live (with the small plan's 3)"
 is "$("$S2" task show ndi-p4-t1 --json | jq -r '.task.depends_on[0]')" "sip-p4-t1" "phase 4 of session 1 waits on session 4's bridge"
-if curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $S2_TOKEN" "$S2_SERVER/v1/policy" | grep -q 200; then
-    is "$seed_rc" "0" "the seed plan applies (the server has policy, contracts and idle tasks)"
-    out=$("$S2" plan apply "$SEED" 2>&1)
-    contains "$out" "nothing to change" "the seed plan re-applies as nothing to change"
-else
-    is "$seed_rc" "1" "sections the server lacks make apply fail"
-    contains "$(cat "$T_DIR/seed.out")" "error: the server does not support policy yet (PUT /v1/policy answered 404)" "and are named, not skipped"
-    out=$("$S2" plan apply "$SEED" 2>&1)
-    is "$(printf '%s\n' "$out" | grep -c '^  [+~] ')" "$(printf '%s\n' "$out" | grep -c '^  [+~] \(policy\|contract of\|idle tasks of\)')" \
-        "a second apply has nothing left to do but the unsupported sections"
-fi
+is "$seed_rc" "0" "the seed plan applies (policy, models, swarms, agents, contracts, idle tasks, tasks)"
+is "$(curl -s -H "Authorization: Bearer $S2_TOKEN" "$S2_SERVER/v1/policy" | jq -r '.preset + " " + (.max_helpers|tostring)')" \
+    "default 3" "its policy is live"
+is "$(curl -s -H "Authorization: Bearer $S2_TOKEN" "$S2_SERVER/v1/swarms/session-4-sip/contract" | jq -r '.contract.version + " " + .contract.secrets[0]')" \
+    "1.0.0 SIP_API_KEY" "session 4's contract is live"
+is "$(curl -s -H "Authorization: Bearer $S2_TOKEN" "$S2_SERVER/v1/swarms/session-1-ndi/idle_tasks" | jq -r '.idle_tasks | length')" \
+    "3" "session 1's idle tasks are live"
+out=$("$S2" plan apply "$SEED" 2>&1)
+contains "$out" "nothing to change" "the seed plan re-applies as nothing to change"
+"$S2" plan export --output "$T_DIR/seed-export.yaml" 2>/dev/null
+check "the export of the seed deployment validates" "$S2" plan validate "$T_DIR/seed-export.yaml"
+exp=$(cat "$T_DIR/seed-export.yaml")
+contains "$exp" "policy:" "the export has the policy"
+contains "$exp" "secrets: [SIP_API_KEY]" "the export has the contract"
+contains "$exp" "Help session 2: review WebRTC mesh documentation" "the export has the idle tasks"
+out=$("$S2" plan apply "$T_DIR/seed-export.yaml" 2>&1)
+contains "$out" "nothing to change" "the seed deployment's export re-applies as nothing to change"
 
 # ---- simulate ----
 "$S2" plan simulate "$SEED" --policy idle --seed 7 >"$T_DIR/idle.txt"

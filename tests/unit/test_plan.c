@@ -448,7 +448,7 @@ static void test_contract(void **state)
     expect(7, 39, "contract of swarm 's': capability 'telephony:protocols' is not among the "
                   "swarm's");
     expect(8, 31, "limits of contract of swarm 's': field 'max_memory_mb' must be from 1 to "
-                  "1048576 (got 0)");
+                  "1000000 (got 0)");
     expect(8, 48, "limits of contract of swarm 's': unknown key 'max_cpus'");
     expect(9, 49, "slos of contract of swarm 's': field 'success_rate' must be from 0 to 1 (got "
                   "1.5)");
@@ -466,14 +466,30 @@ static void test_idle_tasks(void **state)
     (void)state;
     assert_int_equal(parse("swarms:\n"
                            "  - id: s\n"
+                           "    capabilities: [docs]\n"
                            "    idle_tasks:\n"
-                           "      - {id: i1, title: docs, depends_on: [t]}\n"
+                           "      - {id: i1, title: docs, depends_on: [t], min_tier: 2}\n"
+                           "      - {title: no id is fine, requires: [doc]}\n"
+                           "      - {body: but a title is needed}\n"
                            "    phases: [{phase: 1, tasks: [{id: t, title: x, depends_on: [i1]}]}]\n"),
                      -1);
-    expect(4, 31, "idle task 'i1': unknown key 'depends_on'");
-    expect(5, 64, "task 't' depends on 'i1', an idle task (idle tasks are done only when there is "
+    expect(5, 31, "idle task 'i1': unknown key 'depends_on'");
+    expect(5, 48, "idle task 'i1': unknown key 'min_tier'");
+    expect(6, 43, "idle task 'no id is fine' requires 'doc', which no swarm or agent in the plan "
+                  "has (did you mean 'docs'?)");
+    expect(7, 9, "idle task 3 of swarm 's': field 'title' is required");
+    expect(8, 64, "task 't' depends on 'i1', an idle task (idle tasks are done only when there is "
                   "nothing else; nothing may wait for one)");
-    expect_count(2);
+    expect_count(5);
+    /* at most 100 per swarm, as the server takes them */
+    struct buf b = BUF_INIT;
+    buf_adds(&b, "swarms:\n  - id: s\n    idle_tasks:\n");
+    for (int i = 0; i < 101; i++)
+        buf_addf(&b, "      - {title: idle %d}\n", i);
+    assert_int_equal(parse(b.ptr), -1);
+    expect(4, 7, "swarm 's': field 'idle_tasks' has 101 entries (at most 100)");
+    expect_count(1);
+    buf_release(&b);
 }
 
 static void test_every_error_at_once_sorted(void **state)

@@ -14,7 +14,7 @@
 #include "banned.h"
 
 const char *const plan_section_names[PS_NSECTIONS] = {
-    "policy", "models", "swarms", "agents", "contracts", "idle tasks", "tasks"};
+    "policy", "models", "swarms", "budgets", "agents", "contracts", "idle tasks", "tasks"};
 
 void plan_live_init(struct plan_live *l)
 {
@@ -487,20 +487,25 @@ static void diff_swarms(struct plan *p, const struct plan_live *live, struct pla
             differs(&df, "relation", jstr(l, "relation"), relation_name(s->relation));
         if (!same_set(json_object_get(l, "capabilities"), &s->caps))
             differs_set(&df, "capabilities", json_object_get(l, "capabilities"), &s->caps);
-        if (micro_of(json_object_get(l, "budget")) != s->budget_micro)
-            differs_num(&df, "budget", NUM_USD, usd(micro_of(json_object_get(l, "budget"))),
-                        usd(s->budget_micro));
         if (strcmp(jstr(l, "branch"), s->branch ? s->branch : ""))
             differs(&df, "branch", jstr(l, "branch"), s->branch ? s->branch : "");
         if (df.n) {
             plan_errorf(p, sw->id_at.line ? sw->id_at : sw->at,
-                        "swarm '%s' exists on the server with %s; plan apply creates swarms but "
-                        "does not change them",
+                        "swarm '%s' exists on the server with %s; plan apply creates swarms and "
+                        "sets their budgets but does not change them otherwise",
                         s->id, df.b.ptr);
             *conflicts = 1;
         } else {
             d->unchanged[PS_SWARM]++;
         }
+        /* the budget is the one thing about a swarm the API changes */
+        int64_t live_budget = micro_of(json_object_get(l, "budget"));
+        if (sw->has_budget && live_budget != s->budget_micro)
+            add(d, PS_BUDGET, 0, s->id,
+                xasprintf("budget of swarm '%s': $%.2f -> $%.2f", s->id, usd(live_budget),
+                          usd(s->budget_micro)),
+                "POST", xstrdup(PLAN_EP_BUDGETS),
+                json_pack("{s:s,s:f}", "swarm", s->id, "budget", usd(s->budget_micro)));
         buf_release(&df.b);
     }
     map_release(&ix);

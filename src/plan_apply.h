@@ -16,6 +16,7 @@
 #define PLAN_EP_SWARMS "/v1/swarms"                 /* GET (paged), POST */
 #define PLAN_EP_AGENTS "/v1/agents"                 /* GET, POST */
 #define PLAN_EP_TASKS "/v1/tasks"                   /* GET (paged), POST {"tasks": [...]} */
+#define PLAN_EP_BUDGETS "/v1/budgets"               /* POST {"swarm", "budget"} */
 #define PLAN_EP_CONTRACT "/v1/swarms/%s/contract"   /* GET, PUT (optional) */
 #define PLAN_EP_IDLE "/v1/swarms/%s/idle_tasks"     /* GET, PUT (optional) */
 
@@ -45,6 +46,7 @@ enum plan_section {
     PS_POLICY,
     PS_MODEL,
     PS_SWARM,
+    PS_BUDGET, /* an existing swarm's budget (POST /v1/budgets) */
     PS_AGENT,
     PS_CONTRACT,
     PS_IDLE,

@@ -123,16 +123,24 @@ is "$(jq -r '.nothing_to_change, (.changes|length), .unchanged.tasks' "$T_DIR/ag
     "true 0 4 " "apply --json: nothing to change, 4 tasks as planned"
 
 # a conflicting edit: refused with its position, before anything is sent
-sed -e 's/title: capture/title: capture frames/' -e 's/budget: 40/budget: 50/' \
+sed -e 's/title: capture/title: capture frames/' -e 's/budget: 40/budget: 50/' -e 's/role: SIP escalation/role: SIP calls/' \
     -e 's/{id: demo-sip-p1-t1,/{id: demo-sip-p1-t0, title: new, max_cost: 1}\n          - {id: demo-sip-p1-t1,/' \
     "$T_DIR/small.yaml" >"$T_DIR/edited.yaml"
 "$S2" plan apply "$T_DIR/edited.yaml" >"$T_DIR/edited.out" 2>&1
 is "$?" "1" "a conflicting plan is refused"
 edited=$(sed "s|$T_DIR/||" "$T_DIR/edited.out")
-contains "$edited" "edited.yaml:4:9: swarm 'demo-sip' exists on the server with budget \$40.00 (plan \$50.00); plan apply creates swarms but does not change them" "the swarm conflict names the field"
+contains "$edited" "edited.yaml:4:9: swarm 'demo-sip' exists on the server with role 'SIP escalation' (plan 'SIP calls'); plan apply creates swarms and sets their budgets but does not change them otherwise" "the swarm conflict names the field"
 contains "$edited" "edited.yaml:26:22: task 'demo-ndi-p1-t1' exists on the server with title 'capture' (plan 'capture frames'); plan apply creates tasks but does not change them" "the task conflict names the field"
 contains "$edited" "nothing was changed" "and nothing was changed"
 is "$("$S2" task show demo-sip-p1-t0 --json 2>/dev/null | jq -r .task.id)" "" "the new task of the refused plan was not created"
+is "$("$S2" swarm show demo-sip --json | jq -r .swarm.budget)" "40" "nor the budget changed"
+# a budget is the one thing about a swarm apply changes
+sed -e 's/budget: 40/budget: 55.5/' "$T_DIR/small.yaml" >"$T_DIR/budget.yaml"
+out=$("$S2" plan apply "$T_DIR/budget.yaml" 2>&1)
+is "$?" "0" "a new budget applies"
+contains "$out" "~ budget of swarm 'demo-sip': \$40.00 -> \$55.50" "and is shown as a change"
+is "$("$S2" swarm show demo-sip --json | jq -r .swarm.budget)" "55.5" "the budget is live"
+contains "$("$S2" plan apply "$T_DIR/budget.yaml" 2>&1)" "nothing to change" "then nothing to change"
 
 # ---- export ----
 "$S2" plan export --output "$T_DIR/export.yaml" 2>"$T_DIR/export.err"

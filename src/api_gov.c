@@ -120,12 +120,12 @@ void api_breaker_reset(struct request *r)
 void api_block(struct request *r)
 {
     struct s2_error err = S2_ERROR_INIT;
-    json_t *o = http_body_object(r, &err);
+    json_t *o = api_lease_body(r, &err);
     static const char *const fields[] = {"lease", "needs", "reason", NULL};
     struct cmd *c = cmd_new(CMD_BLOCK);
     c->in.block.task = xstrdup(http_param(r, 0));
     if (!o || json_only(o, fields, "", &err) ||
-        json_str(o, "lease", 1, &c->in.block.lease, "", &err) ||
+        api_lease_field(r, o, &c->in.block.lease, &err) ||
         json_strlist(o, "needs", 1, S2_CAPS_MAX, &c->in.block.needs, "", &err) ||
         json_str(o, "reason", 1, &c->in.block.reason, "", &err) ||
         model_check_caps(&c->in.block.needs, "field 'needs'", &err) ||
@@ -146,12 +146,12 @@ void api_block(struct request *r)
 void api_unblock(struct request *r)
 {
     struct s2_error err = S2_ERROR_INIT;
-    json_t *o = http_body_object(r, &err);
+    json_t *o = api_lease_body(r, &err);
     static const char *const fields[] = {"lease", NULL};
     struct cmd *c = cmd_new(CMD_UNBLOCK);
     c->in.block.task = xstrdup(http_param(r, 0));
     if (!o || json_only(o, fields, "", &err) ||
-        json_str(o, "lease", 1, &c->in.block.lease, "", &err)) {
+        api_lease_field(r, o, &c->in.block.lease, &err)) {
         bad_input(r, c, o, &err);
         return;
     }
@@ -207,12 +207,12 @@ void api_thread_get(struct request *r)
 void api_thread_post(struct request *r)
 {
     struct s2_error err = S2_ERROR_INIT;
-    json_t *o = http_body_object(r, &err);
+    json_t *o = api_lease_body(r, &err);
     static const char *const fields[] = {"lease", "body", NULL};
     struct cmd *c = cmd_new(CMD_POST);
     c->in.thread.task = xstrdup(http_param(r, 0));
     if (!o || json_only(o, fields, "", &err) ||
-        json_str(o, "lease", 1, &c->in.thread.lease, "", &err) ||
+        api_lease_field(r, o, &c->in.thread.lease, &err) ||
         json_str(o, "body", 1, &c->in.thread.body, "", &err) ||
         model_check_text(c->in.thread.body, S2_RESULT_MAX, 1, "field 'body'", &err)) {
         bad_input(r, c, o, &err);
@@ -230,7 +230,7 @@ void api_thread_post(struct request *r)
 static void verdict(struct request *r, int v)
 {
     struct s2_error err = S2_ERROR_INIT;
-    json_t *o = http_body_object(r, &err);
+    json_t *o = api_lease_body(r, &err);
     static const char *const fields[] = {"lease", NULL};
     struct cmd *c = cmd_new(CMD_VERDICT);
     c->in.thread.task = xstrdup(http_param(r, 0));
@@ -247,7 +247,7 @@ static void verdict(struct request *r, int v)
     }
     c->in.thread.post = id;
     if (!o || json_only(o, fields, "", &err) ||
-        json_str(o, "lease", 1, &c->in.thread.lease, "", &err)) {
+        api_lease_field(r, o, &c->in.thread.lease, &err)) {
         bad_input(r, c, o, &err);
         return;
     }
@@ -480,6 +480,12 @@ void api_swarm_idle_get(struct request *r)
     c->in.query.what = Q_IDLE_TASKS;
     c->in.query.arg = xstrdup(http_param(r, 0));
     http_submit(r, c, api_reply_query);
+}
+
+void api_slo(struct request *r)
+{
+    const char *id = http_param(r, 0); /* NULL on /v1/slo */
+    api_query(r, Q_SLO, id, 0);
 }
 
 void api_swarm_contract_get(struct request *r)

@@ -131,6 +131,7 @@ void api_whoami(struct request *r)
     http_reply_json(r, 200, json_pack("{s:s,s:s?,s:s?}", "kind",
                                       who->kind == PRIN_ADMIN      ? "admin"
                                       : who->kind == PRIN_APPROVER ? "approver"
+                                      : who->kind == PRIN_TASK     ? "task"
                                                                    : "swarm",
                                       "swarm",
                                       who->swarm, "name", who->name));
@@ -139,7 +140,8 @@ void api_whoami(struct request *r)
 static void status_reply(struct request *r, struct cmd *c)
 {
     /* The engine's totals count every swarm; a swarm token may see its own swarm's only. */
-    if (!c->err.kind && c->out.json && http_who(r)->kind == PRIN_SWARM) {
+    if (!c->err.kind && c->out.json && http_who(r)->kind >= PRIN_SWARM &&
+        http_who(r)->kind != PRIN_APPROVER) {
         json_t *totals = json_object(), *s, *v;
         size_t i;
         const char *key;
@@ -224,6 +226,10 @@ void api_events(struct request *r)
             return;
         }
         from = v;
+    }
+    if (who->kind == PRIN_TASK) {
+        http_reply_fail(r, S2_EFORBIDDEN, "forbidden", "a lease token cannot watch the event stream");
+        return;
     }
     if (who->kind == PRIN_SWARM) {
         if (swarm && (!who->swarm || strcmp(swarm, who->swarm))) {

@@ -192,9 +192,11 @@ fail:
 /* ---- read ---- */
 
 /* A swarm token sees only its swarm: anything else is "not found". */
-static int visible(struct request *r, const char *swarm)
+static int visible(struct request *r, const char *swarm, const char *id)
 {
     const struct principal *who = http_who(r);
+    if (who->kind == PRIN_TASK)
+        return !strcmp(who->task, id);
     return who->kind != PRIN_SWARM || (who->swarm && !strcmp(who->swarm, swarm));
 }
 
@@ -210,7 +212,7 @@ void api_task_get(struct request *r)
         s2_error_release(&err);
         return;
     }
-    if (found == 0 || !visible(r, row.swarm)) {
+    if (found == 0 || !visible(r, row.swarm, row.id)) {
         if (found)
             task_row_release(&row);
         http_reply_fail(r, S2_ENOTFOUND, "not_found", "task '%s' does not exist", id);
@@ -290,6 +292,12 @@ void api_task_list(struct request *r)
         f.after = v;
     }
     const struct principal *who = http_who(r);
+    if (who->kind == PRIN_TASK) {
+        http_reply_fail(r, S2_EFORBIDDEN, "forbidden",
+                        "a lease token reads its own task (GET /v1/tasks/%s), not lists",
+                        who->task);
+        return;
+    }
     if (who->kind == PRIN_SWARM) {
         if (f.swarm && (!who->swarm || strcmp(f.swarm, who->swarm))) {
             http_reply_fail(r, S2_EFORBIDDEN, "forbidden",

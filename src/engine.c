@@ -288,6 +288,14 @@ static const char *actor_of(const struct cmd *c, char *buf, size_t len)
         return "system";
     if (c->who.kind == PRIN_ADMIN)
         return "admin";
+    if (c->who.kind == PRIN_TASK) {
+        snprintf(buf, len, "task:%s", c->who.task);
+        return buf;
+    }
+    if (c->who.kind == PRIN_APPROVER) {
+        snprintf(buf, len, "approver:%s", c->who.name ? c->who.name : "?");
+        return buf;
+    }
     snprintf(buf, len, "swarm:%s", c->who.swarm ? c->who.swarm : "?");
     return buf;
 }
@@ -810,6 +818,7 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
     t->fence++;
     t->owner = ai;
     t->due = e->now + t->lease_ms;
+    t->claimed_at = e->now;
     gov_reserve(e, ti, ai);
     char *lease = lease_token(t->fence, t->lease_hash);
     if (eng_persist(e, t)) {
@@ -817,6 +826,7 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
         return -1;
     }
     heap_push(&e->timers, ti);
+    eng_lease_index(e, ti, 1);
     a->held++;
     eng_agent_touch(e, ai);
     c->out.got = 1;
@@ -839,6 +849,11 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
 void eng_lease_end(struct engine *e, struct task *t)
 {
     gov_release(e, t);
+    if (t->lease_key) {
+        map_del(&e->lease_ix, t->lease_key);
+        free(t->lease_key);
+        t->lease_key = NULL;
+    }
     if (t->hpos != HEAP_NONE)
         heap_remove(&e->timers, t->hpos);
     if (t->owner != NONE && e->agents[t->owner].held)
@@ -854,6 +869,7 @@ int64_t eng_requeue_or_die(struct engine *e, uint32_t ti, const char *op, const 
 {
     struct task *t = task_at(e, ti);
     uint32_t owner = t->owner;
+    gov_outcome(e, ti, owner, !strcmp(op, "task.expire") ? SLO_EXPIRED : SLO_FAILED);
     eng_lease_end(e, t);
     gov_failed(e, ti, owner);
     if (retry && t->attempts < t->max_attempts)
@@ -1033,6 +1049,9 @@ int eng_may_act(const struct principal *who, const char *swarm, struct s2_error 
     if (who->kind == PRIN_APPROVER)
         return s2_fail(err, S2_EFORBIDDEN, "forbidden",
                        "approver '%s' can approve tasks and read, nothing else", who->name);
+    if (who->kind == PRIN_TASK)
+        return s2_fail(err, S2_EFORBIDDEN, "forbidden",
+                       "a lease token acts on its own task (%s) only", who->task);
     if (who->swarm && !strcmp(who->swarm, swarm))
         return 0;
     return s2_fail(err, S2_EFORBIDDEN, "forbidden",
@@ -1058,6 +1077,17 @@ uint32_t eng_find_task(struct engine *e, const char *id, const struct principal 
     /* A swarm token learns nothing about other swarms' tasks, not even that they exist,
      * except a help task one of its agents holds (it lives in the blocked swarm). */
     const struct task *t = task_at(e, ti);
+    if (who->kind == PRIN_TASK) {
+        /* a task's own lease reaches that task, and the thread of the task it helps */
+        int helped = t->blocker != NONE && map_get(&e->task_ix, who->task) != MAP_NONE &&
+                     task_at(e, map_get(&e->task_ix, who->task))->help_for == ti;
+        if (strcmp(who->task, t->id) && !helped) {
+            s2_fail(err, S2_EFORBIDDEN, "forbidden",
+                    "this lease token acts on task '%s' only, not on '%s'", who->task, id);
+            return NONE;
+        }
+        return ti;
+    }
     if (who->kind == PRIN_SWARM &&
         (!who->swarm || strcmp(who->swarm, e->swarms[t->swarm].id)) &&
         !(t->kind == TASK_KIND_HELP && t->owner != NONE &&
@@ -1716,6 +1746,7 @@ static void do_finish(struct engine *e, struct cmd *c)
     c->out.fence = t->fence;
     if (done) {
         uint32_t owner = t->owner;
+        gov_outcome(e, ti, owner, SLO_DONE);
         eng_lease_end(e, t);
         eng_set_state(e, t, TASK_DONE);
         if (eng_persist(e, t))
@@ -1967,6 +1998,8 @@ static void engine_clear(struct engine *e);
 
 struct loader_ctx {
     struct engine *e;
+    char *last_req;
+    uint32_t last_reqset;
     struct strvec appr_pending;
     long bad_deps;
 };
@@ -1990,6 +2023,7 @@ static int load_swarm(void *ctx, const struct load_swarm *s)
     uint32_t si = swarm_insert(e, s->id, s->role, s->relation, s->caps ? s->caps : "", NULL,
                                s->budget_micro, s->branch, s->state, s->created_at);
     gov_load_swarm(e, si, s);
+    gov_load_slo(&e->swarms[si].slo, s->slo, s->slo_len);
     return 0;
 }
 
@@ -2005,6 +2039,7 @@ static int load_agent(void *ctx, const struct load_agent *a)
     uint32_t ai = agent_insert(e, a->id, si, mi == MAP_NONE ? NONE : mi, a->caps ? a->caps : "",
                                NULL, a->max_leases, a->created_at, a->last_seen);
     gov_load_agent(e, ai, &a->gov);
+    gov_load_slo(&e->agents[ai].slo, a->slo, a->slo_len);
     return 0;
 }
 
@@ -2056,15 +2091,28 @@ static int load_task(void *ctx, const struct load_task *lt)
     }
     if (t->state == TASK_CLAIMED) {
         t->due = lt->lease_expires;
+        t->claimed_at = lt->lease_expires - lt->lease_ms; /* the latest it can have begun */
         if (lt->lease_hash)
             memcpy(t->lease_hash, lt->lease_hash, TOKEN_HASH_BYTES);
     } else if (t->state == TASK_READY) {
         t->due = lt->ready_at;
     }
-    struct strvec req = STRVEC_INIT, deps = STRVEC_INIT;
-    strvec_split(&req, lt->requires ? lt->requires : "", '\n');
-    strvec_split(&deps, lt->depends_on ? lt->depends_on : "", '\n');
-    t->reqset = eng_reqset(e, &req);
+    struct strvec deps = STRVEC_INIT;
+    /* tasks of a plan share a few requirement sets: remember the last one seen */
+    const char *rq = lt->requires ? lt->requires : "";
+    if (lc->last_req && !strcmp(lc->last_req, rq)) {
+        t->reqset = lc->last_reqset;
+    } else {
+        struct strvec req = STRVEC_INIT;
+        strvec_split(&req, rq, '\n');
+        t->reqset = eng_reqset(e, &req);
+        strvec_release(&req);
+        free(lc->last_req);
+        lc->last_req = xstrdup(rq);
+        lc->last_reqset = t->reqset;
+    }
+    if (lt->depends_on && *lt->depends_on)
+        strvec_split(&deps, lt->depends_on, '\n');
     uint32_t dep_ix[S2_DEPS_MAX];
     size_t nd = 0;
     for (size_t k = 0; k < deps.n && nd < S2_DEPS_MAX; k++) {
@@ -2078,12 +2126,13 @@ static int load_task(void *ctx, const struct load_task *lt)
         dep_ix[nd++] = di;
     }
     eng_task_link(e, ti, dep_ix, nd);
-    strvec_release(&req);
     strvec_release(&deps);
     if (t->rowid >= e->next_rowid)
         e->next_rowid = t->rowid + 1;
     if (t->state == TASK_CLAIMED) {
         heap_push(&e->timers, ti);
+        if (lt->lease_hash)
+            eng_lease_index(e, ti, 1);
         if (t->owner != NONE)
             e->agents[t->owner].held++;
     }
@@ -2250,7 +2299,10 @@ static int engine_load(struct engine *e, struct s2_error *err)
                               load_agent, load_task,  load_approval, load_blocker};
     e->next_rowid = 1;
     int64_t t0 = clock_mono_ns();
-    if (store_load(e->store, &ld, err))
+    map_reserve(&e->task_ix, (size_t)store_task_count(e->store));
+    int lrc = store_load(e->store, &ld, err);
+    free(lc.last_req);
+    if (lrc)
         return err->kind ? err->kind : S2_EINTERNAL;
     if (witness_resume(e, err) || gov_load(e, err))
         return err->kind;
@@ -2700,6 +2752,7 @@ static void engine_init_tables(struct engine *e)
     map_init(&e->task_ix);
     map_init(&e->cap_ix);
     map_init(&e->reqset_ix);
+    map_init(&e->lease_ix);
     heap_init(&e->timers, due_less, task_setpos, e);
     heap_init(&e->waiter_timers, waiter_less, waiter_setpos, e);
     e->free_waiter = NONE;
@@ -2710,6 +2763,7 @@ static void engine_clear(struct engine *e)
     for (uint32_t i = 0; i < e->ntasks; i++) {
         struct task *t = task_at(e, i);
         free(t->id);
+        free(t->lease_key);
         u32vec_release(&t->deps);
         u32vec_release(&t->dependents);
         if (t->approvers) {
@@ -2788,6 +2842,7 @@ static void engine_clear(struct engine *e)
     map_release(&e->task_ix);
     map_release(&e->cap_ix);
     map_release(&e->reqset_ix);
+    map_release(&e->lease_ix);
     heap_release(&e->timers);
     heap_release(&e->waiter_timers);
     memset(e->count, 0, sizeof e->count);
@@ -2917,6 +2972,7 @@ void engine_free(struct engine *e)
     map_release(&e->task_ix);
     map_release(&e->cap_ix);
     map_release(&e->reqset_ix);
+    map_release(&e->lease_ix);
     heap_release(&e->timers);
     heap_release(&e->waiter_timers);
     for (size_t i = 0; i < e->nbev; i++) {
@@ -2954,8 +3010,47 @@ const char *engine_db_path(const struct engine *e)
     return e->db_path;
 }
 
+static void lease_key(const uint8_t hash[TOKEN_HASH_BYTES], char out[2 * TOKEN_HASH_BYTES + 1])
+{
+    sodium_bin2hex(out, 2 * TOKEN_HASH_BYTES + 1, hash, TOKEN_HASH_BYTES);
+}
+
+/* A claimed task's lease becomes a credential for it (and stops being one at lease end). */
+void eng_lease_index(struct engine *e, uint32_t ti, int on)
+{
+    struct task *t = task_at(e, ti);
+    if (t->lease_key) {
+        map_del(&e->lease_ix, t->lease_key);
+        free(t->lease_key);
+        t->lease_key = NULL;
+    }
+    if (on) {
+        t->lease_key = xmalloc(2 * TOKEN_HASH_BYTES + 1);
+        lease_key(t->lease_hash, t->lease_key);
+        map_put(&e->lease_ix, t->lease_key, ti);
+    }
+}
+
 int engine_authenticate(struct engine *e, const char *token, struct principal *who)
 {
+    memset(who, 0, sizeof *who);
+    if (!strncmp(token, "s2l_", 4)) {
+        uint8_t hash[TOKEN_HASH_BYTES];
+        char key[2 * TOKEN_HASH_BYTES + 1];
+        auth_hash(token, hash);
+        lease_key(hash, key);
+        uint32_t ti = map_get(&e->lease_ix, key);
+        if (ti == MAP_NONE)
+            return S2_EUNAUTH;
+        const struct task *t = task_at(e, ti);
+        if (t->state != TASK_CLAIMED || sodium_memcmp(hash, t->lease_hash, TOKEN_HASH_BYTES) ||
+            t->due <= e->clock())
+            return S2_EUNAUTH;
+        who->kind = PRIN_TASK;
+        who->name = "task";
+        snprintf(who->task, sizeof who->task, "%s", t->id);
+        return 0;
+    }
     if (auth_lookup(e->auth, token, who))
         return S2_EUNAUTH;
     return 0;

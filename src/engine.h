@@ -23,11 +23,14 @@ struct events;
 /* Who is asking. Filled by the HTTP layer from the bearer token. */
 /* admin: everything. swarm: one swarm's agents and tasks. approver: approves tasks (its name
  * counts once toward a quorum) and reads; nothing else. */
-enum principal_kind { PRIN_ADMIN, PRIN_SWARM, PRIN_APPROVER };
+/* task: a lease token used as a bearer token: it acts on that one task (heartbeat, done,
+ * fail, block, its thread) until the lease ends, and on nothing else. */
+enum principal_kind { PRIN_ADMIN, PRIN_SWARM, PRIN_APPROVER, PRIN_TASK };
 struct principal {
     enum principal_kind kind;
     const char *swarm; /* PRIN_SWARM: the swarm it is scoped to (borrowed, lives forever) */
     const char *name;  /* who, for approvals and logs (borrowed) */
+    char task[S2_ID_MAX + 1]; /* PRIN_TASK: the task (copied: tasks can be reloaded) */
 };
 
 enum cmd_kind {
@@ -73,6 +76,7 @@ enum query_kind {
     Q_TASK_VISIBLE, /* arg: task id: {"task": id} if this principal may see it */
     Q_CONTRACT,     /* arg: swarm id */
     Q_IDLE_TASKS,   /* arg: swarm id */
+    Q_SLO,          /* arg: swarm id, or NULL for every swarm */
 };
 
 struct cmd {
@@ -244,7 +248,9 @@ const char *engine_db_path(const struct engine *e);
 
 /* ---- tokens (thread-safe) ---- */
 
-/* Resolve a bearer token to a principal; 0 ok, S2_EUNAUTH if unknown. */
+/* Resolve a bearer token to a principal; 0 ok, S2_EUNAUTH if unknown. Admin, swarm and
+ * approver tokens resolve from any thread; a lease token (a task's own credential) only on
+ * the driving thread, against the live lease. */
 int engine_authenticate(struct engine *e, const char *token, struct principal *who);
 
 /* ---- init (offline, before serving) ---- */

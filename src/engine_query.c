@@ -160,6 +160,8 @@ static json_t *agent_json(const struct engine *e, uint32_t ai, int detail)
 static int forbidden_swarm(const struct cmd *c, const char *swarm)
 {
     /* approvers read everything (to decide), swarm tokens only their own swarm */
+    if (c->who.kind == PRIN_TASK)
+        return 1; /* a lease token sees its task, nothing wider */
     return c->who.kind == PRIN_SWARM && (!c->who.swarm || strcmp(c->who.swarm, swarm));
 }
 
@@ -304,6 +306,7 @@ void engine_run_query(struct engine *e, struct cmd *c)
     case Q_TASK_VISIBLE:
     case Q_CONTRACT:
     case Q_IDLE_TASKS:
+    case Q_SLO:
         gov_query(e, c);
         break;
     case Q_SWARMS:

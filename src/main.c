@@ -43,6 +43,7 @@ CMD(cli_escalations);
 CMD(cli_policy);
 CMD(cli_approver_add);
 CMD(cli_swarm_text);
+CMD(cli_slo);
 CMD(cli_witness_verify);
 CMD(cli_witness_export);
 CMD(cli_witness_show);
@@ -306,6 +307,13 @@ const struct cli_cmd cli_cmds[] = {
      "network endpoints and secret names (DESIGN \"Files\"); F is JSON.\n\n"
      "  --file F            the contract\n"
      "  --clear             remove it\n" CLI_COMMON_HELP},
+    {"slo", cli_slo, "s2 slo [SWARM] [--json]",
+     "Service levels over the last 100 leases: p50/p99 latency of successful leases, success\n"
+     "rate, availability (leases the agent ended itself rather than let expire), whether the\n"
+     "swarm's contract is met, and the reputation the governor ranks helpers by (compliance x\n"
+     "success rate; compliance is x0.8 when the success SLO is missed, x0.9 for the p99).\n"
+     "Without SWARM: one line per swarm; with it: the swarm and each of its agents.\n\n"
+     CLI_COMMON_HELP},
     {"witness verify", cli_witness_verify,
      "s2 witness verify --db PATH | --export FILE | --proof FILE [--key BASE64 | --key-file F]",
      "Check a witness log offline: every entry's hash, the hash chain, the Merkle tree and\n"

@@ -90,6 +90,9 @@ static const char *const migrations[] = {
     "CREATE TABLE escalations(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, swarm TEXT, task TEXT,"
     "  agent TEXT, message TEXT NOT NULL, created_at INTEGER NOT NULL,"
     "  acked_at INTEGER NOT NULL DEFAULT 0, acked_by TEXT);",
+    /* 4: service levels: the window of outcomes of each swarm and agent */
+    "ALTER TABLE swarms ADD COLUMN slo BLOB;"
+    "ALTER TABLE agents ADD COLUMN slo BLOB;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -120,6 +123,8 @@ enum stmt_id {
     S_POST_VERDICT,
     S_ESCALATION_INSERT,
     S_ESCALATION_ACK,
+    S_SWARM_SLO,
+    S_AGENT_SLO,
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
@@ -180,6 +185,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_ESCALATION_INSERT] = "INSERT INTO escalations(kind, swarm, task, agent, message, created_at)"
                             " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [S_ESCALATION_ACK] = "UPDATE escalations SET acked_at = ?2, acked_by = ?3 WHERE id = ?1",
+    [S_SWARM_SLO] = "UPDATE swarms SET slo = ?2 WHERE id = ?1",
+    [S_AGENT_SLO] = "UPDATE agents SET slo = ?2 WHERE id = ?1",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -666,6 +673,15 @@ int store_swarm_ledger(struct store *st, const char *id, int64_t spent, int aler
     return run(st, s, "swarm ledger", err);
 }
 
+int store_slo(struct store *st, int agent, const char *id, const void *blob, size_t len,
+              struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, agent ? S_AGENT_SLO : S_SWARM_SLO);
+    bind_text(s, 1, id);
+    sqlite3_bind_blob(s, 2, blob, (int)len, SQLITE_STATIC);
+    return run(st, s, "slo window", err);
+}
+
 int store_swarm_budget(struct store *st, const char *id, int64_t budget, struct s2_error *err)
 {
     sqlite3_stmt *s = stmt(st, S_SWARM_BUDGET);
@@ -828,6 +844,8 @@ static int row_swarm(sqlite3_stmt *s, const struct store_loader *ld)
         .alert_level = sqlite3_column_int(s, 9),
         .idle_tasks = col_text(s, 10),
         .contract = col_text(s, 11),
+        .slo = sqlite3_column_blob(s, 12),
+        .slo_len = (size_t)sqlite3_column_bytes(s, 12),
     };
     return ld->swarm ? ld->swarm(ld->ctx, &w) : 0;
 }
@@ -849,6 +867,8 @@ static int row_agent(sqlite3_stmt *s, const struct store_loader *ld)
                 .breaker_opened_at = sqlite3_column_int64(s, 10),
                 .accepted = sqlite3_column_int64(s, 11),
                 .rejected = sqlite3_column_int64(s, 12)},
+        .slo = sqlite3_column_blob(s, 13),
+        .slo_len = (size_t)sqlite3_column_bytes(s, 13),
     };
     return ld->agent ? ld->agent(ld->ctx, &a) : 0;
 }
@@ -918,14 +938,14 @@ int store_load(struct store *st, const struct store_loader *ld, struct s2_error 
     if (!rc)
         rc = load_query(st,
                         "SELECT id, role, relation, capabilities, budget_micro, branch, state,"
-                        " created_at, spent_micro, alert_level, idle_tasks, contract"
+                        " created_at, spent_micro, alert_level, idle_tasks, contract, slo"
                         " FROM swarms ORDER BY created_at, id",
                         err, row_swarm, ld);
     if (!rc)
         rc = load_query(st,
                         "SELECT id, swarm, model, capabilities, max_leases, created_at, last_seen,"
                         " spent_micro, breaker_state, breaker_failures, breaker_opened_at,"
-                        " help_accepted, help_rejected FROM agents ORDER BY created_at, id",
+                        " help_accepted, help_rejected, slo FROM agents ORDER BY created_at, id",
                         err, row_agent, ld);
     if (!rc)
         rc = load_query(st,
@@ -1522,4 +1542,16 @@ int store_reader_escalations(struct store_reader *rd, int all, int limit, json_t
     }
     *out = a;
     return 0;
+}
+
+int64_t store_task_count(struct store *st)
+{
+    sqlite3_stmt *s;
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT max(num) FROM tasks", -1, &s, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return n;
 }

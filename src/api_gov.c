@@ -482,6 +482,44 @@ void api_swarm_idle_get(struct request *r)
     http_submit(r, c, api_reply_query);
 }
 
+void api_paths_check(struct request *r)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    json_t *o = http_body_object(r, &err);
+    static const char *const fields[] = {"paths", "lease", NULL};
+    struct strvec paths = STRVEC_INIT;
+    char *lease = NULL;
+    if (!o || json_only(o, fields, "", &err) ||
+        json_strlist(o, "paths", 1, 100000, &paths, "", &err) ||
+        json_str(o, "lease", 0, &lease, "", &err)) {
+        json_decref(o);
+        strvec_release(&paths);
+        free(lease);
+        http_reply_error(r, &err);
+        s2_error_release(&err);
+        return;
+    }
+    for (size_t i = 0; i < paths.n; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "field 'paths'[%zu]", i);
+        if (model_check_path(paths.v[i], what, &err)) {
+            json_decref(o);
+            strvec_release(&paths);
+            free(lease);
+            http_reply_error(r, &err);
+            s2_error_release(&err);
+            return;
+        }
+    }
+    strvec_release(&paths);
+    free(lease);
+    struct cmd *c = cmd_new(CMD_QUERY);
+    c->in.query.what = Q_PATHS;
+    c->in.query.arg = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    http_submit(r, c, api_reply_query);
+}
+
 void api_slo(struct request *r)
 {
     const char *id = http_param(r, 0); /* NULL on /v1/slo */

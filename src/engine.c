@@ -676,6 +676,7 @@ void eng_enqueue(struct engine *e, uint32_t ti)
         return;
     }
     t->due = 0;
+    t->ready_ns = clock_mono_ns();
     heap_push(&e->swarms[t->swarm].queues[t->queue].heap, ti);
     eng_mark_dirty(e, t->swarm);
 }
@@ -827,6 +828,8 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
     }
     heap_push(&e->timers, ti);
     eng_lease_index(e, ti, 1);
+    if (t->paths)
+        u32vec_push(&e->pathed, ti);
     a->held++;
     eng_agent_touch(e, ai);
     c->out.got = 1;
@@ -849,6 +852,16 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
 void eng_lease_end(struct engine *e, struct task *t)
 {
     gov_release(e, t);
+    if (t->paths) {
+        /* its paths are free again: tasks passed over for them may go now */
+        for (uint32_t k = 0; k < e->pathed.n; k++)
+            if (task_at(e, e->pathed.v[k]) == t) {
+                e->pathed.v[k] = e->pathed.v[--e->pathed.n];
+                break;
+            }
+        for (uint32_t si = 0; si < e->nswarms; si++)
+            eng_mark_dirty(e, si);
+    }
     if (t->lease_key) {
         map_del(&e->lease_ix, t->lease_key);
         free(t->lease_key);
@@ -942,16 +955,62 @@ void eng_agent_elig(struct engine *e, struct agent *a)
 }
 
 /* The best ready task agent ai may take now, or NONE. O(queues of its swarm). */
-uint32_t eng_pick(struct engine *e, uint32_t ai)
+/* The claimed task whose paths overlap ti's, or NONE. */
+uint32_t eng_path_conflict(const struct engine *e, uint32_t ti)
 {
-    struct agent *a = &e->agents[ai];
-    struct swarm *s = &e->swarms[a->swarm];
-    eng_agent_elig(e, a);
+    const struct task *t = task_at(e, ti);
+    if (!t->paths)
+        return NONE;
+    for (uint32_t k = 0; k < e->pathed.n; k++) {
+        uint32_t ci = e->pathed.v[k];
+        const struct task *c = task_at(e, ci);
+        if (ci == ti)
+            continue;
+        for (size_t x = 0; x < t->paths->n; x++)
+            for (size_t y = 0; y < c->paths->n; y++)
+                if (model_paths_overlap(t->paths->v[x], c->paths->v[y]))
+                    return ci;
+    }
+    return NONE;
+}
+
+static uint32_t pick_top(struct engine *e, struct agent *a, struct swarm *s)
+{
     uint32_t best = NONE;
     for (uint32_t k = 0; k < a->nelig; k++) {
         uint32_t top = heap_top(&s->queues[a->elig[k]].heap);
         if (top != HEAP_NONE && (best == NONE || ready_less(e, top, best)))
             best = top;
+    }
+    return best;
+}
+
+/* The best ready task agent ai may take now, or NONE. O(queues of its swarm), plus the tasks
+ * passed over because their paths overlap a live claim (they go back to their queues). */
+#define PATH_SKIP_MAX 64
+
+uint32_t eng_pick(struct engine *e, uint32_t ai)
+{
+    struct agent *a = &e->agents[ai];
+    struct swarm *s = &e->swarms[a->swarm];
+    eng_agent_elig(e, a);
+    uint32_t best = pick_top(e, a, s);
+    if (best == NONE || !e->pathed.n)
+        return best;
+    uint32_t skipped[PATH_SKIP_MAX], n = 0;
+    while (best != NONE && eng_path_conflict(e, best) != NONE) {
+        struct task *t = task_at(e, best);
+        if (n == PATH_SKIP_MAX) {
+            best = NONE;
+            break;
+        }
+        heap_remove(&s->queues[t->queue].heap, t->hpos);
+        skipped[n++] = best;
+        best = pick_top(e, a, s);
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        struct task *t = task_at(e, skipped[k]);
+        heap_push(&s->queues[t->queue].heap, skipped[k]);
     }
     return best;
 }
@@ -1028,8 +1087,10 @@ void eng_match_waiters(struct engine *e)
                     eng_waiter_unlink(e, wi);
                     /* a budget or breaker that tripped meanwhile answers the waiter */
                     if (!gov_may_claim(e, ai, &c->err) && !gov_can_reserve_task(e, ti, &c->err) &&
-                        eng_claim_task(e, ti, ai, c) == 0)
+                        eng_claim_task(e, ti, ai, c) == 0) {
                         e->stats.pushes++;
+                        c->out.push_from_ns = task_at(e, ti)->ready_ns;
+                    }
                     eng_reply(e, c);
                 }
             }
@@ -1489,6 +1550,10 @@ static void do_task_add(struct engine *e, struct cmd *c)
         x->max_cost_micro = t->max_cost_micro;
         x->estimate_micro = t->estimate_micro;
         x->kind = (uint8_t)t->kind;
+        if (t->paths.n) {
+            x->paths = xcalloc(1, sizeof *x->paths);
+            strvec_copy(x->paths, &t->paths);
+        }
         x->reqset = eng_reqset(e, &t->requires);
         if (t->approval_kind != APPROVAL_NONE)
             x->approvers = xcalloc(1, sizeof *x->approvers);
@@ -2081,6 +2146,10 @@ static int load_task(void *ctx, const struct load_task *lt)
     t->estimate_micro = lt->estimate_micro;
     t->reserved_micro = lt->state == TASK_CLAIMED ? lt->reserved_micro : 0;
     t->kind = (uint8_t)lt->kind;
+    if (lt->paths && *lt->paths) {
+        t->paths = xcalloc(1, sizeof *t->paths);
+        strvec_split(t->paths, lt->paths, '\n');
+    }
     if (lt->help_for) {
         uint32_t hi = map_get(&e->task_ix, lt->help_for);
         t->help_for = hi == MAP_NONE ? NONE : hi;
@@ -2133,6 +2202,8 @@ static int load_task(void *ctx, const struct load_task *lt)
         heap_push(&e->timers, ti);
         if (lt->lease_hash)
             eng_lease_index(e, ti, 1);
+        if (t->paths)
+            u32vec_push(&e->pathed, ti);
         if (t->owner != NONE)
             e->agents[t->owner].held++;
     }
@@ -2384,10 +2455,36 @@ static void publish(struct engine *e, struct event *v, size_t n)
     }
 }
 
-static void answer(struct cmd **v, size_t n)
+/* Latency buckets (microseconds), shared by commits, claims and pushes. */
+static const int64_t lat_bounds_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
+                                        50000, 100000, 250000, 500000, 1000000};
+
+static void lat_count(uint64_t *hist, uint64_t *total, uint64_t *count, int64_t ns)
 {
+    int b = 0;
+    while (b < 13 && ns / 1000 > lat_bounds_us[b])
+        b++;
+    hist[b]++;
+    *total += (uint64_t)(ns > 0 ? ns : 0);
+    (*count)++;
+}
+
+static void answer(struct engine *e, struct cmd **v, size_t n)
+{
+    int64_t now = clock_mono_ns();
     for (size_t i = 0; i < n; i++) {
         struct cmd *c = v[i];
+        if (c->kind == CMD_CLAIM && c->out.got && !c->err.kind) {
+            /* a push is timed from the task becoming ready; a claim that found work, from
+             * its arrival */
+            struct engine_stats *st = &e->stats;
+            if (c->out.push_from_ns)
+                lat_count(st->push_hist, &st->push_ns_total, &st->pushes_timed,
+                          now - c->out.push_from_ns);
+            else
+                lat_count(st->claim_hist, &st->claim_ns_total, &st->claims_timed,
+                          now - c->t_submit_ns);
+        }
         if (c->err.kind && c->out.lease) {
             sodium_memzero(c->out.lease, strlen(c->out.lease));
             free(c->out.lease);
@@ -2446,7 +2543,7 @@ static void release_held(struct engine *e)
             }
         }
         publish(e, h->events, h->nevents);
-        answer(h->replies, h->nreplies);
+        answer(e, h->replies, h->nreplies);
         free(h->events);
         free(h->replies);
     }
@@ -2473,10 +2570,8 @@ static void finish_batch(struct engine *e)
         int64_t dt = clock_mono_ns() - t0;
         e->stats.commits++;
         e->stats.commit_ns_total += (uint64_t)dt;
-        static const int64_t bounds_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
-                                            50000, 100000, 250000, 500000, 1000000};
         int b = 0;
-        while (b < 13 && dt / 1000 > bounds_us[b])
+        while (b < 13 && dt / 1000 > lat_bounds_us[b])
             b++;
         e->stats.commit_hist[b]++;
     }
@@ -2564,7 +2659,7 @@ static void finish_batch(struct engine *e)
     while (bb < 11 && (size_t)1 << bb < n)
         bb++;
     e->stats.batch_hist[bb]++;
-    answer(e->replies, n);
+    answer(e, e->replies, n);
 }
 
 /* Write last_seen of agents seen in this batch (at most every 5 s per agent). */
@@ -2764,6 +2859,10 @@ static void engine_clear(struct engine *e)
         struct task *t = task_at(e, i);
         free(t->id);
         free(t->lease_key);
+        if (t->paths) {
+            strvec_release(t->paths);
+            free(t->paths);
+        }
         u32vec_release(&t->deps);
         u32vec_release(&t->dependents);
         if (t->approvers) {
@@ -2843,6 +2942,7 @@ static void engine_clear(struct engine *e)
     map_release(&e->cap_ix);
     map_release(&e->reqset_ix);
     map_release(&e->lease_ix);
+    u32vec_release(&e->pathed);
     heap_release(&e->timers);
     heap_release(&e->waiter_timers);
     memset(e->count, 0, sizeof e->count);

@@ -127,6 +127,7 @@ struct task {
     int64_t estimate_micro;
     int64_t reserved_micro;   /* the current lease's reservation not yet used by reported cost */
     int64_t claimed_at;       /* when the current lease began (for latency) */
+    int64_t ready_ns;         /* monotonic time it last entered a ready queue (push latency) */
     uint32_t weight;          /* unfinished tasks it transitively blocks: the critical path */
     uint32_t mark;            /* graph walks: visited in walk number e->mark_gen */
     uint32_t blocker;         /* its open blocker (index in e->blockers), or NONE */
@@ -137,6 +138,7 @@ struct task {
     struct u32vec dependents; /* tasks that depend on it */
     struct strvec *approvers; /* only for tasks behind an approval */
     char *lease_key;          /* claimed: its key in e->lease_ix (hex of lease_hash) */
+    struct strvec *paths;     /* path globs it touches, or NULL */
 };
 
 /* A task reported blocked: the governor finds helpers in other swarms for it. */
@@ -180,6 +182,9 @@ struct engine_stats {
     uint64_t claims, pushes, expired, events, checkpoints;
     uint64_t commit_ns_total;
     uint64_t commit_hist[16]; /* commit latency buckets, see engine_query.c */
+    uint64_t claim_hist[16], push_hist[16]; /* the same buckets, from submit / ready to reply */
+    uint64_t claim_ns_total, push_ns_total, claims_timed, pushes_timed;
+    uint64_t escalations;
     uint64_t batch_hist[12];  /* batch size buckets */
 };
 
@@ -211,6 +216,7 @@ struct engine {
 
     struct map model_ix, swarm_ix, agent_ix, task_ix, cap_ix, reqset_ix;
     struct map lease_ix; /* live lease (hex of its hash) -> task: lease tokens as credentials */
+    struct u32vec pathed; /* claimed tasks that declare paths: no overlapping second claim */
 
     struct heap timers;        /* tasks by due: lease expiries and retry backoffs */
 
@@ -333,6 +339,7 @@ void eng_lease_end(struct engine *e, struct task *t);
 int64_t eng_requeue_or_die(struct engine *e, uint32_t ti, const char *op, const char *reason, int retry);
 void eng_agent_elig(struct engine *e, struct agent *a);
 uint32_t eng_pick(struct engine *e, uint32_t ai);
+uint32_t eng_path_conflict(const struct engine *e, uint32_t ti);
 void eng_waiter_unlink(struct engine *e, uint32_t wi);
 void eng_match_waiters(struct engine *e);
 int eng_may_act(const struct principal *who, const char *swarm, struct s2_error *err);

@@ -22,7 +22,7 @@ enum durability {
     DURABILITY_RELAXED, /* no fsync on commit; the WAL is synced at least every second */
 };
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define TOKEN_HASH_BYTES 32
 
 /* ---- lifecycle ---- */
@@ -208,6 +208,7 @@ struct load_task {
     int64_t reserved_micro, estimate_micro;
     int kind;
     const char *help_for;
+    const char *paths; /* newline-separated globs or NULL */
 };
 struct load_approval {
     int64_t task_rowid;
@@ -245,6 +246,9 @@ struct task_row {
         estimate_micro;
     double estimate_h;
     int64_t created_at, updated_at, finished_at;
+    char *paths; /* newline-separated globs, or NULL */
+    int kind;
+    char *help_for;
 };
 void task_row_release(struct task_row *r);
 

@@ -93,6 +93,8 @@ static const char *const migrations[] = {
     /* 4: service levels: the window of outcomes of each swarm and agent */
     "ALTER TABLE swarms ADD COLUMN slo BLOB;"
     "ALTER TABLE agents ADD COLUMN slo BLOB;",
+    /* 5: path leases */
+    "ALTER TABLE tasks ADD COLUMN paths TEXT;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -150,8 +152,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_TASK_INSERT] = "INSERT INTO tasks(id, swarm, phase, title, body, requires, min_tier,"
                       " priority, depends_on, max_attempts, lease_ms, backoff_ms, approval,"
                       " phase_barrier, estimate_h, estimate_micro, max_cost_micro, state,"
-                      " created_at, updated_at, kind, help_for) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-                      " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19, ?20, ?21)",
+                      " created_at, updated_at, kind, help_for, paths) VALUES(?1, ?2, ?3, ?4, ?5,"
+                      " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19, ?20,"
+                      " ?21, ?22)",
     [S_TASK_UPDATE] = "UPDATE tasks SET state = ?2, attempts = ?3, owner = ?4, fence = ?5,"
                       " lease_hash = ?6, lease_expires = ?7, ready_at = ?8, cost_micro = ?9,"
                       " tokens_in = ?10, tokens_out = ?11, approvals = ?12, updated_at = ?13,"
@@ -609,7 +612,10 @@ int store_task_insert(struct store *st, const struct task_spec *t, int state, in
     sqlite3_bind_int64(s, 19, now);
     sqlite3_bind_int(s, 20, t->kind);
     bind_text(s, 21, t->help_for);
+    char *paths = t->paths.n ? strvec_join(&t->paths, "\n") : NULL;
+    bind_text(s, 22, paths);
     int rc = run(st, s, "task insert", err);
+    free(paths);
     if (!rc)
         *rowid = sqlite3_last_insert_rowid(st->db);
     free(req);
@@ -907,6 +913,7 @@ static int row_task(sqlite3_stmt *s, const struct store_loader *ld)
         .kind = sqlite3_column_int(s, 27),
         .help_for = col_text(s, 28),
         .estimate_micro = sqlite3_column_int64(s, 29),
+        .paths = col_text(s, 30),
     };
     return ld->task ? ld->task(ld->ctx, &t) : 0;
 }
@@ -953,7 +960,8 @@ int store_load(struct store *st, const struct store_loader *ld, struct s2_error 
                         " max_attempts, lease_ms, backoff_ms, approval, phase_barrier, state,"
                         " attempts, owner, fence, lease_hash, lease_expires, ready_at, approvals,"
                         " cost_micro, tokens_in, tokens_out, max_cost_micro, created_at,"
-                        " reserved_micro, kind, help_for, estimate_micro FROM tasks ORDER BY num",
+                        " reserved_micro, kind, help_for, estimate_micro, paths FROM tasks"
+                        " ORDER BY num",
                         err, row_task, ld);
     if (!rc)
         rc = load_query(st, "SELECT task, approver FROM approvals ORDER BY task, at", err,
@@ -974,7 +982,8 @@ int store_load(struct store *st, const struct store_loader *ld, struct s2_error 
     "num, id, swarm, title, body, requires, depends_on, approval, owner, result, reason,"      \
     " phase, priority, min_tier, max_attempts, lease_ms, backoff_ms, phase_barrier, state,"    \
     " attempts, approvals, fence, lease_expires, ready_at, cost_micro, tokens_in, tokens_out," \
-    " max_cost_micro, estimate_micro, estimate_h, created_at, updated_at, finished_at"
+    " max_cost_micro, estimate_micro, estimate_h, created_at, updated_at, finished_at, paths,"  \
+    " kind, help_for"
 
 static char *dup_col(sqlite3_stmt *s, int i)
 {
@@ -1017,6 +1026,9 @@ static void fill_row(sqlite3_stmt *s, struct task_row *r)
     r->created_at = sqlite3_column_int64(s, 30);
     r->updated_at = sqlite3_column_int64(s, 31);
     r->finished_at = sqlite3_column_int64(s, 32);
+    r->paths = dup_col(s, 33);
+    r->kind = sqlite3_column_int(s, 34);
+    r->help_for = dup_col(s, 35);
 }
 
 void task_row_release(struct task_row *r)
@@ -1031,6 +1043,8 @@ void task_row_release(struct task_row *r)
     free(r->owner);
     free(r->result);
     free(r->reason);
+    free(r->paths);
+    free(r->help_for);
     memset(r, 0, sizeof *r);
 }
 

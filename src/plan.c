@@ -655,7 +655,10 @@ static int read_name(const struct walk *w, const struct ynode *n, const char *ct
     struct s2_error err = S2_ERROR_INIT;
     char what[96];
     snprintf(what, sizeof what, "field '%s'", key);
-    if (cap ? model_check_cap(s, what, &err) : model_check_id(s, what, &err)) {
+    /* cap: 0 an id, 1 a capability, 2 a path glob */
+    if (cap == 2   ? model_check_path(s, what, &err)
+        : cap == 1 ? model_check_cap(s, what, &err)
+                   : model_check_id(s, what, &err)) {
         plan_errorf(w->p, at(n), "%s: %s", ctx, err.msg);
         s2_error_release(&err);
         free(s);
@@ -1250,8 +1253,9 @@ static void read_task(struct walk *w, const struct ynode *m, struct plan_swarm *
     static const char *const keys[] = {
         "id",          "title",    "body",         "requires",  "min_tier",
         "priority",    "estimate_h", "estimate_usd", "max_cost",  "depends_on",
-        "max_attempts", "lease_ms", "retry_backoff_ms", "approval", "phase_barrier", NULL};
-    const struct ynode *v[15];
+        "max_attempts", "lease_ms", "retry_backoff_ms", "approval", "phase_barrier", "paths",
+        NULL};
+    const struct ynode *v[16];
     struct plan *p = w->p;
     char *ctx = name_of(w, m, "id", "task", where);
     if (read_map(w, m, ctx, keys, v))
@@ -1314,6 +1318,8 @@ static void read_task(struct walk *w, const struct ynode *m, struct plan_swarm *
     }
     if (v[14] && !read_bool(w, v[14], ctx, "phase_barrier", &s->phase_barrier))
         t->set |= PT_PHASE_BARRIER;
+    if (v[15])
+        read_names(w, v[15], ctx, "paths", 2, S2_PATHS_MAX, &s->paths, NULL);
 out:
     free(ctx);
 }

@@ -181,6 +181,7 @@ json_t *plan_task_json(const struct plan_task *t, int idle)
     if (s->max_cost_micro)
         json_object_set_new(o, "max_cost", json_real(usd(s->max_cost_micro)));
     json_object_set_new(o, "depends_on", strvec_json(&s->depends_on));
+    json_object_set_new(o, "paths", strvec_json(&s->paths));
     json_object_set_new(o, "max_attempts", json_integer(s->max_attempts));
     json_object_set_new(o, "lease_ms", json_integer(s->lease_ms));
     json_object_set_new(o, "retry_backoff_ms", json_integer(s->backoff_ms));
@@ -623,6 +624,8 @@ static void task_conflicts(struct plan *p, const struct plan_task *t, json_t *l,
         differs_set(&df, "requires", json_object_get(l, "requires"), &s->requires);
     if (!same_set(json_object_get(l, "depends_on"), &s->depends_on))
         differs_set(&df, "depends_on", json_object_get(l, "depends_on"), &s->depends_on);
+    if (!same_set(json_object_get(l, "paths"), &s->paths))
+        differs_set(&df, "paths", json_object_get(l, "paths"), &s->paths);
     static const struct {
         const char *key;
         size_t off;
@@ -818,6 +821,7 @@ static void task_from_json(struct plan_task *t, json_t *o, int idle, uint32_t sw
         return;
     s->phase = jint(o, "phase");
     json_strvec(json_object_get(o, "depends_on"), &s->depends_on);
+    json_strvec(json_object_get(o, "paths"), &s->paths);
     if (json_object_get(o, "max_attempts") &&
         (s->max_attempts = jint(o, "max_attempts")) != S2_DEFAULT_MAX_ATTEMPTS)
         t->set |= PT_MAX_ATTEMPTS;

@@ -214,6 +214,8 @@ static void write_task(struct out *o, const struct plan_task *t, int idle)
         list(o, "requires", &s->requires);
     if (!idle && s->depends_on.n)
         list(o, "depends_on", &s->depends_on);
+    if (!idle && s->paths.n)
+        list(o, "paths", &s->paths);
     if (t->set & PT_MIN_TIER) {
         key(o, "min_tier");
         integer(o, s->min_tier);

@@ -620,6 +620,22 @@ static void join(struct sim *S, uint32_t ai, uint32_t ti)
     busy(S, ai, A_HELP, ti, until);
 }
 
+/* Would the task touch files a running task holds? (the coordinator's path leases) */
+static int paths_busy(const struct sim *S, uint32_t ti)
+{
+    const struct strvec *mine = &S->t[ti].pt->spec.paths;
+    if (!mine->n)
+        return 0;
+    for (size_t k = 0; k < S->nrunning; k++) {
+        const struct strvec *theirs = &S->t[S->running[k]].pt->spec.paths;
+        for (size_t i = 0; i < mine->n; i++)
+            for (size_t j = 0; j < theirs->n; j++)
+                if (model_paths_overlap(mine->v[i], theirs->v[j]))
+                    return 1;
+    }
+    return 0;
+}
+
 static void dispatch(struct sim *S)
 {
     const struct plan *p = S->p;
@@ -631,7 +647,7 @@ static void dispatch(struct sim *S)
         while (ss->nfree && ss->ready.n) {
             uint32_t ti = heap_pop(&ss->ready);
             uint32_t pick = NONE;
-            for (uint32_t ai = ss->a0; ai < ss->a0 + ss->na; ai++) {
+            for (uint32_t ai = ss->a0; ai < ss->a0 + ss->na && !paths_busy(S, ti); ai++) {
                 const struct sagent *a = &S->a[ai];
                 if (a->state != A_FREE || !qualifies(S, a, S->t[ti].pt))
                     continue;

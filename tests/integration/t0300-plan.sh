@@ -76,7 +76,7 @@ swarms:
     phases:
       - phase: 1
         tasks:
-          - {id: demo-sip-p1-t1, title: SIP user agent, requires: [integration:sip], min_tier: 2, estimate_h: 2, max_cost: 6}
+          - {id: demo-sip-p1-t1, title: SIP user agent, requires: [integration:sip], min_tier: 2, estimate_h: 2, max_cost: 6, paths: [src/sip/*.c]}
           - {id: demo-sip-p1-t2, title: "10", body: "multi\nline\n", max_cost: 1, approval: human}
       - phase: 2
         tasks:
@@ -109,6 +109,7 @@ is "$("$S2" task show demo-sip-p2-t1 --json | jq -r '.task.depends_on[0] + " " +
 is "$("$S2" task show demo-sip-p1-t2 --json | jq -r '.task.body + "|" + .task.approval')" "multi
 line
 |human" "body and approval applied"
+is "$("$S2" task show demo-sip-p1-t1 --json | jq -r '.task.paths[0]')" "src/sip/*.c" "the task's paths applied"
 is "$("$S2" model list --json | jq -r '.models[] | select(.name == "gpt-x") | .tier')" "2" "the model is live"
 
 seq1=$(curl -s "$S2_SERVER/healthz" | jq .event_seq)

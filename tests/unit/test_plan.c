@@ -729,6 +729,39 @@ static void test_round_trip(void **state)
     buf_release(&one);
 }
 
+static void test_paths(void **state)
+{
+    (void)state;
+    assert_int_equal(parse("swarms:\n"
+                           "  - id: s\n"
+                           "    phases:\n"
+                           "      - phase: 1\n"
+                           "        tasks:\n"
+                           "          - {id: t1, title: a, paths: [src/sip/*.c, docs/SIP.md]}\n"
+                           "          - {id: t2, title: b, paths: [/etc/passwd, src/../x, src/a, src/a]}\n"),
+                     -1);
+    expect(7, 40, "task 't2': field 'paths[0]' '/etc/passwd' must be a relative path with '/' "
+                  "separators");
+    expect(7, 53, "task 't2': field 'paths[1]' 'src/../x' has an empty, '.' or '..' segment");
+    expect(7, 70, "task 't2': field 'paths' lists 'src/a' twice");
+    expect_count(3);
+    assert_int_equal(P.tasks[0].spec.paths.n, 2);
+    assert_string_equal(P.tasks[0].spec.paths.v[0], "src/sip/*.c");
+    /* they go to the server and come back in an export */
+    json_t *j = plan_task_json(&P.tasks[0], 0);
+    assert_int_equal(json_array_size(json_object_get(j, "paths")), 2);
+    json_decref(j);
+    struct buf b = BUF_INIT;
+    struct s2_error err = S2_ERROR_INIT;
+    assert_int_equal(parse("swarms: [{id: s, phases: [{phase: 1, tasks: [{id: t1, title: a,\n"
+                           "  paths: [src/sip/*.c]}]}]}]\n"),
+                     0);
+    assert_int_equal(plan_write_yaml(&P, &b, &err), 0);
+    assert_int_equal(parse(b.ptr), 0);
+    assert_string_equal(P.tasks[0].spec.paths.v[0], "src/sip/*.c");
+    buf_release(&b);
+}
+
 static void test_suggest(void **state)
 {
     (void)state;
@@ -819,6 +852,7 @@ int main(void)
         cmocka_unit_test_teardown(test_huge, teardown),
         cmocka_unit_test_teardown(test_seed_plan_valid, teardown),
         cmocka_unit_test_teardown(test_round_trip, teardown),
+        cmocka_unit_test_teardown(test_paths, teardown),
         cmocka_unit_test_teardown(test_suggest, teardown),
         cmocka_unit_test_teardown(test_policy_json_and_diff, teardown),
     };

@@ -330,6 +330,23 @@ static void test_idle_past_the_end(void **state)
     near(R.usd, 4 * 2.7);
 }
 
+/* Tasks whose paths overlap never run at once, even with agents free: a (2 h) and b (1 h)
+ * both touch src/sip, so b waits for a: makespan 3; c (other files) runs beside them. */
+static void test_path_leases(void **state)
+{
+    (void)state;
+    load("swarms:\n"
+         "  - id: s\n"
+         "    agents: [{id: a1, model: sonnet}, {id: a2, model: sonnet}, {id: a3, model: sonnet}]\n"
+         "    phases: [{phase: 1, tasks: [\n"
+         "      {id: a, title: A, estimate_h: 2, paths: [src/sip/*.c]},\n"
+         "      {id: b, title: B, estimate_h: 1, paths: [src/sip/ua.c]},\n"
+         "      {id: c, title: C, estimate_h: 1, paths: [docs/x.md]}]}]\n");
+    run(SIM_IDLE, 0, 0.5, 0);
+    near(R.makespan_h, 3.0);
+    near(R.agents[1].work_h, 1.0); /* a2 ran c at once */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +358,7 @@ int main(void)
         cmocka_unit_test_teardown(test_stall, teardown),
         cmocka_unit_test_teardown(test_no_agents, teardown),
         cmocka_unit_test_teardown(test_idle_past_the_end, teardown),
+        cmocka_unit_test_teardown(test_path_leases, teardown),
     };
     plan_init(&P, "t.yaml");
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,6 +45,7 @@ const struct route api_routes[] = {
     {"GET", "/v1/escalations", api_escalations, AUTH_TOKEN},
     {"POST", "/v1/escalations/:id/ack", api_escalation_ack, AUTH_ADMIN},
     {"POST", "/v1/approvers", api_approver_add, AUTH_ADMIN},
+    {"GET", "/v1/swarms/:id/idle_tasks", api_swarm_idle_get, AUTH_TOKEN},
     {"PUT", "/v1/swarms/:id/idle_tasks", api_swarm_idle_put, AUTH_TOKEN},
     {"GET", "/v1/swarms/:id/contract", api_swarm_contract_get, AUTH_TOKEN},
     {"GET", "/v1/swarms/:id/slo", api_slo, AUTH_TOKEN},

@@ -46,6 +46,7 @@ void api_thread_reject(struct request *r);
 void api_escalations(struct request *r);
 void api_escalation_ack(struct request *r);
 void api_approver_add(struct request *r);
+void api_swarm_idle_get(struct request *r);
 void api_swarm_idle_put(struct request *r);
 void api_swarm_contract_get(struct request *r);
 void api_slo(struct request *r);

@@ -75,6 +75,7 @@ enum query_kind {
     Q_BLOCKERS,     /* arg: optional swarm */
     Q_TASK_VISIBLE, /* arg: task id: {"task": id} if this principal may see it */
     Q_CONTRACT,     /* arg: swarm id */
+    Q_IDLE_TASKS,   /* arg: swarm id */
     Q_SLO,          /* arg: swarm id, or NULL for every swarm */
     Q_PATHS,        /* arg: JSON {"paths": [...], "lease": optional}: live path leases hit */
 };

@@ -410,6 +410,7 @@ void engine_run_query(struct engine *e, struct cmd *c)
     case Q_BLOCKERS:
     case Q_TASK_VISIBLE:
     case Q_CONTRACT:
+    case Q_IDLE_TASKS:
     case Q_SLO:
         gov_query(e, c);
         break;

@@ -49,6 +49,10 @@ CMD(cli_witness_export);
 CMD(cli_witness_show);
 CMD(cli_witness_prove);
 CMD(cli_witness_consistency);
+CMD(cli_plan_validate);
+CMD(cli_plan_simulate);
+CMD(cli_plan_apply);
+CMD(cli_plan_export);
 CMD(cli_worker);
 static CMD(cli_help_cmd);
 static CMD(cli_version);
@@ -72,6 +76,57 @@ const struct cli_cmd cli_cmds[] = {
      "  --max-body BYTES    largest request body (default 16777216)\n"
      "  --log-level LEVEL   debug, info (default), warn or error\n"
      "  --port-file PATH    write the bound port there once listening (for scripts)\n"
+     "  -h, --help          show this help\n"},
+    {"plan validate", cli_plan_validate, "s2 plan validate FILE [--json]",
+     "Check a plan file offline and report every error at once, one per line as\n"
+     "FILE:LINE:COLUMN: message (unknown keys with a suggestion, wrong types, values out of\n"
+     "range, duplicate ids, unknown dependencies, dependency cycles with their path, unknown\n"
+     "models, capabilities nobody has, budgets below what the tasks may cost, ...). The format\n"
+     "is in docs/PLAN.md. Exits 0 when the plan is valid, 1 when it is not.\n\n"
+     "  --json              print {\"file\", \"valid\", \"errors\": [{\"file\", \"line\",\n"
+     "                      \"column\", \"message\"}], \"summary\"}\n"
+     "  -h, --help          show this help\n"},
+    {"plan apply", cli_plan_apply, "s2 plan apply FILE [--dry-run] [--verbose] [--json]",
+     "Make the server hold the plan (admin token). Reads the live state first (models,\n"
+     "swarms, agents, tasks, policy), prints what it will create (+) or change (~), then\n"
+     "sends it: policy, models, swarms, agents, contracts, idle tasks, and all new tasks in\n"
+     "one atomic batch (split only past 10000 tasks or 8 MiB, in dependency order).\n"
+     "Idempotent: applying the same plan again prints \"nothing to change\". Something that\n"
+     "exists and differs but cannot be changed through the API (a swarm's budget, a task's\n"
+     "title) is a conflict, reported as FILE:LINE:COLUMN before anything is sent. If a step\n"
+     "fails, the output says exactly which changes were applied and which were not; a\n"
+     "section the server does not support yet is reported as an error. Prints each new\n"
+     "swarm's token once.\n\n"
+     "  --dry-run           show what would change, change nothing\n"
+     "  --verbose           list every task to be created\n" CLI_COMMON_HELP},
+    {"plan export", cli_plan_export, "s2 plan export [--output FILE]",
+     "Write the server's live state (policy, model table, swarms with their agents,\n"
+     "contracts, idle tasks and tasks by phase) as a plan that `s2 plan validate` accepts and\n"
+     "`s2 plan apply` re-applies as \"nothing to change\". Warns when the live state breaks a\n"
+     "plan rule the server does not enforce.\n\n"
+     "  --output FILE       write there (atomically) instead of stdout\n" CLI_COMMON_HELP},
+    {"plan simulate", cli_plan_simulate,
+     "s2 plan simulate FILE [--agents-per-swarm N] [--policy idle|gang-up] [--seed S] [--json]",
+     "Simulate the plan offline: its agents work through the tasks as the coordinator hands\n"
+     "them out (dependencies, phase barriers, capability match, min_tier, the cheapest\n"
+     "agent that qualifies), each task taking its estimate_h scaled by the agent's model\n"
+     "speed (tier 1: 1.5x, tier 2: 1x, tier 3+: 0.8x) and a seeded jitter. Prints the\n"
+     "makespan, the speedup over doing one task at a time, the cost by model tier (hours\n"
+     "priced at 0.4M input + 0.1M output tokens an hour), utilisation, time blocked and the\n"
+     "critical path. The same seed gives the same output, byte for byte. The model and its\n"
+     "assumptions: docs/PLAN.md \"Simulation\".\n\n"
+     "  --agents-per-swarm N  simulate N agents per swarm (the plan's, repeated or cut;\n"
+     "                      default: exactly the plan's agents)\n"
+     "  --policy P          what an agent with nothing ready in its swarm does:\n"
+     "                      idle: its swarm's idle tasks, else wait;\n"
+     "                      gang-up (default): help a blocker of another swarm it matches\n"
+     "                      (at most max_helpers each), else idle tasks, else wait\n"
+     "  --seed S            seed of the jitter (default 1)\n"
+     "  --jitter J          durations vary uniformly within +-J (default 0.2; 0: exactly\n"
+     "                      the estimates)\n"
+     "  --help-efficiency E share of a helper's speed that goes into the blocker\n"
+     "                      (default 0.5; the seed measured about 0.11)\n"
+     "  --json              print the results as JSON\n"
      "  -h, --help          show this help\n"},
     {"swarm add", cli_swarm_add,
      "s2 swarm add ID [--role TEXT] [--relation peer|critical|support] [--capabilities A,B] "

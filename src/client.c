@@ -117,8 +117,17 @@ static enum s2_err kind_of(long status)
     }
 }
 
+static int on_progress(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+    (void)dlt, (void)dln, (void)ult, (void)uln;
+    struct client *c = ud;
+    return c->should_abort(c->abort_ctx) ? 1 : 0;
+}
+
 static int transport_error(struct client *c, CURLcode rc, struct s2_error *err)
 {
+    if (rc == CURLE_ABORTED_BY_CALLBACK)
+        return s2_fail(err, S2_EUNAVAIL, "cancelled", "request to %s cancelled", c->base);
     return s2_fail(err, S2_EUNAVAIL, "unreachable",
                    "cannot reach s2 at %s: %s (is `s2 serve` running? set S2_SERVER or --server)",
                    c->base, curl_easy_strerror(rc));
@@ -162,6 +171,13 @@ int client_call(struct client *c, const char *method, const char *path, json_t *
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    if (c->should_abort) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    } else {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
+    }
     CURLcode rc = curl_easy_perform(h);
     free(url);
     free(payload);

@@ -15,6 +15,11 @@ struct client {
     void *headers; /* struct curl_slist * */
     long timeout_ms; /* per request; 0: none */
     char *last_body; /* the last reply when it was not JSON (e.g. /metrics text) */
+    /* Optional: polled (from the calling thread) while a request runs; nonzero abandons it,
+     * and client_call then fails with code "cancelled". Lets `s2 mcp` drop a long-poll
+     * claim the moment the agent CLI cancels it. */
+    int (*should_abort)(void *ctx);
+    void *abort_ctx;
 };
 
 #define S2_DEFAULT_SERVER "http://127.0.0.1:7411"

@@ -329,8 +329,13 @@ static json_t *call_tool(struct mcp *m, json_t *id, json_t *params, int in_batch
         return start_job(m, id, params);
     struct mcp_outcome o;
     mcp_tools_call(m, m->version, params, NULL, &o);
-    json_t *r = o.rpc_code ? error_msg(id, o.rpc_code, o.rpc_field, "%s", o.rpc_msg)
-                           : result_msg(id, o.result);
+    json_t *r;
+    if (o.rpc_code) {
+        r = error_msg(id, o.rpc_code, o.rpc_field, "%s", o.rpc_msg);
+    } else {
+        r = result_msg(id, o.result);
+        o.result = NULL; /* the message owns it now */
+    }
     mcp_outcome_release(&o);
     return r;
 }

@@ -2155,11 +2155,15 @@ static void hold_batch(struct engine *e)
     GROW(e, e->held, e->nheld, e->capheld);
     struct held_batch *h = &e->held[e->nheld++];
     h->tag = ++e->commits_written;
+    /* a batch may have no replies (a claim that went on waiting) or no events: memcpy
+     * with a NULL pointer is undefined even for 0 bytes */
     h->replies = e->nreplies ? xmalloc(e->nreplies * sizeof *h->replies) : NULL;
-    memcpy(h->replies, e->replies, e->nreplies * sizeof *h->replies);
+    if (e->nreplies)
+        memcpy(h->replies, e->replies, e->nreplies * sizeof *h->replies);
     h->nreplies = e->nreplies;
     h->events = e->nbev ? xmalloc(e->nbev * sizeof *h->events) : NULL;
-    memcpy(h->events, e->bev, e->nbev * sizeof *h->events);
+    if (e->nbev)
+        memcpy(h->events, e->bev, e->nbev * sizeof *h->events);
     h->nevents = e->nbev;
     e->nbev = 0;
     e->nreplies = 0;

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "governor.h"
 #include "http.h"
 #include "model.h"
 #include "store.h"
@@ -29,6 +30,25 @@ void api_heartbeat(struct request *r);
 void api_done(struct request *r);
 void api_fail(struct request *r);
 void api_events(struct request *r);
+void api_policy_get(struct request *r);
+void api_policy_put(struct request *r);
+void api_budgets(struct request *r);
+void api_budget_set(struct request *r);
+void api_breakers(struct request *r);
+void api_breaker_reset(struct request *r);
+void api_block(struct request *r);
+void api_unblock(struct request *r);
+void api_blockers(struct request *r);
+void api_thread_get(struct request *r);
+void api_thread_post(struct request *r);
+void api_thread_accept(struct request *r);
+void api_thread_reject(struct request *r);
+void api_escalations(struct request *r);
+void api_escalation_ack(struct request *r);
+void api_approver_add(struct request *r);
+void api_swarm_idle_put(struct request *r);
+void api_swarm_contract_get(struct request *r);
+void api_swarm_contract_put(struct request *r);
 void api_witness_list(struct request *r);
 void api_witness_checkpoints(struct request *r);
 void api_witness_key(struct request *r);

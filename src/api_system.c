@@ -129,14 +129,17 @@ void api_whoami(struct request *r)
 {
     const struct principal *who = http_who(r);
     http_reply_json(r, 200, json_pack("{s:s,s:s?,s:s?}", "kind",
-                                      who->kind == PRIN_ADMIN ? "admin" : "swarm", "swarm",
+                                      who->kind == PRIN_ADMIN      ? "admin"
+                                      : who->kind == PRIN_APPROVER ? "approver"
+                                                                   : "swarm",
+                                      "swarm",
                                       who->swarm, "name", who->name));
 }
 
 static void status_reply(struct request *r, struct cmd *c)
 {
     /* The engine's totals count every swarm; a swarm token may see its own swarm's only. */
-    if (!c->err.kind && c->out.json && http_who(r)->kind != PRIN_ADMIN) {
+    if (!c->err.kind && c->out.json && http_who(r)->kind == PRIN_SWARM) {
         json_t *totals = json_object(), *s, *v;
         size_t i;
         const char *key;
@@ -222,7 +225,7 @@ void api_events(struct request *r)
         }
         from = v;
     }
-    if (who->kind != PRIN_ADMIN) {
+    if (who->kind == PRIN_SWARM) {
         if (swarm && (!who->swarm || strcmp(swarm, who->swarm))) {
             http_reply_fail(r, S2_EFORBIDDEN, "forbidden",
                             "this token is scoped to swarm '%s' and cannot watch swarm '%.128s'",

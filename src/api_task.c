@@ -195,7 +195,7 @@ fail:
 static int visible(struct request *r, const char *swarm)
 {
     const struct principal *who = http_who(r);
-    return who->kind == PRIN_ADMIN || (who->swarm && !strcmp(who->swarm, swarm));
+    return who->kind != PRIN_SWARM || (who->swarm && !strcmp(who->swarm, swarm));
 }
 
 void api_task_get(struct request *r)
@@ -290,7 +290,7 @@ void api_task_list(struct request *r)
         f.after = v;
     }
     const struct principal *who = http_who(r);
-    if (who->kind != PRIN_ADMIN) {
+    if (who->kind == PRIN_SWARM) {
         if (f.swarm && (!who->swarm || strcmp(f.swarm, who->swarm))) {
             http_reply_fail(r, S2_EFORBIDDEN, "forbidden",
                             "this token is scoped to swarm '%s' and cannot list swarm '%.128s'",

@@ -69,7 +69,9 @@ void auth_add(struct auth *a, const uint8_t hash[TOKEN_HASH_BYTES], const char *
     struct token_entry *t = xcalloc(1, sizeof *t);
     sodium_bin2hex(t->key, sizeof t->key, hash, TOKEN_HASH_BYTES);
     memcpy(t->hash, hash, TOKEN_HASH_BYTES);
-    t->kind = !strcmp(kind, "admin") ? PRIN_ADMIN : PRIN_SWARM;
+    t->kind = !strcmp(kind, "admin")      ? PRIN_ADMIN
+              : !strcmp(kind, "approver") ? PRIN_APPROVER
+                                          : PRIN_SWARM;
     t->swarm = swarm ? xstrdup(swarm) : NULL;
     t->name = xstrdup(name ? name : (swarm ? swarm : kind));
     pthread_rwlock_wrlock(&a->lock);

@@ -3,7 +3,9 @@
 #include "engine.h"
 #include "events.h"
 #include "http.h"
+#include "governor.h"
 #include "keys.h"
+#include "webhook.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "version.h"
@@ -91,6 +93,20 @@ static int write_port_file(const char *path, int port)
     return ok ? 0 : -1;
 }
 
+struct notify_ctx {
+    struct engine *eng;
+    struct webhook *wh;
+};
+
+/* A durable escalation: to the policy's webhook, if one is set (driver thread). */
+static void on_escalation(void *ctx, const char *json)
+{
+    struct notify_ctx *nc = ctx;
+    const struct policy *p = engine_policy(nc->eng);
+    if (p->webhook_url)
+        webhook_post(nc->wh, p->webhook_url, p->webhook_timeout_ms, p->webhook_retries, json);
+}
+
 int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli c = {.cmd = cmd};
@@ -165,6 +181,9 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
     }
     struct events *ev = events_new(65536);
     engine_set_events(eng, ev);
+    struct webhook *wh = webhook_new();
+    struct notify_ctx nc = {eng, wh};
+    engine_set_notify(eng, on_escalation, &nc);
     if (engine_start(eng, &err)) {
         int rc = cli_fail(&err);
         engine_free(eng);
@@ -178,6 +197,7 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
     if (http_start(&srv, &hc, &err)) {
         int rc = cli_fail(&err);
         engine_stop(eng);
+        webhook_free(wh, 0);
         engine_free(eng);
         events_free(ev);
         s2_error_release(&err);
@@ -202,6 +222,7 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
     } while (sig == SIGPIPE);
     log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_stop(srv, 5000); /* waiting claims answered, last batch committed and synced */
+    webhook_free(wh, 3000);
     engine_free(eng);
     events_free(ev);
     log_info("stopped");

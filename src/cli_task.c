@@ -91,6 +91,7 @@ int cli_task_add(const struct cli_cmd *cmd, int argc, char **argv)
         {"body-file", required_argument, 0, 'f'},   {"max-attempts", required_argument, 0, 'm'},
         {"lease-ms", required_argument, 0, 'l'},    {"backoff-ms", required_argument, 0, 'k'},
         {"approval", required_argument, 0, 'a'},    {"estimate-h", required_argument, 0, 'e'},
+        {"max-cost", required_argument, 0, 'M'},    {"estimate-usd", required_argument, 0, 'U'},
         {"file", required_argument, 0, 'F'},        CLI_COMMON_OPTS, {0}};
     CLI_OPTIONS(c, argc, argv, opts,
                 case 't' : json_object_set_new(body, "title", json_string(optarg)); break;
@@ -116,7 +117,11 @@ int cli_task_add(const struct cli_cmd *cmd, int argc, char **argv)
                 case 'k' : USAGE_IF(cli_int(&c, "--backoff-ms", optarg, 0, 3600000, &n));
                 json_object_set_new(body, "retry_backoff_ms", json_integer(n)); break;
                 case 'e' : USAGE_IF(cli_num(&c, "--estimate-h", optarg, &d));
-                json_object_set_new(body, "estimate_h", json_real(d)); break;);
+                json_object_set_new(body, "estimate_h", json_real(d)); break;
+                case 'M' : USAGE_IF(cli_num(&c, "--max-cost", optarg, &d));
+                json_object_set_new(body, "max_cost", json_real(d)); break;
+                case 'U' : USAGE_IF(cli_num(&c, "--estimate-usd", optarg, &d));
+                json_object_set_new(body, "estimate_usd", json_real(d)); break;);
     if (optind < argc) {
         rc = cli_usage(&c, "unexpected argument '%s'", argv[optind]);
         goto out;

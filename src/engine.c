@@ -40,13 +40,6 @@ void u32vec_release(struct u32vec *v)
     v->n = v->cap = 0;
 }
 
-#define GROW(e, arr, n, cap)                                                                   \
-    do {                                                                                       \
-        size_t c_ = (cap);                                                                     \
-        (arr) = xgrow((arr), sizeof *(arr), (size_t)(n) + 1, &c_);                             \
-        (cap) = (uint32_t)c_;                                                                  \
-    } while (0)
-
 struct cmd *cmd_new(enum cmd_kind kind)
 {
     struct cmd *c = xcalloc(1, sizeof *c);
@@ -117,6 +110,37 @@ void cmd_free(struct cmd *c)
     case CMD_QUERY:
         free(c->in.query.arg);
         break;
+    case CMD_POLICY_PUT:
+        json_decref(c->in.policy.json);
+        break;
+    case CMD_BUDGET_SET:
+        free(c->in.budget.swarm);
+        break;
+    case CMD_BREAKER_RESET:
+        free(c->in.breaker.id);
+        break;
+    case CMD_BLOCK:
+    case CMD_UNBLOCK:
+        free(c->in.block.task);
+        free(c->in.block.lease);
+        strvec_release(&c->in.block.needs);
+        free(c->in.block.reason);
+        break;
+    case CMD_POST:
+    case CMD_VERDICT:
+        free(c->in.thread.task);
+        free(c->in.thread.lease);
+        free(c->in.thread.body);
+        break;
+    case CMD_ESCALATION_ACK:
+        break;
+    case CMD_APPROVER_ADD:
+        free(c->in.approver.name);
+        break;
+    case CMD_SWARM_TEXT:
+        free(c->in.swarm_text.swarm);
+        free(c->in.swarm_text.json);
+        break;
     }
     s2_error_release(&c->err);
     free(c->out.token);
@@ -148,8 +172,11 @@ static int ready_less(void *ctx, uint32_t a, uint32_t b)
 {
     struct engine *e = ctx;
     const struct task *x = task_at(e, a), *y = task_at(e, b);
-    if (x->priority != y->priority)
-        return x->priority > y->priority;
+    /* critical path: each unfinished task a task transitively blocks adds one to its
+     * priority, so a blocker is taken before equal work that blocks nothing */
+    int64_t px = (int64_t)x->priority + x->weight, py = (int64_t)y->priority + y->weight;
+    if (px != py)
+        return px > py;
     return x->rowid < y->rowid;
 }
 
@@ -184,7 +211,7 @@ static void waiter_setpos(void *ctx, uint32_t item, uint32_t pos)
 /* ------------------------------------------------------------------------------------ */
 /* interning */
 
-static uint32_t cap_intern(struct engine *e, const char *name)
+uint32_t eng_cap(struct engine *e, const char *name)
 {
     uint32_t id = map_get(&e->cap_ix, name);
     if (id != MAP_NONE)
@@ -201,7 +228,7 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static uint32_t reqset_intern(struct engine *e, const struct strvec *caps)
+uint32_t eng_reqset(struct engine *e, const struct strvec *caps)
 {
     struct strvec sorted = STRVEC_INIT;
     strvec_copy(&sorted, caps);
@@ -219,7 +246,7 @@ static uint32_t reqset_intern(struct engine *e, const struct strvec *caps)
     rs->n = (uint32_t)sorted.n;
     rs->caps = xcalloc(sorted.n ? sorted.n : 1, sizeof *rs->caps);
     for (size_t i = 0; i < sorted.n; i++)
-        rs->caps[i] = cap_intern(e, sorted.v[i]);
+        rs->caps[i] = eng_cap(e, sorted.v[i]);
     qsort(rs->caps, rs->n, sizeof *rs->caps, cmp_u32);
     strvec_release(&sorted);
     map_put(&e->reqset_ix, rs->key, e->nreqsets);
@@ -229,7 +256,7 @@ static uint32_t reqset_intern(struct engine *e, const struct strvec *caps)
 /* ------------------------------------------------------------------------------------ */
 /* the batch: transaction, events, replies */
 
-static int tx(struct engine *e)
+int eng_tx(struct engine *e)
 {
     if (e->batch_failed)
         return -1;
@@ -244,7 +271,7 @@ static int tx(struct engine *e)
 }
 
 /* A store write failed: the whole batch will be rolled back. */
-static int store_failed(struct engine *e, struct s2_error *err)
+int eng_store_failed(struct engine *e, struct s2_error *err)
 {
     if (!e->batch_failed) {
         s2_error_move(&e->batch_err, err);
@@ -267,10 +294,10 @@ static const char *actor_of(const struct cmd *c, char *buf, size_t len)
 
 /* Record a state change: one witness entry, written in the batch's transaction, and the
  * event the stream publishes once the batch commits. params: a JSON object text or NULL. */
-static void emit(struct engine *e, const char *op, uint32_t swarm, const struct task *t,
+void eng_emit(struct engine *e, const char *op, uint32_t swarm, const struct task *t,
                  uint32_t agent, const char *params)
 {
-    if (tx(e))
+    if (eng_tx(e))
         return; /* the batch is failing: it will be rolled back, entries and all */
     char actor[S2_ID_MAX + 16];
     struct witness_entry w = {0};
@@ -305,7 +332,7 @@ static void emit(struct engine *e, const char *op, uint32_t swarm, const struct 
     struct s2_error err = S2_ERROR_INIT;
     if (store_witness_append(e->store, &w, &err)) {
         buf_release(&pb);
-        store_failed(e, &err);
+        eng_store_failed(e, &err);
         return;
     }
     GROW(e, e->bev, e->nbev, e->capbev);
@@ -340,7 +367,7 @@ static int witness_seal(struct engine *e, struct s2_error *err)
     return rc;
 }
 
-static void reply_later(struct engine *e, struct cmd *c)
+void eng_reply(struct engine *e, struct cmd *c)
 {
     if (c->kind == CMD_CLAIM && c->err.kind == S2_OK) {
         if (c->out.got)
@@ -365,6 +392,10 @@ static void model_set(struct engine *e, const struct model_spec *m)
     e->models[i].tier = (int)m->tier;
     e->models[i].usd_in_micro = m->usd_in_micro;
     e->models[i].usd_out_micro = m->usd_out_micro;
+    e->top_tier = 0;
+    for (uint32_t k = 0; k < e->nmodels; k++)
+        if (e->models[k].tier > e->top_tier)
+            e->top_tier = e->models[k].tier;
 }
 
 static uint32_t swarm_insert(struct engine *e, const char *id, const char *role, int relation,
@@ -384,7 +415,7 @@ static uint32_t swarm_insert(struct engine *e, const char *id, const char *role,
         strvec_copy(&s->caps, caps);
     else
         strvec_split(&s->caps, caps_nl, '\n');
-    s->budget_micro = budget;
+    s->ledger.limit = budget;
     s->created_at = created_at;
     s->wait_head = s->wait_tail = NONE;
     map_put(&e->swarm_ix, s->id, i);
@@ -409,7 +440,7 @@ static uint32_t agent_insert(struct engine *e, const char *id, uint32_t swarm, u
     a->ncaps = (uint32_t)a->caps.n;
     a->capids = xcalloc(a->ncaps ? a->ncaps : 1, sizeof *a->capids);
     for (uint32_t k = 0; k < a->ncaps; k++)
-        a->capids[k] = cap_intern(e, a->caps.v[k]);
+        a->capids[k] = eng_cap(e, a->caps.v[k]);
     qsort(a->capids, a->ncaps, sizeof *a->capids, cmp_u32);
     a->max_leases = (uint32_t)max_leases;
     a->created_at = created_at;
@@ -419,12 +450,12 @@ static uint32_t agent_insert(struct engine *e, const char *id, uint32_t swarm, u
     return i;
 }
 
-static int agent_tier(const struct engine *e, const struct agent *a)
+int eng_agent_tier(const struct engine *e, const struct agent *a)
 {
     return a->model == NONE ? 0 : e->models[a->model].tier;
 }
 
-static struct phase_slot *phase_slot(struct swarm *s, int64_t phase)
+struct phase_slot *eng_phase_slot(struct swarm *s, int64_t phase)
 {
     uint32_t lo = 0, hi = s->nphases;
     while (lo < hi) {
@@ -445,7 +476,7 @@ static struct phase_slot *phase_slot(struct swarm *s, int64_t phase)
 }
 
 /* The lowest phase of the swarm with unfinished tasks, or INT64_MAX. */
-static int64_t first_open_phase(const struct swarm *s)
+int64_t eng_first_open_phase(const struct swarm *s)
 {
     for (uint32_t i = 0; i < s->nphases; i++)
         if (s->phases[i].open)
@@ -453,7 +484,7 @@ static int64_t first_open_phase(const struct swarm *s)
     return INT64_MAX;
 }
 
-static uint32_t queue_for(struct engine *e, struct swarm *s, uint32_t reqset, int min_tier)
+uint32_t eng_queue_for(struct engine *e, struct swarm *s, uint32_t reqset, int min_tier)
 {
     for (uint32_t i = 0; i < s->nqueues; i++)
         if (s->queues[i].reqset == reqset && s->queues[i].min_tier == min_tier)
@@ -467,7 +498,7 @@ static uint32_t queue_for(struct engine *e, struct swarm *s, uint32_t reqset, in
     return s->nqueues++;
 }
 
-static int is_open(int state)
+int eng_is_open(int state)
 {
     return state != TASK_DONE && state != TASK_CANCELLED;
 }
@@ -483,13 +514,13 @@ static void count_state(struct engine *e, struct task *t, int from, int to)
     s->count[to]++;
 }
 
-static void set_state(struct engine *e, struct task *t, int to)
+void eng_set_state(struct engine *e, struct task *t, int to)
 {
     count_state(e, t, t->state, to);
     t->state = (uint8_t)to;
 }
 
-static uint32_t task_alloc(struct engine *e)
+uint32_t eng_task_alloc(struct engine *e)
 {
     uint32_t i = e->ntasks;
     uint32_t chunk = i >> TASK_CHUNK_BITS;
@@ -507,20 +538,22 @@ static uint32_t task_alloc(struct engine *e)
     memset(t, 0, sizeof *t);
     t->owner = NONE;
     t->hpos = HEAP_NONE;
+    t->blocker = NONE;
+    t->help_for = NONE;
     return i;
 }
 
 /* Link a task into the indexes (state as given, not yet queued). deps: indexes of the tasks
  * it depends on. */
-static void task_link(struct engine *e, uint32_t ti, const uint32_t *deps, size_t ndeps)
+void eng_task_link(struct engine *e, uint32_t ti, const uint32_t *deps, size_t ndeps)
 {
     struct task *t = task_at(e, ti);
     struct swarm *s = &e->swarms[t->swarm];
     map_put(&e->task_ix, t->id, ti);
-    t->queue = queue_for(e, s, t->reqset, t->min_tier);
-    struct phase_slot *ps = phase_slot(s, t->phase);
+    t->queue = eng_queue_for(e, s, t->reqset, t->min_tier);
+    struct phase_slot *ps = eng_phase_slot(s, t->phase);
     u32vec_push(&ps->tasks, ti);
-    if (is_open(t->state))
+    if (eng_is_open(t->state))
         ps->open++;
     for (size_t k = 0; k < ndeps; k++) {
         struct task *d = task_at(e, deps[k]);
@@ -532,12 +565,46 @@ static void task_link(struct engine *e, uint32_t ti, const uint32_t *deps, size_
     count_state(e, t, -1, t->state);
 }
 
+/* The critical path: a task's weight counts the unfinished tasks it transitively blocks.
+ * When ti appears (delta +1) or goes away unfinished (-1), each distinct task it depends on,
+ * directly or not, gains or loses one; ready ones move in their queue. Bounded, so a huge
+ * chain costs at most WEIGH_MAX steps per task (beyond that the boost is approximate). */
+#define WEIGH_MAX 4096
+
+void eng_weigh(struct engine *e, uint32_t ti, int delta)
+{
+    struct task *t = task_at(e, ti);
+    if (!t->deps.n)
+        return;
+    uint32_t gen = ++e->mark_gen;
+    struct u32vec stack = {0};
+    for (uint32_t k = 0; k < t->deps.n; k++)
+        u32vec_push(&stack, t->deps.v[k]);
+    uint32_t seen = 0;
+    while (stack.n && seen < WEIGH_MAX) {
+        uint32_t ai = stack.v[--stack.n];
+        struct task *a = task_at(e, ai);
+        if (a->mark == gen)
+            continue;
+        a->mark = gen;
+        seen++;
+        if (delta > 0 || a->weight > 0)
+            a->weight = (uint32_t)((int64_t)a->weight + delta);
+        if (a->state == TASK_READY && a->hpos != HEAP_NONE && a->due == 0)
+            heap_fix(&e->swarms[a->swarm].queues[a->queue].heap, a->hpos);
+        for (uint32_t k = 0; k < a->deps.n; k++)
+            if (task_at(e, a->deps.v[k])->state != TASK_DONE)
+                u32vec_push(&stack, a->deps.v[k]);
+    }
+    u32vec_release(&stack);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* persistence of a task's dynamic fields */
 
-static int persist(struct engine *e, struct task *t)
+int eng_persist(struct engine *e, struct task *t)
 {
-    if (tx(e))
+    if (eng_tx(e))
         return -1;
     struct task_dyn d = {
         .rowid = t->rowid,
@@ -553,10 +620,15 @@ static int persist(struct engine *e, struct task *t)
         .tokens_out = t->tokens_out,
         .approvals = t->approvals,
         .updated_at = e->now,
+        .reserved_micro = t->reserved_micro,
+        .min_tier = t->min_tier,
     };
+    char approval[32];
+    model_format_approval(t->approval_kind, t->approvals_needed, approval, sizeof approval);
+    d.approval = approval;
     struct s2_error err = S2_ERROR_INIT;
     if (store_task_update(e->store, &d, &err))
-        return store_failed(e, &err);
+        return eng_store_failed(e, &err);
     e->mutated = 1;
     return 0;
 }
@@ -569,16 +641,16 @@ static int approved(const struct task *t)
     return t->approval_kind == APPROVAL_NONE || t->approvals >= t->approvals_needed;
 }
 
-static int can_be_ready(const struct engine *e, const struct task *t)
+int eng_can_be_ready(const struct engine *e, const struct task *t)
 {
     if (t->unmet || !approved(t))
         return 0;
-    if (t->phase_barrier && first_open_phase(&e->swarms[t->swarm]) < t->phase)
+    if (t->phase_barrier && eng_first_open_phase(&e->swarms[t->swarm]) < t->phase)
         return 0;
     return 1;
 }
 
-static void mark_dirty(struct engine *e, uint32_t swarm)
+void eng_mark_dirty(struct engine *e, uint32_t swarm)
 {
     struct swarm *s = &e->swarms[swarm];
     if (!s->dirty && s->nwaiting) {
@@ -588,7 +660,7 @@ static void mark_dirty(struct engine *e, uint32_t swarm)
 }
 
 /* Put a READY task where claims find it: its queue, or the timer heap while it backs off. */
-static void enqueue(struct engine *e, uint32_t ti)
+void eng_enqueue(struct engine *e, uint32_t ti)
 {
     struct task *t = task_at(e, ti);
     if (t->due > e->now) {
@@ -597,11 +669,11 @@ static void enqueue(struct engine *e, uint32_t ti)
     }
     t->due = 0;
     heap_push(&e->swarms[t->swarm].queues[t->queue].heap, ti);
-    mark_dirty(e, t->swarm);
+    eng_mark_dirty(e, t->swarm);
 }
 
 /* Take a READY task out of its queue or the timer heap. */
-static void dequeue(struct engine *e, uint32_t ti)
+void eng_dequeue(struct engine *e, uint32_t ti)
 {
     struct task *t = task_at(e, ti);
     if (t->hpos == HEAP_NONE)
@@ -613,71 +685,71 @@ static void dequeue(struct engine *e, uint32_t ti)
         heap_remove(&e->swarms[t->swarm].queues[t->queue].heap, t->hpos);
 }
 
-static void make_ready(struct engine *e, uint32_t ti, const char *why)
+void eng_make_ready(struct engine *e, uint32_t ti, const char *why)
 {
     struct task *t = task_at(e, ti);
-    set_state(e, t, TASK_READY);
+    eng_set_state(e, t, TASK_READY);
     t->due = 0;
-    if (persist(e, t))
+    if (eng_persist(e, t))
         return;
-    enqueue(e, ti);
+    eng_enqueue(e, ti);
     char params[96];
     snprintf(params, sizeof params, "{\"why\":\"%s\"}", why);
-    emit(e, "task.ready", t->swarm, t, NONE, params);
+    eng_emit(e, "task.ready", t->swarm, t, NONE, params);
 }
 
-static void reevaluate(struct engine *e, uint32_t ti, const char *why)
+void eng_reevaluate(struct engine *e, uint32_t ti, const char *why)
 {
     struct task *t = task_at(e, ti);
-    if (t->state == TASK_PENDING && can_be_ready(e, t))
-        make_ready(e, ti, why);
+    if (t->state == TASK_PENDING && eng_can_be_ready(e, t))
+        eng_make_ready(e, ti, why);
 }
 
 /* A READY task that may no longer run (an earlier phase got new work) goes back to pending. */
-static void make_pending(struct engine *e, uint32_t ti, const char *why)
+void eng_make_pending(struct engine *e, uint32_t ti, const char *why)
 {
     struct task *t = task_at(e, ti);
-    dequeue(e, ti);
-    set_state(e, t, TASK_PENDING);
+    eng_dequeue(e, ti);
+    eng_set_state(e, t, TASK_PENDING);
     t->due = 0;
-    if (persist(e, t))
+    if (eng_persist(e, t))
         return;
     char params[96];
     snprintf(params, sizeof params, "{\"why\":\"%s\"}", why);
-    emit(e, "task.pending", t->swarm, t, NONE, params);
+    eng_emit(e, "task.pending", t->swarm, t, NONE, params);
 }
 
 /* The phase barrier may have lifted: let waiting tasks of the new first open phase go. */
 static void phase_changed(struct engine *e, uint32_t swarm)
 {
     struct swarm *s = &e->swarms[swarm];
-    int64_t first = first_open_phase(s);
+    int64_t first = eng_first_open_phase(s);
     for (uint32_t i = 0; i < s->nphases && s->phases[i].phase <= first; i++) {
         struct phase_slot *ps = &s->phases[i];
         if (!ps->open)
             continue;
         for (uint32_t k = 0; k < ps->tasks.n; k++)
-            reevaluate(e, ps->tasks.v[k], "phase");
+            eng_reevaluate(e, ps->tasks.v[k], "phase");
     }
 }
 
 /* A task left the open set (done or cancelled): phase accounting and dependents. */
-static void settle(struct engine *e, uint32_t ti, int was_open)
+void eng_settle(struct engine *e, uint32_t ti, int was_open)
 {
     struct task *t = task_at(e, ti);
     struct swarm *s = &e->swarms[t->swarm];
-    if (was_open && !is_open(t->state)) {
-        struct phase_slot *ps = phase_slot(s, t->phase);
-        int64_t before = first_open_phase(s);
+    if (was_open && !eng_is_open(t->state)) {
+        struct phase_slot *ps = eng_phase_slot(s, t->phase);
+        int64_t before = eng_first_open_phase(s);
         ps->open--;
-        if (first_open_phase(s) != before)
+        if (eng_first_open_phase(s) != before)
             phase_changed(e, t->swarm);
     }
     if (t->state == TASK_DONE) {
         for (uint32_t k = 0; k < t->dependents.n; k++) {
             struct task *d = task_at(e, t->dependents.v[k]);
             if (d->unmet && --d->unmet == 0)
-                reevaluate(e, t->dependents.v[k], "dependencies");
+                eng_reevaluate(e, t->dependents.v[k], "dependencies");
         }
     }
 }
@@ -717,7 +789,7 @@ static int64_t backoff_delay(const struct task *t)
     return d > S2_BACKOFF_CAP_MS ? S2_BACKOFF_CAP_MS : d;
 }
 
-static void agent_touch(struct engine *e, uint32_t ai)
+void eng_agent_touch(struct engine *e, uint32_t ai)
 {
     struct agent *a = &e->agents[ai];
     a->last_seen = e->now;
@@ -728,24 +800,25 @@ static void agent_touch(struct engine *e, uint32_t ai)
 }
 
 /* Hand task ti to agent ai. Fills the claim outputs of c. */
-static int claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
+int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
 {
     struct task *t = task_at(e, ti);
     struct agent *a = &e->agents[ai];
-    dequeue(e, ti);
-    set_state(e, t, TASK_CLAIMED);
+    eng_dequeue(e, ti);
+    eng_set_state(e, t, TASK_CLAIMED);
     t->attempts++;
     t->fence++;
     t->owner = ai;
     t->due = e->now + t->lease_ms;
+    gov_reserve(e, ti, ai);
     char *lease = lease_token(t->fence, t->lease_hash);
-    if (persist(e, t)) {
+    if (eng_persist(e, t)) {
         free(lease);
         return -1;
     }
     heap_push(&e->timers, ti);
     a->held++;
-    agent_touch(e, ai);
+    eng_agent_touch(e, ai);
     c->out.got = 1;
     c->out.rowid = t->rowid;
     c->out.task_id = xstrdup(t->id);
@@ -758,13 +831,14 @@ static int claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
     snprintf(params, sizeof params,
              "{\"fence\":%" PRIu64 ",\"attempt\":%d,\"expires_at\":%" PRId64 "}", t->fence,
              t->attempts, t->due);
-    emit(e, "task.claim", t->swarm, t, ai, params);
+    eng_emit(e, "task.claim", t->swarm, t, ai, params);
     return 0;
 }
 
 /* The holder lets go of a claimed task (done, fail, expiry, cancel, release). */
-static void lease_end(struct engine *e, struct task *t)
+void eng_lease_end(struct engine *e, struct task *t)
 {
+    gov_release(e, t);
     if (t->hpos != HEAP_NONE)
         heap_remove(&e->timers, t->hpos);
     if (t->owner != NONE && e->agents[t->owner].held)
@@ -775,12 +849,15 @@ static void lease_end(struct engine *e, struct task *t)
 
 /* A claimed task came back without success: retry after backoff, or dead. Returns the time
  * it may run again (0 if dead). */
-static int64_t requeue_or_die(struct engine *e, uint32_t ti, const char *op, const char *reason,
+int64_t eng_requeue_or_die(struct engine *e, uint32_t ti, const char *op, const char *reason,
                               int retry)
 {
     struct task *t = task_at(e, ti);
     uint32_t owner = t->owner;
-    lease_end(e, t);
+    eng_lease_end(e, t);
+    gov_failed(e, ti, owner);
+    if (retry && t->attempts < t->max_attempts)
+        gov_cascade(e, ti, owner);
     int64_t retry_at = 0;
     struct buf p = BUF_INIT;
     buf_adds(&p, "{\"reason\":");
@@ -788,23 +865,27 @@ static int64_t requeue_or_die(struct engine *e, uint32_t ti, const char *op, con
     if (retry && t->attempts < t->max_attempts) {
         /* back to the queue after a backoff, unless the rules now hold it (an earlier phase
          * of its swarm got new work meanwhile): then it waits, pending, like any task */
-        int ready = can_be_ready(e, t);
-        set_state(e, t, ready ? TASK_READY : TASK_PENDING);
+        int ready = eng_can_be_ready(e, t);
+        eng_set_state(e, t, ready ? TASK_READY : TASK_PENDING);
         t->due = ready ? e->now + backoff_delay(t) : 0;
         retry_at = ready ? t->due : 0;
-        if (!persist(e, t) && ready)
-            enqueue(e, ti);
+        if (!eng_persist(e, t) && ready)
+            eng_enqueue(e, ti);
         if (ready)
             buf_addf(&p, ",\"next\":\"retry\",\"retry_at\":%" PRId64 "}", retry_at);
         else
             buf_adds(&p, ",\"next\":\"pending\"}");
     } else {
-        set_state(e, t, TASK_DEAD);
-        persist(e, t);
+        eng_set_state(e, t, TASK_DEAD);
+        eng_persist(e, t);
         buf_addf(&p, ",\"next\":\"dead\",\"attempts\":%d}", t->attempts);
     }
-    emit(e, op, t->swarm, t, owner, p.ptr);
+    eng_emit(e, op, t->swarm, t, owner, p.ptr);
     buf_release(&p);
+    if (t->state == TASK_DEAD) {
+        gov_dead(e, ti, reason);
+        gov_task_closed(e, ti);
+    }
     return retry_at;
 }
 
@@ -815,39 +896,27 @@ static void expire(struct engine *e, uint32_t ti)
     struct s2_error err = S2_ERROR_INIT;
     char reason[96];
     snprintf(reason, sizeof reason, "lease %" PRIu64 " expired", t->fence);
-    requeue_or_die(e, ti, "task.expire", reason, 1);
-    if (!e->batch_failed && tx(e) == 0 &&
+    eng_requeue_or_die(e, ti, "task.expire", reason, 1);
+    if (!e->batch_failed && eng_tx(e) == 0 &&
         store_task_outcome(e->store, t->rowid, NULL, reason, 0, &err))
-        store_failed(e, &err);
+        eng_store_failed(e, &err);
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* eligibility and picking */
 
-static int subset(const uint32_t *need, uint32_t nneed, const uint32_t *have, uint32_t nhave)
-{
-    uint32_t j = 0;
-    for (uint32_t i = 0; i < nneed; i++) {
-        while (j < nhave && have[j] < need[i])
-            j++;
-        if (j == nhave || have[j] != need[i])
-            return 0;
-        j++;
-    }
-    return 1;
-}
-
-static void agent_elig(struct engine *e, struct agent *a)
+void eng_agent_elig(struct engine *e, struct agent *a)
 {
     struct swarm *s = &e->swarms[a->swarm];
     if (a->elig_valid && a->elig_gen == s->qgen)
         return;
     a->nelig = 0;
-    int tier = agent_tier(e, a);
+    int tier = eng_agent_tier(e, a);
     for (uint32_t q = 0; q < s->nqueues; q++) {
         const struct readyq *rq = &s->queues[q];
         const struct reqset *rs = &e->reqsets[rq->reqset];
-        if (tier >= rq->min_tier && subset(rs->caps, rs->n, a->capids, a->ncaps)) {
+        if (tier >= rq->min_tier &&
+            gov_qualifies(&e->policy, gov_match(rs->caps, rs->n, a->capids, a->ncaps))) {
             GROW(e, a->elig, a->nelig, a->capelig);
             a->elig[a->nelig++] = q;
         }
@@ -857,11 +926,11 @@ static void agent_elig(struct engine *e, struct agent *a)
 }
 
 /* The best ready task agent ai may take now, or NONE. O(queues of its swarm). */
-static uint32_t pick(struct engine *e, uint32_t ai)
+uint32_t eng_pick(struct engine *e, uint32_t ai)
 {
     struct agent *a = &e->agents[ai];
     struct swarm *s = &e->swarms[a->swarm];
-    agent_elig(e, a);
+    eng_agent_elig(e, a);
     uint32_t best = NONE;
     for (uint32_t k = 0; k < a->nelig; k++) {
         uint32_t top = heap_top(&s->queues[a->elig[k]].heap);
@@ -874,7 +943,7 @@ static uint32_t pick(struct engine *e, uint32_t ai)
 /* ------------------------------------------------------------------------------------ */
 /* waiters (long-poll claims) */
 
-static void waiter_unlink(struct engine *e, uint32_t wi)
+void eng_waiter_unlink(struct engine *e, uint32_t wi)
 {
     struct waiter *w = &e->waiters[wi];
     struct swarm *s = &e->swarms[w->swarm];
@@ -923,7 +992,7 @@ static void waiter_add(struct engine *e, struct cmd *c, uint32_t ai, int64_t dea
 }
 
 /* Give newly ready work to claims waiting in the dirty swarms, oldest claim first. */
-static void match_waiters(struct engine *e)
+void eng_match_waiters(struct engine *e)
 {
     for (uint32_t k = 0; k < e->dirty_swarms.n; k++) {
         uint32_t si = e->dirty_swarms.v[k];
@@ -936,14 +1005,16 @@ static void match_waiters(struct engine *e)
             struct waiter *w = &e->waiters[wi];
             struct agent *a = &e->agents[w->agent];
             if (a->held < a->max_leases) {
-                uint32_t ti = pick(e, w->agent);
+                uint32_t ti = eng_pick(e, w->agent);
                 if (ti != NONE) {
                     struct cmd *c = w->cmd;
                     uint32_t ai = w->agent;
-                    waiter_unlink(e, wi);
-                    if (claim_task(e, ti, ai, c) == 0)
+                    eng_waiter_unlink(e, wi);
+                    /* a budget or breaker that tripped meanwhile answers the waiter */
+                    if (!gov_may_claim(e, ai, &c->err) && !gov_can_reserve_task(e, ti, &c->err) &&
+                        eng_claim_task(e, ti, ai, c) == 0)
                         e->stats.pushes++;
-                    reply_later(e, c);
+                    eng_reply(e, c);
                 }
             }
             wi = next;
@@ -955,10 +1026,13 @@ static void match_waiters(struct engine *e)
 /* ------------------------------------------------------------------------------------ */
 /* authorisation */
 
-static int may_act_on_swarm(const struct principal *who, const char *swarm, struct s2_error *err)
+int eng_may_act(const struct principal *who, const char *swarm, struct s2_error *err)
 {
     if (who->kind == PRIN_ADMIN)
         return 0;
+    if (who->kind == PRIN_APPROVER)
+        return s2_fail(err, S2_EFORBIDDEN, "forbidden",
+                       "approver '%s' can approve tasks and read, nothing else", who->name);
     if (who->swarm && !strcmp(who->swarm, swarm))
         return 0;
     return s2_fail(err, S2_EFORBIDDEN, "forbidden",
@@ -966,14 +1040,14 @@ static int may_act_on_swarm(const struct principal *who, const char *swarm, stru
                    who->swarm ? who->swarm : "?", swarm);
 }
 
-static int admin_only(const struct principal *who, const char *what, struct s2_error *err)
+int eng_admin_only(const struct principal *who, const char *what, struct s2_error *err)
 {
     if (who->kind == PRIN_ADMIN)
         return 0;
     return s2_fail(err, S2_EFORBIDDEN, "forbidden", "%s needs the admin token", what);
 }
 
-static uint32_t find_task(struct engine *e, const char *id, const struct principal *who,
+uint32_t eng_find_task(struct engine *e, const char *id, const struct principal *who,
                           struct s2_error *err)
 {
     uint32_t ti = map_get(&e->task_ix, id);
@@ -981,9 +1055,13 @@ static uint32_t find_task(struct engine *e, const char *id, const struct princip
         s2_fail(err, S2_ENOTFOUND, "not_found", "task '%s' does not exist", id);
         return NONE;
     }
-    /* A swarm token learns nothing about other swarms' tasks, not even that they exist. */
-    if (who->kind != PRIN_ADMIN &&
-        (!who->swarm || strcmp(who->swarm, e->swarms[task_at(e, ti)->swarm].id))) {
+    /* A swarm token learns nothing about other swarms' tasks, not even that they exist,
+     * except a help task one of its agents holds (it lives in the blocked swarm). */
+    const struct task *t = task_at(e, ti);
+    if (who->kind == PRIN_SWARM &&
+        (!who->swarm || strcmp(who->swarm, e->swarms[t->swarm].id)) &&
+        !(t->kind == TASK_KIND_HELP && t->owner != NONE &&
+          !strcmp(who->swarm ? who->swarm : "", e->swarms[e->agents[t->owner].swarm].id))) {
         s2_fail(err, S2_ENOTFOUND, "not_found", "task '%s' does not exist", id);
         return NONE;
     }
@@ -996,7 +1074,7 @@ static uint32_t find_task(struct engine *e, const char *id, const struct princip
 static void do_swarm_add(struct engine *e, struct cmd *c)
 {
     struct swarm_spec *sp = &c->in.swarm;
-    if (admin_only(&c->who, "creating a swarm", &c->err))
+    if (eng_admin_only(&c->who, "creating a swarm", &c->err))
         return;
     if (map_get(&e->swarm_ix, sp->id) != MAP_NONE) {
         s2_fail(&c->err, S2_ECONFLICT, "swarm_exists", "swarm '%s' already exists", sp->id);
@@ -1005,10 +1083,10 @@ static void do_swarm_add(struct engine *e, struct cmd *c)
     uint8_t hash[TOKEN_HASH_BYTES];
     char *token = auth_token_new("s2s", hash);
     struct s2_error err = S2_ERROR_INIT;
-    if (tx(e) || store_swarm_insert(e->store, sp, SWARM_ACTIVE, e->now, &err) ||
+    if (eng_tx(e) || store_swarm_insert(e->store, sp, SWARM_ACTIVE, e->now, &err) ||
         store_token_insert(e->store, hash, "swarm", sp->id, sp->id, e->now, &err)) {
         if (err.kind)
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
         free(token);
         return;
     }
@@ -1019,13 +1097,13 @@ static void do_swarm_add(struct engine *e, struct cmd *c)
     struct buf p = BUF_INIT;
     buf_addf(&p, "{\"relation\":\"%s\",\"budget_micro\":%" PRId64 "}", relation_name(sp->relation),
              sp->budget_micro);
-    emit(e, "swarm.create", si, NULL, NONE, p.ptr);
+    eng_emit(e, "swarm.create", si, NULL, NONE, p.ptr);
     buf_release(&p);
 }
 
 static void do_swarm_state(struct engine *e, struct cmd *c)
 {
-    if (admin_only(&c->who, c->in.swarm_state.pause ? "pausing a swarm" : "resuming a swarm",
+    if (eng_admin_only(&c->who, c->in.swarm_state.pause ? "pausing a swarm" : "resuming a swarm",
                    &c->err))
         return;
     uint32_t si = map_get(&e->swarm_ix, c->in.swarm_state.id);
@@ -1039,14 +1117,14 @@ static void do_swarm_state(struct engine *e, struct cmd *c)
     if (s->state == to)
         return; /* idempotent */
     struct s2_error err = S2_ERROR_INIT;
-    if (tx(e) || store_swarm_set_state(e->store, s->id, to, &err)) {
+    if (eng_tx(e) || store_swarm_set_state(e->store, s->id, to, &err)) {
         if (err.kind)
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
         return;
     }
     e->mutated = 1;
     s->state = to;
-    emit(e, to == SWARM_PAUSED ? "swarm.pause" : "swarm.resume", si, NULL, NONE, NULL);
+    eng_emit(e, to == SWARM_PAUSED ? "swarm.pause" : "swarm.resume", si, NULL, NONE, NULL);
     if (to == SWARM_ACTIVE && s->nwaiting) {
         s->dirty = 1;
         u32vec_push(&e->dirty_swarms, si);
@@ -1070,7 +1148,7 @@ static uint32_t default_model(const struct engine *e)
 static void do_agent_add(struct engine *e, struct cmd *c)
 {
     struct agent_spec *a = &c->in.agent;
-    if (may_act_on_swarm(&c->who, a->swarm, &c->err))
+    if (eng_may_act(&c->who, a->swarm, &c->err))
         return;
     uint32_t si = map_get(&e->swarm_ix, a->swarm);
     if (si == MAP_NONE) {
@@ -1101,9 +1179,9 @@ static void do_agent_add(struct engine *e, struct cmd *c)
             a->model = xstrdup(e->models[mi].name);
     }
     struct s2_error err = S2_ERROR_INIT;
-    if (tx(e) || store_agent_insert(e->store, a, e->now, &err)) {
+    if (eng_tx(e) || store_agent_insert(e->store, a, e->now, &err)) {
         if (err.kind)
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
         return;
     }
     e->mutated = 1;
@@ -1119,18 +1197,18 @@ static void do_agent_add(struct engine *e, struct cmd *c)
         buf_add_json_str(&p, a->caps.v[i]);
     }
     buf_addf(&p, "],\"max_leases\":%" PRId64 "}", a->max_leases);
-    emit(e, "agent.create", si, NULL, ai, p.ptr);
+    eng_emit(e, "agent.create", si, NULL, ai, p.ptr);
     buf_release(&p);
 }
 
 static void do_model_put(struct engine *e, struct cmd *c)
 {
-    if (admin_only(&c->who, "changing the model table", &c->err))
+    if (eng_admin_only(&c->who, "changing the model table", &c->err))
         return;
     struct s2_error err = S2_ERROR_INIT;
-    if (tx(e) || store_model_put(e->store, &c->in.model, &err)) {
+    if (eng_tx(e) || store_model_put(e->store, &c->in.model, &err)) {
         if (err.kind)
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
         return;
     }
     e->mutated = 1;
@@ -1143,7 +1221,7 @@ static void do_model_put(struct engine *e, struct cmd *c)
     buf_add_json_str(&p, c->in.model.name);
     buf_addf(&p, ",\"tier\":%" PRId64 ",\"usd_in_micro\":%" PRId64 ",\"usd_out_micro\":%" PRId64 "}",
              c->in.model.tier, c->in.model.usd_in_micro, c->in.model.usd_out_micro);
-    emit(e, "model.put", NONE, NULL, NONE, p.ptr);
+    eng_emit(e, "model.put", NONE, NULL, NONE, p.ptr);
     buf_release(&p);
 }
 
@@ -1190,6 +1268,63 @@ static int visit(struct batch_graph *g, size_t i, struct s2_error *err)
     return 0;
 }
 
+/* A task the engine makes itself (help and idle work): no dependencies, no phase barrier,
+ * ready at once unless a gate holds it. Witnessed like any creation. NONE on failure. */
+uint32_t eng_task_new(struct engine *e, struct task_spec *sp, uint32_t si)
+{
+    if (eng_tx(e))
+        return NONE;
+    gov_gate_task(e, sp, si);
+    uint32_t ti = eng_task_alloc(e);
+    struct task *x = task_at(e, ti);
+    x->id = xstrdup(sp->id);
+    x->rowid = e->next_rowid++;
+    x->swarm = si;
+    x->phase = sp->phase;
+    x->priority = (int32_t)sp->priority;
+    x->state = TASK_PENDING;
+    x->min_tier = (uint8_t)sp->min_tier;
+    x->approval_kind = (uint8_t)sp->approval_kind;
+    x->approvals_needed = (uint16_t)sp->approval_n;
+    if (sp->approval_kind != APPROVAL_NONE)
+        x->approvers = xcalloc(1, sizeof *x->approvers);
+    x->phase_barrier = 0;
+    x->max_attempts = (uint16_t)sp->max_attempts;
+    x->lease_ms = sp->lease_ms;
+    x->backoff_ms = sp->backoff_ms;
+    x->max_cost_micro = sp->max_cost_micro;
+    x->estimate_micro = sp->estimate_micro;
+    x->kind = (uint8_t)sp->kind;
+    if (sp->help_for) {
+        uint32_t hi = map_get(&e->task_ix, sp->help_for);
+        x->help_for = hi == MAP_NONE ? NONE : hi;
+    }
+    x->reqset = eng_reqset(e, &sp->requires);
+    eng_task_link(e, ti, NULL, 0);
+    e->mutated = 1;
+    if (eng_can_be_ready(e, x))
+        eng_set_state(e, x, TASK_READY);
+    int64_t rowid;
+    struct s2_error err = S2_ERROR_INIT;
+    if (store_task_insert(e->store, sp, x->state, e->now, &rowid, &err)) {
+        eng_store_failed(e, &err);
+        return NONE;
+    }
+    x->rowid = rowid;
+    struct buf p = BUF_INIT;
+    buf_adds(&p, "{\"title\":");
+    buf_add_json_str(&p, sp->title);
+    buf_addf(&p, ",\"kind\":\"%s\"", sp->kind == TASK_KIND_HELP ? "help" : "idle");
+    if (sp->help_for) {
+        buf_adds(&p, ",\"help_for\":");
+        buf_add_json_str(&p, sp->help_for);
+    }
+    buf_addch(&p, '}');
+    eng_emit(e, "task.create", si, x, NONE, p.ptr);
+    buf_release(&p);
+    return ti;
+}
+
 static void do_task_add(struct engine *e, struct cmd *c)
 {
     struct task_spec *v = c->in.tasks.v;
@@ -1217,7 +1352,7 @@ static void do_task_add(struct engine *e, struct cmd *c)
                     prefix, t->swarm);
             goto out;
         }
-        if (may_act_on_swarm(&c->who, t->swarm, &c->err))
+        if (eng_may_act(&c->who, t->swarm, &c->err))
             goto out;
         swarm_of[i] = si;
         if (!t->id)
@@ -1285,7 +1420,7 @@ static void do_task_add(struct engine *e, struct cmd *c)
     for (size_t i = 0; i < n; i++)
         if (g.color[i] == 0 && visit(&g, i, &c->err))
             goto out;
-    if (tx(e))
+    if (eng_tx(e))
         goto out;
 
     /* 2. link into memory, dependencies first so that rowids follow the dependency order
@@ -1296,7 +1431,7 @@ static void do_task_add(struct engine *e, struct cmd *c)
         struct swarm *s = &e->swarms[swarm_of[i]];
         if (!s->dirty_mark) {
             s->dirty_mark = 1;
-            s->mark_phase = first_open_phase(s);
+            s->mark_phase = eng_first_open_phase(s);
             u32vec_push(&touched, swarm_of[i]);
         }
     }
@@ -1304,7 +1439,8 @@ static void do_task_add(struct engine *e, struct cmd *c)
     for (size_t k = 0; k < n; k++) {
         size_t i = g.order[k];
         struct task_spec *t = &v[i];
-        uint32_t ti = task_alloc(e);
+        gov_gate_task(e, t, swarm_of[i]);
+        uint32_t ti = eng_task_alloc(e);
         index_of[i] = ti;
         struct task *x = task_at(e, ti);
         x->id = xstrdup(t->id);
@@ -1320,14 +1456,18 @@ static void do_task_add(struct engine *e, struct cmd *c)
         x->max_attempts = (uint16_t)t->max_attempts;
         x->lease_ms = t->lease_ms;
         x->backoff_ms = t->backoff_ms;
-        x->reqset = reqset_intern(e, &t->requires);
+        x->max_cost_micro = t->max_cost_micro;
+        x->estimate_micro = t->estimate_micro;
+        x->kind = (uint8_t)t->kind;
+        x->reqset = eng_reqset(e, &t->requires);
         if (t->approval_kind != APPROVAL_NONE)
             x->approvers = xcalloc(1, sizeof *x->approvers);
         for (size_t d = 0; d < t->depends_on.n; d++) {
             uint32_t bi = map_get(&g.ix, t->depends_on.v[d]);
             dep_ix[d] = bi != MAP_NONE ? index_of[bi] : map_get(&e->task_ix, t->depends_on.v[d]);
         }
-        task_link(e, ti, dep_ix, t->depends_on.n);
+        eng_task_link(e, ti, dep_ix, t->depends_on.n);
+        eng_weigh(e, ti, 1);
     }
     free(dep_ix);
     e->mutated = 1;
@@ -1337,7 +1477,7 @@ static void do_task_add(struct engine *e, struct cmd *c)
     for (uint32_t k = 0; k < touched.n; k++) {
         struct swarm *s = &e->swarms[touched.v[k]];
         s->dirty_mark = 0;
-        int64_t fo = first_open_phase(s);
+        int64_t fo = eng_first_open_phase(s);
         if (fo >= s->mark_phase)
             continue;
         for (uint32_t p = 0; p < s->nphases; p++) {
@@ -1348,7 +1488,7 @@ static void do_task_add(struct engine *e, struct cmd *c)
                 uint32_t ti = ps->tasks.v[j];
                 struct task *t = task_at(e, ti);
                 if (ti < first && t->state == TASK_READY && t->phase_barrier)
-                    make_pending(e, ti, "earlier phase reopened");
+                    eng_make_pending(e, ti, "earlier phase reopened");
             }
         }
     }
@@ -1357,27 +1497,27 @@ static void do_task_add(struct engine *e, struct cmd *c)
         size_t i = g.order[k];
         uint32_t ti = index_of[i];
         struct task *x = task_at(e, ti);
-        if (can_be_ready(e, x))
-            set_state(e, x, TASK_READY);
+        if (eng_can_be_ready(e, x))
+            eng_set_state(e, x, TASK_READY);
         int64_t rowid;
         if (store_task_insert(e->store, &v[i], x->state, e->now, &rowid, &err)) {
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
             break;
         }
         if (rowid != x->rowid) {
             s2_fail(&err, S2_EINTERNAL, "store_error",
                     "store: task '%s' got key %" PRId64 ", expected %" PRId64, x->id, rowid,
                     x->rowid);
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
             break;
         }
         if (x->state == TASK_READY)
-            enqueue(e, ti);
+            eng_enqueue(e, ti);
         struct buf p = BUF_INIT;
         buf_adds(&p, "{\"title\":");
         buf_add_json_str(&p, v[i].title);
         buf_addf(&p, ",\"priority\":%d,\"depends_on\":%zu}", x->priority, v[i].depends_on.n);
-        emit(e, "task.create", x->swarm, x, NONE, p.ptr);
+        eng_emit(e, "task.create", x->swarm, x, NONE, p.ptr);
         buf_release(&p);
     }
     if (e->batch_failed)
@@ -1412,28 +1552,38 @@ static void do_claim(struct engine *e, struct cmd *c)
     if (ai == MAP_NONE) {
         s2_fail(&c->err, S2_ENOTFOUND, "unknown_agent", "agent '%s' does not exist",
                 c->in.claim.agent);
-        reply_later(e, c);
+        eng_reply(e, c);
         return;
     }
     struct agent *a = &e->agents[ai];
     struct swarm *s = &e->swarms[a->swarm];
-    if (may_act_on_swarm(&c->who, s->id, &c->err)) {
-        reply_later(e, c);
+    if (eng_may_act(&c->who, s->id, &c->err)) {
+        eng_reply(e, c);
         return;
     }
     if (a->held >= a->max_leases) {
         s2_fail(&c->err, S2_ECONFLICT, "agent_busy",
                 "agent '%s' already holds %u lease%s (max_leases %u): finish or fail it first",
                 a->id, a->held, a->held == 1 ? "" : "s", a->max_leases);
-        reply_later(e, c);
+        eng_reply(e, c);
         return;
     }
-    agent_touch(e, ai);
+    eng_agent_touch(e, ai);
+    if (gov_may_claim(e, ai, &c->err)) {
+        eng_reply(e, c);
+        return;
+    }
     if (s->state == SWARM_ACTIVE) {
-        uint32_t ti = pick(e, ai);
+        uint32_t ti = eng_pick(e, ai);
         if (ti != NONE) {
-            claim_task(e, ti, ai, c);
-            reply_later(e, c);
+            if (!gov_can_reserve_task(e, ti, &c->err))
+                eng_claim_task(e, ti, ai, c);
+            eng_reply(e, c);
+            return;
+        }
+        /* the idle-task protocol: help on a blocker, then the swarm's idle work */
+        if (gov_find_work(e, ai, c)) {
+            eng_reply(e, c);
             return;
         }
     }
@@ -1444,11 +1594,11 @@ static void do_claim(struct engine *e, struct cmd *c)
         waiter_add(e, c, ai, e->now + c->in.claim.wait_ms);
         return;
     }
-    reply_later(e, c);
+    eng_reply(e, c);
 }
 
 /* Check that lease is the current lease of task ti. On expiry, expires it now. */
-static int check_lease(struct engine *e, uint32_t ti, const char *lease, struct s2_error *err)
+int eng_check_lease(struct engine *e, uint32_t ti, const char *lease, struct s2_error *err)
 {
     struct task *t = task_at(e, ti);
     uint64_t fence = engine_lease_fence(lease);
@@ -1485,7 +1635,7 @@ static int check_lease(struct engine *e, uint32_t ti, const char *lease, struct 
 }
 
 /* Price and record reported usage on a task. */
-static int add_usage(struct engine *e, struct task *t, const struct usage *u, struct s2_error *err)
+int eng_add_usage(struct engine *e, struct task *t, const struct usage *u, struct s2_error *err)
 {
     if (!u->present)
         return 0;
@@ -1505,15 +1655,15 @@ static int add_usage(struct engine *e, struct task *t, const struct usage *u, st
                           : model_price(u->tokens_in, u->tokens_out, e->models[mi].usd_in_micro,
                                         e->models[mi].usd_out_micro);
     }
-    t->cost_micro += cost;
     t->tokens_in += u->tokens_in;
     t->tokens_out += u->tokens_out;
+    gov_spend(e, t, t->owner, cost);
     return 0;
 }
 
 static void do_heartbeat(struct engine *e, struct cmd *c)
 {
-    uint32_t ti = find_task(e, c->in.lease_op.task, &c->who, &c->err);
+    uint32_t ti = eng_find_task(e, c->in.lease_op.task, &c->who, &c->err);
     if (ti == NONE)
         return;
     struct task *t = task_at(e, ti);
@@ -1525,14 +1675,14 @@ static void do_heartbeat(struct engine *e, struct cmd *c)
                 c->in.lease_op.usage.model);
         return;
     }
-    if (check_lease(e, ti, c->in.lease_op.lease, &c->err))
+    if (eng_check_lease(e, ti, c->in.lease_op.lease, &c->err))
         return;
-    add_usage(e, t, &c->in.lease_op.usage, &c->err);
+    eng_add_usage(e, t, &c->in.lease_op.usage, &c->err);
     t->due = e->now + t->lease_ms;
     heap_fix(&e->timers, t->hpos);
-    if (persist(e, t))
+    if (eng_persist(e, t))
         return;
-    agent_touch(e, t->owner);
+    eng_agent_touch(e, t->owner);
     c->out.rowid = t->rowid;
     c->out.state = t->state;
     c->out.expires_at = t->due;
@@ -1541,13 +1691,13 @@ static void do_heartbeat(struct engine *e, struct cmd *c)
     char params[128];
     snprintf(params, sizeof params, "{\"fence\":%" PRIu64 ",\"expires_at\":%" PRId64 "}", t->fence,
              t->due);
-    emit(e, "task.heartbeat", t->swarm, t, t->owner, params);
+    eng_emit(e, "task.heartbeat", t->swarm, t, t->owner, params);
 }
 
 static void do_finish(struct engine *e, struct cmd *c)
 {
     int done = c->kind == CMD_DONE;
-    uint32_t ti = find_task(e, c->in.lease_op.task, &c->who, &c->err);
+    uint32_t ti = eng_find_task(e, c->in.lease_op.task, &c->who, &c->err);
     if (ti == NONE)
         return;
     struct task *t = task_at(e, ti);
@@ -1558,34 +1708,36 @@ static void do_finish(struct engine *e, struct cmd *c)
                 c->in.lease_op.usage.model);
         return;
     }
-    if (check_lease(e, ti, c->in.lease_op.lease, &c->err))
+    if (eng_check_lease(e, ti, c->in.lease_op.lease, &c->err))
         return;
-    add_usage(e, t, &c->in.lease_op.usage, &c->err);
-    agent_touch(e, t->owner);
+    eng_add_usage(e, t, &c->in.lease_op.usage, &c->err);
+    eng_agent_touch(e, t->owner);
     struct s2_error err = S2_ERROR_INIT;
     c->out.fence = t->fence;
     if (done) {
         uint32_t owner = t->owner;
-        lease_end(e, t);
-        set_state(e, t, TASK_DONE);
-        if (persist(e, t))
+        eng_lease_end(e, t);
+        eng_set_state(e, t, TASK_DONE);
+        if (eng_persist(e, t))
             return;
         if (store_task_outcome(e->store, t->rowid, c->in.lease_op.result, NULL, e->now, &err)) {
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
             return;
         }
         char params[160];
         snprintf(params, sizeof params,
                  "{\"fence\":%" PRIu64 ",\"attempts\":%d,\"cost_micro\":%" PRId64 "}", t->fence,
                  t->attempts, t->cost_micro);
-        emit(e, "task.done", t->swarm, t, owner, params);
-        settle(e, ti, 1);
+        eng_emit(e, "task.done", t->swarm, t, owner, params);
+        eng_settle(e, ti, 1);
+        gov_succeeded(e, ti, owner);
+        gov_task_closed(e, ti);
     } else {
         const char *reason = c->in.lease_op.reason ? c->in.lease_op.reason : "failed";
-        c->out.retry_at = requeue_or_die(e, ti, "task.fail", reason, c->in.lease_op.retry);
+        c->out.retry_at = eng_requeue_or_die(e, ti, "task.fail", reason, c->in.lease_op.retry);
         if (!e->batch_failed &&
             store_task_outcome(e->store, t->rowid, NULL, reason, 0, &err)) {
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
             return;
         }
     }
@@ -1596,7 +1748,7 @@ static void do_finish(struct engine *e, struct cmd *c)
 
 static void do_cancel(struct engine *e, struct cmd *c)
 {
-    uint32_t ti = find_task(e, c->in.cancel.task, &c->who, &c->err);
+    uint32_t ti = eng_find_task(e, c->in.cancel.task, &c->who, &c->err);
     if (ti == NONE)
         return;
     struct task *t = task_at(e, ti);
@@ -1605,19 +1757,19 @@ static void do_cancel(struct engine *e, struct cmd *c)
                 task_state_name(t->state));
         return;
     }
-    int was_open = is_open(t->state);
+    int was_open = eng_is_open(t->state);
     uint32_t owner = t->state == TASK_CLAIMED ? t->owner : NONE;
     if (t->state == TASK_CLAIMED)
-        lease_end(e, t);
+        eng_lease_end(e, t);
     else if (t->state == TASK_READY)
-        dequeue(e, ti);
-    set_state(e, t, TASK_CANCELLED);
-    if (persist(e, t))
+        eng_dequeue(e, ti);
+    eng_set_state(e, t, TASK_CANCELLED);
+    if (eng_persist(e, t))
         return;
     const char *reason = c->in.cancel.reason ? c->in.cancel.reason : "cancelled";
     struct s2_error err = S2_ERROR_INIT;
     if (store_task_outcome(e->store, t->rowid, NULL, reason, e->now, &err)) {
-        store_failed(e, &err);
+        eng_store_failed(e, &err);
         return;
     }
     struct buf p = BUF_INIT;
@@ -1626,18 +1778,24 @@ static void do_cancel(struct engine *e, struct cmd *c)
     buf_adds(&p, ",\"by\":");
     buf_add_json_str(&p, c->who.name ? c->who.name : "");
     buf_addch(&p, '}');
-    emit(e, "task.cancel", t->swarm, t, owner, p.ptr);
+    eng_emit(e, "task.cancel", t->swarm, t, owner, p.ptr);
     buf_release(&p);
-    settle(e, ti, was_open);
+    eng_settle(e, ti, was_open);
+    if (was_open)
+        eng_weigh(e, ti, -1);
+    gov_task_closed(e, ti);
     c->out.rowid = t->rowid;
     c->out.state = t->state;
 }
 
 static void do_approve(struct engine *e, struct cmd *c)
 {
-    if (admin_only(&c->who, "approving a task", &c->err))
+    if (c->who.kind == PRIN_SWARM) {
+        s2_fail(&c->err, S2_EFORBIDDEN, "forbidden",
+                "approving a task needs the admin token or an approver's token");
         return;
-    uint32_t ti = find_task(e, c->in.approve.task, &c->who, &c->err);
+    }
+    uint32_t ti = eng_find_task(e, c->in.approve.task, &c->who, &c->err);
     if (ti == NONE)
         return;
     struct task *t = task_at(e, ti);
@@ -1666,22 +1824,22 @@ static void do_approve(struct engine *e, struct cmd *c)
         return;
     }
     struct s2_error err = S2_ERROR_INIT;
-    if (tx(e) || store_approval_insert(e->store, t->rowid, who, e->now, &err)) {
+    if (eng_tx(e) || store_approval_insert(e->store, t->rowid, who, e->now, &err)) {
         if (err.kind)
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
         return;
     }
     strvec_push(t->approvers, who);
     t->approvals++;
-    if (persist(e, t))
+    if (eng_persist(e, t))
         return;
     struct buf p = BUF_INIT;
     buf_adds(&p, "{\"by\":");
     buf_add_json_str(&p, who);
     buf_addf(&p, ",\"approvals\":%u,\"needed\":%u}", t->approvals, t->approvals_needed);
-    emit(e, "task.approve", t->swarm, t, NONE, p.ptr);
+    eng_emit(e, "task.approve", t->swarm, t, NONE, p.ptr);
     buf_release(&p);
-    reevaluate(e, ti, "approved");
+    eng_reevaluate(e, ti, "approved");
     c->out.rowid = t->rowid;
     c->out.state = t->state;
 }
@@ -1695,20 +1853,20 @@ static void do_release(struct engine *e, struct cmd *c)
     if (t->state != TASK_CLAIMED || t->fence != c->in.release.fence)
         return; /* already moved on */
     uint32_t owner = t->owner;
-    lease_end(e, t);
-    int ready = can_be_ready(e, t);
-    set_state(e, t, ready ? TASK_READY : TASK_PENDING);
+    eng_lease_end(e, t);
+    int ready = eng_can_be_ready(e, t);
+    eng_set_state(e, t, ready ? TASK_READY : TASK_PENDING);
     t->due = 0;
     if (t->attempts)
         t->attempts--; /* the claimer never saw it: not an attempt */
-    if (persist(e, t))
+    if (eng_persist(e, t))
         return;
     if (ready)
-        enqueue(e, ti);
+        eng_enqueue(e, ti);
     char params[96];
     snprintf(params, sizeof params, "{\"fence\":%" PRIu64 ",\"why\":\"reply not delivered\"}",
              t->fence);
-    emit(e, "task.release", t->swarm, t, owner, params);
+    eng_emit(e, "task.release", t->swarm, t, owner, params);
 }
 
 static void process(struct engine *e, struct cmd *c)
@@ -1718,7 +1876,7 @@ static void process(struct engine *e, struct cmd *c)
         s2_fail(&c->err, S2_EUNAVAIL, "store_unavailable",
                 "the store cannot take writes right now (%s); retry shortly",
                 e->batch_err.msg ? e->batch_err.msg : "last commit failed");
-        reply_later(e, c);
+        eng_reply(e, c);
         return;
     }
     if (e->stopping && c->kind == CMD_CLAIM)
@@ -1731,7 +1889,7 @@ static void process(struct engine *e, struct cmd *c)
     case CMD_TASK_ADD: do_task_add(e, c); break;
     case CMD_CLAIM:
         do_claim(e, c);
-        match_waiters(e);
+        eng_match_waiters(e);
         return; /* do_claim replies (or parks the command as a waiter) itself */
     case CMD_HEARTBEAT: do_heartbeat(e, c); break;
     case CMD_DONE:
@@ -1740,9 +1898,19 @@ static void process(struct engine *e, struct cmd *c)
     case CMD_APPROVE: do_approve(e, c); break;
     case CMD_RELEASE: do_release(e, c); break;
     case CMD_QUERY: engine_run_query(e, c); break;
+    case CMD_POLICY_PUT:
+    case CMD_BUDGET_SET:
+    case CMD_BREAKER_RESET:
+    case CMD_BLOCK:
+    case CMD_UNBLOCK:
+    case CMD_POST:
+    case CMD_VERDICT:
+    case CMD_ESCALATION_ACK:
+    case CMD_APPROVER_ADD:
+    case CMD_SWARM_TEXT: gov_command(e, c); break;
     }
-    match_waiters(e);
-    reply_later(e, c);
+    eng_match_waiters(e);
+    eng_reply(e, c);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1760,18 +1928,20 @@ static void fire_timers(struct engine *e)
             heap_remove(&e->timers, t->hpos);
             if (t->state == TASK_READY) {
                 t->due = 0;
-                enqueue(e, ti);
+                eng_enqueue(e, ti);
             }
         }
     }
-    match_waiters(e);
+    eng_match_waiters(e);
     uint32_t wi;
     while ((wi = heap_top(&e->waiter_timers)) != HEAP_NONE &&
            e->waiters[wi].deadline <= e->now) {
         struct cmd *c = e->waiters[wi].cmd;
-        waiter_unlink(e, wi);
-        reply_later(e, c);
+        eng_waiter_unlink(e, wi);
+        eng_reply(e, c);
     }
+    if (!e->batch_failed)
+        gov_fire(e);
 }
 
 /* Milliseconds until the next timer, or -1 if none. */
@@ -1784,6 +1954,9 @@ static int64_t next_timer(struct engine *e)
     uint32_t wi = heap_top(&e->waiter_timers);
     if (wi != HEAP_NONE && e->waiters[wi].deadline < at)
         at = e->waiters[wi].deadline;
+    int64_t g = gov_next_timer(e);
+    if (g >= 0 && g < at)
+        at = g;
     return at == INT64_MAX ? -1 : at;
 }
 
@@ -1814,8 +1987,9 @@ static int load_model(void *ctx, const struct model_spec *m)
 static int load_swarm(void *ctx, const struct load_swarm *s)
 {
     struct engine *e = ((struct loader_ctx *)ctx)->e;
-    swarm_insert(e, s->id, s->role, s->relation, s->caps ? s->caps : "", NULL, s->budget_micro,
-                 s->branch, s->state, s->created_at);
+    uint32_t si = swarm_insert(e, s->id, s->role, s->relation, s->caps ? s->caps : "", NULL,
+                               s->budget_micro, s->branch, s->state, s->created_at);
+    gov_load_swarm(e, si, s);
     return 0;
 }
 
@@ -1828,8 +2002,9 @@ static int load_agent(void *ctx, const struct load_agent *a)
         return 0;
     }
     uint32_t mi = a->model ? map_get(&e->model_ix, a->model) : MAP_NONE;
-    agent_insert(e, a->id, si, mi == MAP_NONE ? NONE : mi, a->caps ? a->caps : "", NULL,
-                 a->max_leases, a->created_at, a->last_seen);
+    uint32_t ai = agent_insert(e, a->id, si, mi == MAP_NONE ? NONE : mi, a->caps ? a->caps : "",
+                               NULL, a->max_leases, a->created_at, a->last_seen);
+    gov_load_agent(e, ai, &a->gov);
     return 0;
 }
 
@@ -1842,7 +2017,7 @@ static int load_task(void *ctx, const struct load_task *lt)
         log_error("load: task '%s' names unknown swarm '%s'", lt->id, lt->swarm);
         return -1;
     }
-    uint32_t ti = task_alloc(e);
+    uint32_t ti = eng_task_alloc(e);
     struct task *t = task_at(e, ti);
     t->id = xstrdup(lt->id);
     t->rowid = lt->rowid;
@@ -1867,6 +2042,14 @@ static int load_task(void *ctx, const struct load_task *lt)
     t->cost_micro = lt->cost_micro;
     t->tokens_in = lt->tokens_in;
     t->tokens_out = lt->tokens_out;
+    t->max_cost_micro = lt->max_cost_micro;
+    t->estimate_micro = lt->estimate_micro;
+    t->reserved_micro = lt->state == TASK_CLAIMED ? lt->reserved_micro : 0;
+    t->kind = (uint8_t)lt->kind;
+    if (lt->help_for) {
+        uint32_t hi = map_get(&e->task_ix, lt->help_for);
+        t->help_for = hi == MAP_NONE ? NONE : hi;
+    }
     if (lt->owner) {
         uint32_t ai = map_get(&e->agent_ix, lt->owner);
         t->owner = ai == MAP_NONE ? NONE : ai;
@@ -1881,7 +2064,7 @@ static int load_task(void *ctx, const struct load_task *lt)
     struct strvec req = STRVEC_INIT, deps = STRVEC_INIT;
     strvec_split(&req, lt->requires ? lt->requires : "", '\n');
     strvec_split(&deps, lt->depends_on ? lt->depends_on : "", '\n');
-    t->reqset = reqset_intern(e, &req);
+    t->reqset = eng_reqset(e, &req);
     uint32_t dep_ix[S2_DEPS_MAX];
     size_t nd = 0;
     for (size_t k = 0; k < deps.n && nd < S2_DEPS_MAX; k++) {
@@ -1894,7 +2077,7 @@ static int load_task(void *ctx, const struct load_task *lt)
         }
         dep_ix[nd++] = di;
     }
-    task_link(e, ti, dep_ix, nd);
+    eng_task_link(e, ti, dep_ix, nd);
     strvec_release(&req);
     strvec_release(&deps);
     if (t->rowid >= e->next_rowid)
@@ -1905,6 +2088,11 @@ static int load_task(void *ctx, const struct load_task *lt)
             e->agents[t->owner].held++;
     }
     return 0;
+}
+
+static int load_blocker(void *ctx, const struct load_blocker *b)
+{
+    return gov_load_blocker(((struct loader_ctx *)ctx)->e, b);
 }
 
 static int load_approval(void *ctx, const struct load_approval *a)
@@ -2058,13 +2246,13 @@ out:
 static int engine_load(struct engine *e, struct s2_error *err)
 {
     struct loader_ctx lc = {.e = e};
-    struct store_loader ld = {&lc, load_token, load_model, load_swarm, load_agent, load_task,
-                              load_approval};
+    struct store_loader ld = {&lc,      load_token, load_model,    load_swarm,
+                              load_agent, load_task,  load_approval, load_blocker};
     e->next_rowid = 1;
     int64_t t0 = clock_mono_ns();
     if (store_load(e->store, &ld, err))
         return err->kind ? err->kind : S2_EINTERNAL;
-    if (witness_resume(e, err))
+    if (witness_resume(e, err) || gov_load(e, err))
         return err->kind;
     e->now = e->clock();
     long fixed = 0;
@@ -2074,19 +2262,19 @@ static int engine_load(struct engine *e, struct s2_error *err)
         struct task *t = task_at(e, ti);
         if (t->state != TASK_PENDING && t->state != TASK_READY)
             continue;
-        int want = can_be_ready(e, t) ? TASK_READY : TASK_PENDING;
+        int want = eng_can_be_ready(e, t) ? TASK_READY : TASK_PENDING;
         if (want != t->state) {
             /* witnessed like any change: the stored state disagreed with the rules */
-            set_state(e, t, want);
+            eng_set_state(e, t, want);
             t->due = 0;
-            if (persist(e, t))
+            if (eng_persist(e, t))
                 break;
-            emit(e, want == TASK_READY ? "task.ready" : "task.pending", t->swarm, t, NONE,
+            eng_emit(e, want == TASK_READY ? "task.ready" : "task.pending", t->swarm, t, NONE,
                  "{\"why\":\"load: readiness recomputed\"}");
             fixed++;
         }
         if (t->state == TASK_READY)
-            enqueue(e, ti);
+            eng_enqueue(e, ti);
     }
     if (e->in_tx) {
         struct s2_error werr = S2_ERROR_INIT;
@@ -2122,8 +2310,18 @@ static int engine_load(struct engine *e, struct s2_error *err)
 /* ------------------------------------------------------------------------------------ */
 /* the batch loop */
 
+void engine_set_notify(struct engine *e, void (*fn)(void *ctx, const char *json), void *ctx)
+{
+    e->notify = fn;
+    e->notify_ctx = ctx;
+}
+
 static void publish(struct engine *e, struct event *v, size_t n)
 {
+    /* escalations leave the server only once durable, like every other answer */
+    for (size_t i = 0; i < n && e->notify; i++)
+        if (v[i].notify)
+            e->notify(e->notify_ctx, v[i].data);
     if (e->events && n) {
         events_publish(e->events, v, n);
         return;
@@ -2216,11 +2414,11 @@ static void finish_batch(struct engine *e)
     struct s2_error err = S2_ERROR_INIT;
     struct checkpoint cp_before = e->last_cp;
     if (ok && e->in_tx && witness_seal(e, &err))
-        ok = 0, store_failed(e, &err);
+        ok = 0, eng_store_failed(e, &err);
     if (ok && e->in_tx) {
         if (store_commit(e->store, &err)) {
             ok = 0;
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
         }
         int64_t dt = clock_mono_ns() - t0;
         e->stats.commits++;
@@ -2256,7 +2454,7 @@ static void finish_batch(struct engine *e)
             if (!e->waiters[wi].cmd)
                 continue;
             struct cmd *c = e->waiters[wi].cmd;
-            waiter_unlink(e, wi);
+            eng_waiter_unlink(e, wi);
             s2_fail(&c->err, S2_EUNAVAIL, "store_unavailable", "store write failed");
             GROW(e, e->replies, e->nreplies, e->capreplies);
             e->replies[e->nreplies++] = c;
@@ -2292,6 +2490,11 @@ static void finish_batch(struct engine *e)
                 auth_hash(c->out.token, hash);
                 auth_add(e->auth, hash, "swarm", c->in.swarm.id, c->in.swarm.id);
             }
+            if (c->kind == CMD_APPROVER_ADD && c->out.token && !c->err.kind) {
+                uint8_t hash[TOKEN_HASH_BYTES];
+                auth_hash(c->out.token, hash);
+                auth_add(e->auth, hash, "approver", NULL, c->in.approver.name);
+            }
         }
         if (wrote && e->flusher_on && e->durability == DURABILITY_FULL) {
             /* durable only once the flusher has synced this commit: replies and events wait */
@@ -2317,7 +2520,7 @@ static void finish_batch(struct engine *e)
 /* Write last_seen of agents seen in this batch (at most every 5 s per agent). */
 static void store_touched(struct engine *e)
 {
-    if (!e->touched_agents.n || e->batch_failed || tx(e))
+    if (!e->touched_agents.n || e->batch_failed || eng_tx(e))
         return;
     for (uint32_t k = 0; k < e->touched_agents.n; k++) {
         struct agent *a = &e->agents[e->touched_agents.v[k]];
@@ -2325,7 +2528,7 @@ static void store_touched(struct engine *e)
             continue;
         struct s2_error err = S2_ERROR_INIT;
         if (store_agent_seen(e->store, a->id, a->last_seen, &err)) {
-            store_failed(e, &err);
+            eng_store_failed(e, &err);
             return;
         }
     }
@@ -2527,6 +2730,12 @@ static void engine_clear(struct engine *e)
         free(s->role);
         free(s->branch);
         strvec_release(&s->caps);
+        for (uint32_t k = 0; k < s->nidle; k++) {
+            free(s->idle[k].title);
+            free(s->idle[k].body);
+        }
+        free(s->idle);
+        free(s->contract);
         for (uint32_t p = 0; p < s->nphases; p++)
             u32vec_release(&s->phases[p].tasks);
         free(s->phases);
@@ -2567,6 +2776,14 @@ static void engine_clear(struct engine *e)
     free(e->waiters);
     e->waiters = NULL;
     e->nwaiters = e->capwaiters = 0;
+    for (uint32_t i = 0; i < e->nblockers; i++) {
+        free(e->blockers[i].reason);
+        u32vec_release(&e->blockers[i].helps);
+    }
+    free(e->blockers);
+    e->blockers = NULL;
+    e->nblockers = e->capblockers = e->open_blockers = 0;
+    memset(&e->global, 0, sizeof e->global);
     map_release(&e->model_ix);
     map_release(&e->swarm_ix);
     map_release(&e->agent_ix);
@@ -2594,6 +2811,11 @@ static int engine_check_key(struct engine *e, struct s2_error *err)
     return rc;
 }
 
+const struct policy *engine_policy(const struct engine *e)
+{
+    return &e->policy;
+}
+
 const uint8_t *engine_public_key(const struct engine *e)
 {
     return e->pk;
@@ -2613,6 +2835,7 @@ int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_
     pthread_cond_init(&e->fl_cv, NULL);
     e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     engine_init_tables(e);
+    policy_default(&e->policy);
     char *key_path = cfg->key_path ? xstrdup(cfg->key_path) : xasprintf("%s.key", cfg->db_path);
     int krc = keys_load(key_path, e->sk, e->pk, err);
     free(key_path);
@@ -2658,8 +2881,8 @@ void engine_stop(struct engine *e)
         if (!e->waiters[wi].cmd)
             continue;
         struct cmd *c = e->waiters[wi].cmd;
-        waiter_unlink(e, wi);
-        reply_later(e, c);
+        eng_waiter_unlink(e, wi);
+        eng_reply(e, c);
     }
     run_batch(e, list);
     pthread_mutex_lock(&e->mu);
@@ -2708,6 +2931,7 @@ void engine_free(struct engine *e)
     u32vec_release(&e->touched_agents);
     s2_error_release(&e->batch_err);
     store_close(e->store);
+    policy_release(&e->policy);
     sodium_memzero(e->sk, sizeof e->sk);
     auth_free(e->auth);
     pthread_mutex_destroy(&e->mu);

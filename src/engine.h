@@ -21,7 +21,9 @@ struct engine;
 struct events;
 
 /* Who is asking. Filled by the HTTP layer from the bearer token. */
-enum principal_kind { PRIN_ADMIN, PRIN_SWARM };
+/* admin: everything. swarm: one swarm's agents and tasks. approver: approves tasks (its name
+ * counts once toward a quorum) and reads; nothing else. */
+enum principal_kind { PRIN_ADMIN, PRIN_SWARM, PRIN_APPROVER };
 struct principal {
     enum principal_kind kind;
     const char *swarm; /* PRIN_SWARM: the swarm it is scoped to (borrowed, lives forever) */
@@ -42,6 +44,17 @@ enum cmd_kind {
     CMD_APPROVE,
     CMD_RELEASE, /* a claim's reply never reached its client: give the task back */
     CMD_QUERY,   /* a read of in-memory state, answered as JSON */
+    /* the governor (engine_gov.c) */
+    CMD_POLICY_PUT,
+    CMD_BUDGET_SET,
+    CMD_BREAKER_RESET,
+    CMD_BLOCK,
+    CMD_UNBLOCK,
+    CMD_POST,
+    CMD_VERDICT,
+    CMD_ESCALATION_ACK,
+    CMD_APPROVER_ADD,
+    CMD_SWARM_TEXT, /* idle tasks or contract */
 };
 
 enum query_kind {
@@ -53,6 +66,12 @@ enum query_kind {
     Q_MODELS,
     Q_STATS,        /* counters for /metrics and /healthz */
     Q_OVERVIEW,     /* one line per swarm: counts, for `s2 status` */
+    Q_POLICY,
+    Q_BUDGETS,      /* arg: optional swarm */
+    Q_BREAKERS,
+    Q_BLOCKERS,     /* arg: optional swarm */
+    Q_TASK_VISIBLE, /* arg: task id: {"task": id} if this principal may see it */
+    Q_CONTRACT,     /* arg: swarm id */
 };
 
 struct cmd {
@@ -101,6 +120,40 @@ struct cmd {
             char *arg;
             int limit;
         } query;
+        struct {
+            json_t *json; /* CMD_POLICY_PUT: the members to change */
+        } policy;
+        struct {
+            char *swarm; /* NULL: the global budget */
+            int64_t budget_micro;
+        } budget;
+        struct {
+            char *id; /* an agent or a swarm */
+        } breaker;
+        struct {
+            char *task;
+            char *lease;
+            struct strvec needs; /* CMD_BLOCK */
+            char *reason;        /* CMD_BLOCK */
+        } block;
+        struct {
+            char *task;  /* the blocked task whose thread it is */
+            char *lease; /* the blocked task's or one of its help tasks' lease */
+            char *body;  /* CMD_POST */
+            int64_t post; /* CMD_VERDICT */
+            int verdict;  /* CMD_VERDICT: 1 accept, -1 reject */
+        } thread;
+        struct {
+            int64_t id;
+        } ack;
+        struct {
+            char *name;
+        } approver;
+        struct {
+            char *swarm;
+            int which; /* STORE_SWARM_IDLE or STORE_SWARM_CONTRACT */
+            char *json; /* validated by the API; NULL clears */
+        } swarm_text;
     } in;
 
     /* ---- output (valid in the done callback) ---- */
@@ -178,6 +231,10 @@ int64_t engine_next_deadline(struct engine *e);
 /* Readable when another thread queued a command or a flush finished: then step. */
 int engine_wake_fd(struct engine *e);
 
+/* Called (driver thread) with each escalation's event JSON once it is durable: the
+ * webhook's feed. fn must not block. */
+void engine_set_notify(struct engine *e, void (*fn)(void *ctx, const char *json), void *ctx);
+
 /* The event stream the engine publishes to (set before engine_start; may be NULL). */
 void engine_set_events(struct engine *e, struct events *ev);
 
@@ -197,6 +254,10 @@ int engine_authenticate(struct engine *e, const char *token, struct principal *w
  * *admin_token receives the token (caller frees); it is stored only hashed. */
 int engine_init_db(const char *path, const char *key_path, char **admin_token,
                    struct s2_error *err);
+
+/* The policy in force (the driving thread only: it changes between batches). */
+struct policy;
+const struct policy *engine_policy(const struct engine *e);
 
 /* The public key that signs this engine's checkpoints. */
 const uint8_t *engine_public_key(const struct engine *e);

@@ -9,10 +9,12 @@
 
 #include "engine.h"
 #include "events.h"
+#include "governor.h"
 #include "witness.h"
 #include "util/buf.h"
 #include "util/heap.h"
 #include "util/map.h"
+#include "util/xalloc.h"
 
 #define NONE UINT32_MAX
 
@@ -48,11 +50,22 @@ struct phase_slot {
     struct u32vec tasks;  /* every task ever in this phase */
 };
 
+/* Work a swarm's agents do when nothing else is ready for them (DESIGN "idle_tasks"). */
+struct idle_task {
+    char *title, *body;
+    uint32_t reqset;
+};
+
 struct swarm {
     char *id, *role, *branch;
     int relation, state;
     struct strvec caps;
-    int64_t budget_micro, created_at;
+    int64_t created_at;
+    struct ledger ledger;           /* budget (limit), spent, reserved, alert level */
+    struct idle_task *idle;
+    uint32_t nidle, idle_next;
+    char *contract;                 /* JSON of its service contract, or NULL */
+    int contract_grants;            /* it grants network endpoints or secrets */
     struct phase_slot *phases; /* sorted by phase */
     uint32_t nphases, capphases;
     struct readyq *queues;
@@ -80,6 +93,9 @@ struct agent {
     uint32_t *elig; /* queues of its swarm it may take from */
     uint32_t nelig, capelig, elig_gen;
     int elig_valid;
+    struct breaker brk;
+    int64_t spent_micro;
+    int64_t accepted, rejected; /* its help contributions, as the blocked agents judged them */
 };
 
 struct task {
@@ -104,9 +120,33 @@ struct task {
     uint64_t fence;
     uint8_t lease_hash[TOKEN_HASH_BYTES];
     int64_t cost_micro, tokens_in, tokens_out;
+    int64_t max_cost_micro;   /* 0: the policy's max_cost_per_task */
+    int64_t estimate_micro;
+    int64_t reserved_micro;   /* the current lease's reservation not yet used by reported cost */
+    uint32_t weight;          /* unfinished tasks it transitively blocks: the critical path */
+    uint32_t mark;            /* graph walks: visited in walk number e->mark_gen */
+    uint32_t blocker;         /* its open blocker (index in e->blockers), or NONE */
+    uint32_t help_for;        /* a help task: the blocked task it serves, or NONE */
+    uint8_t kind;             /* TASK_KIND_* */
+    uint8_t overrun;          /* its lease's cost went past the reservation (reported once) */
     struct u32vec deps;       /* tasks it depends on */
     struct u32vec dependents; /* tasks that depend on it */
     struct strvec *approvers; /* only for tasks behind an approval */
+};
+
+/* A task reported blocked: the governor finds helpers in other swarms for it. */
+enum { BLOCKER_OPEN, BLOCKER_RESOLVED };
+struct blocker {
+    uint32_t task;        /* the blocked task */
+    uint32_t reqset;      /* what it needs */
+    char *reason;
+    uint32_t agent;       /* who is blocked (NONE if unknown) */
+    int64_t created_at;
+    int state, escalated;
+    int accepted;         /* contributions the blocked agent accepted (in memory: a restart
+                             re-arms the escalation timer of a blocker, not its verdicts) */
+    int64_t budget_micro; /* for helpers, split between them */
+    struct u32vec helps;  /* help tasks made for it */
 };
 
 /* A committed batch waiting for its fsync before it is answered and published. */
@@ -167,6 +207,17 @@ struct engine {
     struct map model_ix, swarm_ix, agent_ix, task_ix, cap_ix, reqset_ix;
 
     struct heap timers;        /* tasks by due: lease expiries and retry backoffs */
+
+    /* the governor's state (rules in governor.c, glue in engine_gov.c) */
+    struct policy policy;
+    struct ledger global;      /* limit: policy.global_budget; spent and reserved of all swarms */
+    struct blocker *blockers;
+    uint32_t nblockers, capblockers;
+    uint32_t open_blockers;
+    int top_tier;              /* highest tier in the model table */
+    void (*notify)(void *ctx, const char *json); /* durable escalations, for the webhook */
+    void *notify_ctx;
+    uint32_t mark_gen;
     struct heap waiter_timers; /* waiters by deadline */
 
     int64_t next_rowid;
@@ -235,5 +286,99 @@ void u32vec_release(struct u32vec *v);
 void engine_run_query(struct engine *e, struct cmd *c);
 /* Capabilities of a reqset as a JSON array. */
 json_t *engine_reqset_json(const struct engine *e, uint32_t rs);
+
+
+/* ---- engine.c internals shared with engine_gov.c (engine thread only) ---- */
+
+/* Room for one more element in an engine table (cap keeps its own integer type). */
+#define GROW(e, arr, n, cap)                                                                   \
+    do {                                                                                       \
+        size_t c_ = (cap);                                                                     \
+        (arr) = xgrow((arr), sizeof *(arr), (size_t)(n) + 1, &c_);                             \
+        (cap) = c_;                                                                            \
+    } while (0)
+
+uint32_t eng_cap(struct engine *e, const char *name);
+uint32_t eng_reqset(struct engine *e, const struct strvec *caps);
+int eng_tx(struct engine *e);
+int eng_store_failed(struct engine *e, struct s2_error *err);
+void eng_emit(struct engine *e, const char *op, uint32_t swarm, const struct task *t, uint32_t agent, const char *params);
+void eng_reply(struct engine *e, struct cmd *c);
+int eng_agent_tier(const struct engine *e, const struct agent *a);
+struct phase_slot *eng_phase_slot(struct swarm *s, int64_t phase);
+int64_t eng_first_open_phase(const struct swarm *s);
+uint32_t eng_queue_for(struct engine *e, struct swarm *s, uint32_t reqset, int min_tier);
+int eng_is_open(int state);
+void eng_set_state(struct engine *e, struct task *t, int to);
+uint32_t eng_task_alloc(struct engine *e);
+void eng_task_link(struct engine *e, uint32_t ti, const uint32_t *deps, size_t ndeps);
+int eng_persist(struct engine *e, struct task *t);
+int eng_can_be_ready(const struct engine *e, const struct task *t);
+void eng_mark_dirty(struct engine *e, uint32_t swarm);
+void eng_enqueue(struct engine *e, uint32_t ti);
+void eng_dequeue(struct engine *e, uint32_t ti);
+void eng_make_ready(struct engine *e, uint32_t ti, const char *why);
+void eng_reevaluate(struct engine *e, uint32_t ti, const char *why);
+void eng_make_pending(struct engine *e, uint32_t ti, const char *why);
+void eng_settle(struct engine *e, uint32_t ti, int was_open);
+void eng_agent_touch(struct engine *e, uint32_t ai);
+int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c);
+void eng_lease_end(struct engine *e, struct task *t);
+int64_t eng_requeue_or_die(struct engine *e, uint32_t ti, const char *op, const char *reason, int retry);
+void eng_agent_elig(struct engine *e, struct agent *a);
+uint32_t eng_pick(struct engine *e, uint32_t ai);
+void eng_waiter_unlink(struct engine *e, uint32_t wi);
+void eng_match_waiters(struct engine *e);
+int eng_may_act(const struct principal *who, const char *swarm, struct s2_error *err);
+int eng_admin_only(const struct principal *who, const char *what, struct s2_error *err);
+uint32_t eng_find_task(struct engine *e, const char *id, const struct principal *who, struct s2_error *err);
+int eng_check_lease(struct engine *e, uint32_t ti, const char *lease, struct s2_error *err);
+int eng_add_usage(struct engine *e, struct task *t, const struct usage *u, struct s2_error *err);
+void eng_weigh(struct engine *e, uint32_t ti, int delta);
+uint32_t eng_task_new(struct engine *e, struct task_spec *sp, uint32_t si);
+
+/* ---- engine_gov.c: the governor's glue (engine thread only) ---- */
+
+/* Policy gates on a task about to be created: may put it behind a human approval. */
+void gov_gate_task(struct engine *e, struct task_spec *t, uint32_t swarm);
+/* The governor's commands (policy, budgets, breakers, blockers, threads, escalations,
+ * approvers, idle tasks, contracts). */
+void gov_command(struct engine *e, struct cmd *c);
+/* Read views: Q_POLICY, Q_BUDGETS, Q_BREAKERS, Q_BLOCKERS. */
+void gov_query(struct engine *e, struct cmd *c);
+/* May agent ai take a lease now (global and swarm budgets, its breaker)? 0, or an error. */
+int gov_may_claim(struct engine *e, uint32_t ai, struct s2_error *err);
+/* Would a lease of task ti fit the budgets of its scopes? 0, or an error. */
+int gov_can_reserve_task(struct engine *e, uint32_t ti, struct s2_error *err);
+/* A lease begins: reserve the task's budget in every scope. */
+void gov_reserve(struct engine *e, uint32_t ti, uint32_t ai);
+/* A lease ends: give back what its reservation still holds. */
+void gov_release(struct engine *e, struct task *t);
+/* Reported cost: into the ledgers of the task, its agent, swarm and the whole. */
+void gov_spend(struct engine *e, struct task *t, uint32_t ai, int64_t cost);
+/* Outcomes of a lease, for the breaker, the cascade and escalation. */
+void gov_succeeded(struct engine *e, uint32_t ti, uint32_t ai);
+void gov_failed(struct engine *e, uint32_t ti, uint32_t ai);
+/* Before a failed task is retried: the next attempt may need a stronger tier (cascade). */
+void gov_cascade(struct engine *e, uint32_t ti, uint32_t ai);
+void gov_dead(struct engine *e, uint32_t ti, const char *reason);
+/* A task left the claimed state for good or was cancelled: resolve its blocker, if any,
+ * and, for a help task, its place among the blocker's helpers. */
+void gov_task_closed(struct engine *e, uint32_t ti);
+/* Nothing ready in its swarm for agent ai: help on a blocker it matches, else one of its
+ * swarm's idle tasks. Claims it for c and returns 1, or 0. */
+int gov_find_work(struct engine *e, uint32_t ai, struct cmd *c);
+/* Timers of the governor (blockers escalating by themselves); the next one, or -1. */
+void gov_fire(struct engine *e);
+int64_t gov_next_timer(struct engine *e);
+/* Raise an escalation (persisted, witnessed, and POSTed to the webhook once durable). */
+void gov_escalate(struct engine *e, const char *kind, uint32_t swarm, uint32_t ti,
+                  uint32_t ai, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Loading: a swarm's and an agent's governor state, an open blocker; then the policy from
+ * the store and the ledgers and weights the loaded tasks imply. */
+void gov_load_swarm(struct engine *e, uint32_t si, const struct load_swarm *s);
+void gov_load_agent(struct engine *e, uint32_t ai, const struct agent_gov *g);
+int gov_load_blocker(struct engine *e, const struct load_blocker *b);
+int gov_load(struct engine *e, struct s2_error *err);
 
 #endif

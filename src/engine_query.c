@@ -103,7 +103,10 @@ static json_t *swarm_json(const struct engine *e, uint32_t si)
     json_object_set_new(o, "role", json_string(s->role));
     json_object_set_new(o, "relation", json_string(relation_name(s->relation)));
     json_object_set_new(o, "capabilities", strvec_json(&s->caps));
-    json_object_set_new(o, "budget", json_real(usd(s->budget_micro)));
+    json_object_set_new(o, "budget", json_real(usd(s->ledger.limit)));
+    json_object_set_new(o, "spent", json_real(usd(s->ledger.spent)));
+    json_object_set_new(o, "reserved", json_real(usd(s->ledger.reserved)));
+    json_object_set_new(o, "idle_tasks", json_integer(s->nidle));
     json_object_set_new(o, "branch", s->branch ? json_string(s->branch) : json_null());
     json_object_set_new(o, "state", json_string(swarm_state_name(s->state)));
     json_object_set_new(o, "status", json_string(swarm_status(s, &reason)));
@@ -131,6 +134,11 @@ static json_t *agent_json(const struct engine *e, uint32_t ai, int detail)
     json_object_set_new(o, "last_seen", a->last_seen ? json_integer(a->last_seen) : json_null());
     json_object_set_new(o, "health", json_string(health(e, a->last_seen)));
     json_object_set_new(o, "created_at", json_integer(a->created_at));
+    json_object_set_new(o, "breaker", json_string(breaker_state_name(a->brk.state)));
+    json_object_set_new(o, "consecutive_failures", json_integer(a->brk.failures));
+    json_object_set_new(o, "spent", json_real(usd(a->spent_micro)));
+    json_object_set_new(o, "help_accepted", json_integer(a->accepted));
+    json_object_set_new(o, "help_rejected", json_integer(a->rejected));
     if (detail) {
         /* claimed tasks all sit in the timer heap: scan it rather than keep a second index */
         json_t *held = json_array();
@@ -151,7 +159,8 @@ static json_t *agent_json(const struct engine *e, uint32_t ai, int detail)
 
 static int forbidden_swarm(const struct cmd *c, const char *swarm)
 {
-    return c->who.kind != PRIN_ADMIN && (!c->who.swarm || strcmp(c->who.swarm, swarm));
+    /* approvers read everything (to decide), swarm tokens only their own swarm */
+    return c->who.kind == PRIN_SWARM && (!c->who.swarm || strcmp(c->who.swarm, swarm));
 }
 
 static uint32_t find_swarm(struct engine *e, struct cmd *c)
@@ -288,6 +297,14 @@ void engine_run_query(struct engine *e, struct cmd *c)
 {
     const char *arg = c->in.query.arg;
     switch (c->in.query.what) {
+    case Q_POLICY:
+    case Q_BUDGETS:
+    case Q_BREAKERS:
+    case Q_BLOCKERS:
+    case Q_TASK_VISIBLE:
+    case Q_CONTRACT:
+        gov_query(e, c);
+        break;
     case Q_SWARMS:
     case Q_OVERVIEW: {
         json_t *a = json_array();

@@ -16,6 +16,7 @@ struct event {
     char *swarm; /* NULL: not tied to one swarm (visible to admin subscribers only) */
     char *data;  /* one JSON object, no newline */
     size_t len;
+    int notify;  /* also for the escalation webhook */
 };
 
 struct events;

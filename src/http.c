@@ -5,12 +5,14 @@
 #include "http.h"
 #include "witness.h"
 #include "events.h"
+#include "governor.h"
 #include "json.h"
 #include "model.h"
 #include "store.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/map.h"
 #include "util/xalloc.h"
 
 #include <arpa/inet.h>
@@ -49,6 +51,12 @@ struct http_server {
     int port;
     atomic_int suspended;
     atomic_uint_fast64_t *counts; /* [(api_nroutes + 1) * NSTATUS] */
+    /* per-swarm token buckets (the loop thread only) */
+    struct map bucket_ix;
+    struct bucket *buckets;
+    char **bucket_names;
+    size_t nbuckets, capbuckets;
+    atomic_uint_fast64_t rate_limited;
 };
 
 struct request {
@@ -500,6 +508,38 @@ static int authenticate(struct request *r, enum route_auth need)
     return 0;
 }
 
+/* Noisy neighbours: each swarm token draws from its swarm's bucket, so one runaway swarm
+ * gets 429s while the others keep their share. */
+static int rate_limited(struct request *r)
+{
+    struct http_server *srv = r->srv;
+    const struct policy *p = engine_policy(srv->engine);
+    if (p->rate_limit_rps <= 0)
+        return 0;
+    uint32_t i = map_get(&srv->bucket_ix, r->who.swarm);
+    if (i == MAP_NONE) {
+        srv->buckets = xgrow(srv->buckets, sizeof *srv->buckets, srv->nbuckets + 1, &srv->capbuckets);
+        size_t cap = srv->capbuckets;
+        srv->bucket_names = xrealloc(srv->bucket_names, cap * sizeof *srv->bucket_names);
+        i = (uint32_t)srv->nbuckets++;
+        memset(&srv->buckets[i], 0, sizeof srv->buckets[i]);
+        srv->bucket_names[i] = xstrdup(r->who.swarm);
+        map_put(&srv->bucket_ix, srv->bucket_names[i], i);
+    }
+    int64_t wait_ms = 0;
+    if (gov_bucket_take(&srv->buckets[i], p->rate_limit_rps, p->rate_limit_burst, clock_mono_ns() / 1000000,
+                        &wait_ms) == 0)
+        return 0;
+    atomic_fetch_add(&srv->rate_limited, 1);
+    char secs[24];
+    snprintf(secs, sizeof secs, "%lld", (long long)((wait_ms + 999) / 1000));
+    http_reply_fail(r, S2_ERATE, "rate_limited",
+                    "swarm '%s' is over its request rate (%d/s, bursts of %d): retry in %lld ms",
+                    r->who.swarm, p->rate_limit_rps, p->rate_limit_burst, (long long)wait_ms);
+    http_set_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    return 1;
+}
+
 static void dispatch(struct request *r)
 {
     if (r->too_big) {
@@ -516,6 +556,8 @@ static void dispatch(struct request *r)
     r->who.swarm = NULL;
     r->who.name = "anonymous";
     if (authenticate(r, rt->auth))
+        return;
+    if (r->who.kind == PRIN_SWARM && r->who.swarm && rate_limited(r))
         return;
     rt->handler(r);
 }
@@ -758,6 +800,7 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
         events_set_backfill(srv->events, sse_backfill, srv);
     srv->max_body = cfg->max_body;
     srv->counts = xcalloc((api_nroutes + 1) * NSTATUS, sizeof *srv->counts);
+    map_init(&srv->bucket_ix);
     /* One thread serves every connection and drives the engine (see loop_main): no hand-off
      * between threads on the path of a request. */
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_TURBO;
@@ -815,6 +858,11 @@ void http_stop(struct http_server *s, int timeout_ms)
     MHD_stop_daemon(s->mhd);
     close(s->stop_fd);
     free(s->counts);
+    map_release(&s->bucket_ix);
+    for (size_t i = 0; i < s->nbuckets; i++)
+        free(s->bucket_names[i]);
+    free(s->bucket_names);
+    free(s->buckets);
     free(s);
 }
 
@@ -838,6 +886,9 @@ void http_metrics(struct http_server *s, struct buf *b)
                      method, pat, status, (unsigned long long)n);
         }
     }
+    buf_addf(b, "# HELP s2_http_rate_limited_total Requests refused with 429 (per-swarm rate limit).\n"
+                "# TYPE s2_http_rate_limited_total counter\ns2_http_rate_limited_total %llu\n",
+             (unsigned long long)atomic_load(&s->rate_limited));
     buf_addf(b, "# HELP s2_http_suspended Requests waiting (long-poll claims, event streams).\n"
                 "# TYPE s2_http_suspended gauge\ns2_http_suspended %d\n",
              atomic_load(&s->suspended));

@@ -1,5 +1,6 @@
 /* json.c: strict field access for request bodies. */
 #include "json.h"
+#include "model.h"
 #include "util/xalloc.h"
 
 #include <math.h>
@@ -44,12 +45,25 @@ int json_only(json_t *obj, const char *const *allowed, const char *ctx, struct s
                 break;
             }
         if (!ok) {
+            /* quote at most 60 bytes, cut on a character boundary; controls and bytes that
+             * are not UTF-8 become '?', so the message is always clean text */
             char q[72];
-            size_t n = strlen(key);
-            snprintf(q, sizeof q, "%.60s%s", key, n > 60 ? "..." : "");
-            for (char *p = q; *p; p++)
-                if ((unsigned char)*p < 0x20)
-                    *p = '?';
+            size_t o = 0;
+            const char *p = key;
+            while (*p && o < 60) {
+                int l = model_utf8_len(p);
+                if (l <= 0 || (unsigned char)*p < 0x20) {
+                    q[o++] = '?';
+                    p++;
+                    continue;
+                }
+                if (o + (size_t)l > 60)
+                    break;
+                memcpy(q + o, p, (size_t)l);
+                o += (size_t)l;
+                p += l;
+            }
+            snprintf(q + o, sizeof q - o, "%s", *p ? "..." : "");
             return s2_fail(err, S2_EINVAL, "unknown_field", "%s%sunknown field '%s'",
                            ctx ? ctx : "", sep(ctx), q);
         }

@@ -34,6 +34,18 @@ CMD(cli_watch);
 CMD(cli_bench);
 CMD(cli_mcp);
 CMD(cli_mcp_config);
+CMD(cli_budget);
+CMD(cli_budget_set);
+CMD(cli_breaker_list);
+CMD(cli_breaker_reset);
+CMD(cli_block);
+CMD(cli_blockers);
+CMD(cli_post);
+CMD(cli_thread);
+CMD(cli_escalations);
+CMD(cli_policy);
+CMD(cli_approver_add);
+CMD(cli_swarm_text);
 CMD(cli_witness_verify);
 CMD(cli_witness_export);
 CMD(cli_witness_show);
@@ -131,6 +143,9 @@ const struct cli_cmd cli_cmds[] = {
      "  --backoff-ms N      first retry delay, doubling (default 1000)\n"
      "  --approval A        none, human or quorum:N\n"
      "  --estimate-h H      estimated hours\n"
+     "  --estimate-usd X    estimated cost in US dollars\n"
+     "  --max-cost X        most it may cost (US dollars): what a claim reserves of the budgets\n"
+     "                      (default: the policy's max_cost_per_task)\n"
      "  --file FILE         JSON: one task object or {\"tasks\": [...]} (- for stdin)\n"
      CLI_COMMON_HELP},
     {"task list", cli_task_list, "s2 task list [--swarm S] [--state STATE] [--limit N] [--all]",
@@ -182,6 +197,74 @@ const struct cli_cmd cli_cmds[] = {
      "  --swarm S           only this swarm\n"
      "  --from SEQ          start after event SEQ (if still buffered)\n"
      "  --count N           stop after N events\n" CLI_COMMON_HELP},
+    {"budget", cli_budget, "s2 budget [--swarm S] [--json]",
+     "Show spend against budgets at every scope: global, each swarm (limit, spent, reserved by\n"
+     "leases in flight, left, and whether it reached the alert share or is exhausted), and what\n"
+     "each agent has spent. Amounts are priced from the model table.\n\n"
+     "  --swarm S           one swarm\n" CLI_COMMON_HELP},
+    {"budget set", cli_budget_set, "s2 budget set [--swarm S] USD",
+     "Set a swarm's budget, or the global one (admin token). A budget that covers what was\n"
+     "spent lifts the trip of a swarm that ran out; the alert re-arms.\n\n"
+     "  --swarm S           that swarm's budget (without it: the global budget)\n" CLI_COMMON_HELP},
+    {"breaker list", cli_breaker_list, "s2 breaker list [--json]",
+     "Circuit breakers: agents stopped after consecutive failures (open, or half-open with one\n"
+     "trial claim allowed), swarms tripped by their budget, and the global one.\n\n" CLI_COMMON_HELP},
+    {"breaker reset", cli_breaker_reset, "s2 breaker reset AGENT|SWARM",
+     "Close a breaker by hand (admin token): the agent may claim again; a swarm tripped by its\n"
+     "budget resumes only once the budget covers its spend.\n\n" CLI_COMMON_HELP},
+    {"block", cli_block, "s2 block TASK --needs CAPS --reason TEXT [--lease L]",
+     "Report a claimed task blocked. The governor offers help tasks on it to agents of other\n"
+     "swarms whose capabilities match the needs (at least min_capability_match), at most\n"
+     "max_helpers, critical swarms first; if no agent anywhere matches, a human is called.\n"
+     "The lease stays yours: keep heartbeating.\n\n"
+     "  --needs A,B         the capabilities that would unblock it\n"
+     "  --reason TEXT       what blocks it\n"
+     "  --lease L           the task's lease (default: $S2_LEASE or the one `s2 claim` saved)\n"
+     CLI_COMMON_HELP},
+    {"unblock", cli_block, "s2 unblock TASK [--lease L]",
+     "Close a task's blocker (help still under way is cancelled). Finishing the task does too.\n\n"
+     "  --lease L           the task's lease\n" CLI_COMMON_HELP},
+    {"blockers", cli_blockers, "s2 blockers [--swarm S] [--json]",
+     "Open blockers: who is blocked on what, what it needs, and who is helping.\n\n"
+     "  --swarm S           one swarm's\n" CLI_COMMON_HELP},
+    {"post", cli_post, "s2 post TASK (--file F | --body TEXT) [--lease L]",
+     "Post on a blocked task's thread: a helper's contribution (with its help task's lease) or\n"
+     "the blocked agent's reply (with its own). Everyone on the thread sees it at once.\n\n"
+     "  --file F            the post's text (- for stdin)\n"
+     "  --body TEXT         or the text itself\n"
+     "  --lease L           default: the saved lease of the task or of one of its help tasks\n"
+     CLI_COMMON_HELP},
+    {"thread", cli_thread, "s2 thread TASK [--accept N | --reject N] [--lease L]",
+     "Read a blocked task's thread, or (the blocked agent) accept or reject contribution N;\n"
+     "verdicts make the helper's reputation.\n\n"
+     "  --accept N          accept post N\n"
+     "  --reject N          reject post N\n"
+     "  --lease L           the blocked task's lease\n" CLI_COMMON_HELP},
+    {"escalations", cli_escalations, "s2 escalations [--all] [ack ID] [--json]",
+     "What needs a human: blockers nobody can help with or left unhelped too long, budgets\n"
+     "spent, breakers tripped, dead tasks. Also POSTed to policy.webhook_url.\n\n"
+     "  --all               acknowledged ones too\n"
+     "  ack ID              acknowledge escalation ID (admin token)\n" CLI_COMMON_HELP},
+    {"policy", cli_policy, "s2 policy [show | set KEY=VALUE... | preset NAME] [--json]",
+     "Show or change the governor's policy (admin token to change): min_capability_match,\n"
+     "max_helpers, max_cost_per_task, global_budget, breaker_failures, breaker_cooldown_s,\n"
+     "cascade, blocker_escalate_after_s, budget_alert_pct, rate_limit_rps, rate_limit_burst,\n"
+     "approve_above_usd, approve_top_tier_retry, approve_network, webhook_url,\n"
+     "webhook_timeout_s, webhook_retries. Presets: development, default, production.\n\n"
+     CLI_COMMON_HELP},
+    {"approver add", cli_approver_add, "s2 approver add NAME",
+     "Make an approver (admin token) and print its token once: it can approve tasks (each\n"
+     "approver counts once toward a quorum:N) and read, nothing else.\n\n" CLI_COMMON_HELP},
+    {"swarm idle", cli_swarm_text, "s2 swarm idle SWARM (--file F | --clear)",
+     "Set the idle tasks of a swarm: work its agents get when nothing of theirs is ready and\n"
+     "no blocker needs them. F holds a JSON array of {\"title\", \"body\", \"requires\"}.\n\n"
+     "  --file F            the idle tasks\n"
+     "  --clear             remove them\n" CLI_COMMON_HELP},
+    {"swarm contract", cli_swarm_text, "s2 swarm contract SWARM [--file F | --clear]",
+     "Show or set a swarm's service contract (admin token to set): limits, SLOs, granted\n"
+     "network endpoints and secret names (DESIGN \"Files\"); F is JSON.\n\n"
+     "  --file F            the contract\n"
+     "  --clear             remove it\n" CLI_COMMON_HELP},
     {"witness verify", cli_witness_verify,
      "s2 witness verify --db PATH | --export FILE | --proof FILE [--key BASE64 | --key-file F]",
      "Check a witness log offline: every entry's hash, the hash chain, the Merkle tree and\n"

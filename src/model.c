@@ -284,6 +284,7 @@ void task_spec_release(struct task_spec *t)
     free(t->body);
     strvec_release(&t->requires);
     strvec_release(&t->depends_on);
+    free(t->help_for);
     task_spec_init(t);
 }
 

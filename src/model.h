@@ -126,7 +126,11 @@ struct task_spec {
     double estimate_h;
     int64_t estimate_micro;
     int64_t max_cost_micro; /* 0: none */
+    int kind;               /* TASK_KIND_*: made by the governor for help and idle work */
+    char *help_for;         /* help task: the blocked task it serves */
 };
+
+enum task_kind { TASK_KIND_NORMAL, TASK_KIND_HELP, TASK_KIND_IDLE };
 
 /* Usage an agent reports with heartbeat/done/fail. */
 struct usage {

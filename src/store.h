@@ -7,6 +7,7 @@
 #define S2_STORE_H
 
 #include <stdint.h>
+#include <jansson.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -21,7 +22,7 @@ enum durability {
     DURABILITY_RELAXED, /* no fsync on commit; the WAL is synced at least every second */
 };
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define TOKEN_HASH_BYTES 32
 
 /* ---- lifecycle ---- */
@@ -82,6 +83,9 @@ struct task_dyn {
     int64_t cost_micro, tokens_in, tokens_out;
     int approvals;
     int64_t updated_at;
+    int64_t reserved_micro;  /* what the current lease still holds of its budget reservation */
+    int64_t min_tier;        /* raised by the cascade after a failure */
+    const char *approval;    /* NULL: unchanged; else the new approval ("human" after a gate) */
 };
 int store_task_update(struct store *st, const struct task_dyn *d, struct s2_error *err);
 /* Record the outcome text of a task: result (JSON text) and/or reason; NULL leaves a field
@@ -90,6 +94,37 @@ int store_task_outcome(struct store *st, int64_t rowid, const char *result, cons
                        int64_t finished_at, struct s2_error *err);
 int store_approval_insert(struct store *st, int64_t task_rowid, const char *approver, int64_t now,
                           struct s2_error *err);
+
+/* ---- the governor's state ---- */
+
+struct agent_gov;
+struct load_blocker;
+
+int store_swarm_ledger(struct store *st, const char *id, int64_t spent, int alert_level,
+                       struct s2_error *err);
+int store_swarm_budget(struct store *st, const char *id, int64_t budget, struct s2_error *err);
+enum { STORE_SWARM_IDLE, STORE_SWARM_CONTRACT };
+/* Set a swarm's idle tasks or contract (JSON text; NULL clears). */
+int store_swarm_text(struct store *st, const char *id, int which, const char *json,
+                     struct s2_error *err);
+int store_agent_gov(struct store *st, const struct agent_gov *g, struct s2_error *err);
+/* Insert or replace the blocker of a task. */
+int store_blocker_put(struct store *st, const struct load_blocker *b, struct s2_error *err);
+/* A post on a blocked task's thread; *id receives its number. */
+int store_post_insert(struct store *st, const char *task, const char *agent, const char *help_task,
+                      const char *body, int64_t now, int64_t *id, struct s2_error *err);
+/* verdict: 1 accepted, -1 rejected. */
+int store_post_verdict(struct store *st, int64_t id, int verdict, int64_t now,
+                       struct s2_error *err);
+int store_escalation_insert(struct store *st, const char *kind, const char *swarm,
+                            const char *task, const char *agent, const char *message, int64_t now,
+                            int64_t *id, struct s2_error *err);
+int store_escalation_ack(struct store *st, int64_t id, const char *by, int64_t now,
+                         struct s2_error *err);
+/* A post's thread (the blocked task), author and verdict (*task, *agent: caller frees).
+ * 1 found, 0 not, <0 error. Writer connection. */
+int store_post_get(struct store *st, int64_t id, char **task, char **agent, int *verdict,
+                   struct s2_error *err);
 
 /* ---- witness log ---- */
 
@@ -128,10 +163,30 @@ struct load_swarm {
     const char *id, *role, *caps, *branch;
     int relation, state;
     int64_t budget_micro, created_at;
+    int64_t spent_micro;
+    int alert_level;
+    const char *idle_tasks; /* JSON array or NULL */
+    const char *contract;   /* JSON object or NULL */
+};
+/* The governor's state of an agent (written with store_agent_gov). */
+struct agent_gov {
+    const char *id;
+    int64_t spent_micro;
+    int breaker_state, breaker_failures;
+    int64_t breaker_opened_at;
+    int64_t accepted, rejected;
 };
 struct load_agent {
     const char *id, *swarm, *model, *caps;
     int64_t max_leases, created_at, last_seen;
+    struct agent_gov gov;
+};
+/* An open blocker (state 0; resolved ones are history, read by the API). */
+struct load_blocker {
+    const char *task, *needs, *reason, *agent;
+    int64_t created_at;
+    int state, escalated;
+    int64_t budget_micro, resolved_at;
 };
 struct load_task {
     int64_t rowid;
@@ -143,6 +198,9 @@ struct load_task {
     const uint8_t *lease_hash; /* NULL or TOKEN_HASH_BYTES */
     int64_t lease_expires, ready_at, cost_micro, tokens_in, tokens_out, max_cost_micro;
     int64_t created_at;
+    int64_t reserved_micro, estimate_micro;
+    int kind;
+    const char *help_for;
 };
 struct load_approval {
     int64_t task_rowid;
@@ -157,6 +215,7 @@ struct store_loader {
     int (*agent)(void *ctx, const struct load_agent *a);
     int (*task)(void *ctx, const struct load_task *t); /* in rowid order */
     int (*approval)(void *ctx, const struct load_approval *a);
+    int (*blocker)(void *ctx, const struct load_blocker *b);
 };
 /* Stream every row through the loader (models, tokens, swarms, agents, tasks, approvals in
  * that order). A callback's nonzero return stops the load and is returned. */
@@ -199,6 +258,12 @@ int store_reader_leaves(struct store_reader *rd, uint64_t n, merkle_hash *out,
                         struct s2_error *err);
 /* A meta value (caller frees) or NULL. */
 char *store_reader_meta(struct store_reader *rd, const char *key);
+/* A blocked task's thread, oldest first, as a JSON array (caller owns). */
+int store_reader_posts(struct store_reader *rd, const char *task, json_t **out,
+                       struct s2_error *err);
+/* Escalations, newest first: the open ones, or all. */
+int store_reader_escalations(struct store_reader *rd, int all, int limit, json_t **out,
+                             struct s2_error *err);
 /* A read transaction: everything read between these sees one snapshot. */
 int store_reader_begin(struct store_reader *rd, struct s2_error *err);
 void store_reader_end(struct store_reader *rd);

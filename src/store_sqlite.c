@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,31 @@ static const char *const migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
     "CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints"
     "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;",
+    /* 3: the governor: ledgers, breakers, blockers and their threads, escalations */
+    "ALTER TABLE swarms ADD COLUMN spent_micro INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE swarms ADD COLUMN alert_level INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE swarms ADD COLUMN idle_tasks TEXT;"
+    "ALTER TABLE swarms ADD COLUMN contract TEXT;"
+    "ALTER TABLE agents ADD COLUMN spent_micro INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN breaker_state INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN breaker_failures INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN breaker_opened_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN help_accepted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN help_rejected INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN reserved_micro INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN help_for TEXT;"
+    "CREATE TABLE blockers(task TEXT PRIMARY KEY, needs TEXT NOT NULL, reason TEXT NOT NULL,"
+    "  agent TEXT, created_at INTEGER NOT NULL, state INTEGER NOT NULL,"
+    "  escalated INTEGER NOT NULL DEFAULT 0, budget_micro INTEGER NOT NULL DEFAULT 0,"
+    "  resolved_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE posts(id INTEGER PRIMARY KEY, task TEXT NOT NULL, agent TEXT, help_task TEXT,"
+    "  body TEXT NOT NULL, created_at INTEGER NOT NULL, verdict INTEGER NOT NULL DEFAULT 0,"
+    "  verdict_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX posts_by_task ON posts(task, id);"
+    "CREATE TABLE escalations(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, swarm TEXT, task TEXT,"
+    "  agent TEXT, message TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  acked_at INTEGER NOT NULL DEFAULT 0, acked_by TEXT);",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -84,6 +110,16 @@ enum stmt_id {
     S_APPROVAL_INSERT,
     S_WITNESS_INSERT,
     S_CHECKPOINT_INSERT,
+    S_SWARM_LEDGER,
+    S_SWARM_BUDGET,
+    S_SWARM_IDLE,
+    S_SWARM_CONTRACT,
+    S_AGENT_GOV,
+    S_BLOCKER_PUT,
+    S_POST_INSERT,
+    S_POST_VERDICT,
+    S_ESCALATION_INSERT,
+    S_ESCALATION_ACK,
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
@@ -109,11 +145,12 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_TASK_INSERT] = "INSERT INTO tasks(id, swarm, phase, title, body, requires, min_tier,"
                       " priority, depends_on, max_attempts, lease_ms, backoff_ms, approval,"
                       " phase_barrier, estimate_h, estimate_micro, max_cost_micro, state,"
-                      " created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-                      " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19)",
+                      " created_at, updated_at, kind, help_for) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                      " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19, ?20, ?21)",
     [S_TASK_UPDATE] = "UPDATE tasks SET state = ?2, attempts = ?3, owner = ?4, fence = ?5,"
                       " lease_hash = ?6, lease_expires = ?7, ready_at = ?8, cost_micro = ?9,"
-                      " tokens_in = ?10, tokens_out = ?11, approvals = ?12, updated_at = ?13"
+                      " tokens_in = ?10, tokens_out = ?11, approvals = ?12, updated_at = ?13,"
+                      " reserved_micro = ?14, min_tier = ?15, approval = coalesce(?16, approval)"
                       " WHERE num = ?1",
     [S_TASK_OUTCOME] = "UPDATE tasks SET result = coalesce(?2, result),"
                        " reason = coalesce(?3, reason),"
@@ -124,6 +161,25 @@ static const char *const stmt_sql[S_NSTMTS] = {
                          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [S_CHECKPOINT_INSERT] = "INSERT INTO checkpoints(tree_size, root_hash, time, signature,"
                             " frontier) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_SWARM_LEDGER] = "UPDATE swarms SET spent_micro = ?2, alert_level = ?3 WHERE id = ?1",
+    [S_SWARM_BUDGET] = "UPDATE swarms SET budget_micro = ?2 WHERE id = ?1",
+    [S_SWARM_IDLE] = "UPDATE swarms SET idle_tasks = ?2 WHERE id = ?1",
+    [S_SWARM_CONTRACT] = "UPDATE swarms SET contract = ?2 WHERE id = ?1",
+    [S_AGENT_GOV] = "UPDATE agents SET spent_micro = ?2, breaker_state = ?3, breaker_failures = ?4,"
+                    " breaker_opened_at = ?5, help_accepted = ?6, help_rejected = ?7 WHERE id = ?1",
+    [S_BLOCKER_PUT] = "INSERT INTO blockers(task, needs, reason, agent, created_at, state, escalated,"
+                      " budget_micro, resolved_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                      " ON CONFLICT(task) DO UPDATE SET needs = excluded.needs,"
+                      " reason = excluded.reason, agent = excluded.agent,"
+                      " created_at = excluded.created_at, state = excluded.state,"
+                      " escalated = excluded.escalated, budget_micro = excluded.budget_micro,"
+                      " resolved_at = excluded.resolved_at",
+    [S_POST_INSERT] = "INSERT INTO posts(task, agent, help_task, body, created_at)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_POST_VERDICT] = "UPDATE posts SET verdict = ?2, verdict_at = ?3 WHERE id = ?1",
+    [S_ESCALATION_INSERT] = "INSERT INTO escalations(kind, swarm, task, agent, message, created_at)"
+                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_ESCALATION_ACK] = "UPDATE escalations SET acked_at = ?2, acked_by = ?3 WHERE id = ?1",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -544,6 +600,8 @@ int store_task_insert(struct store *st, const struct task_spec *t, int state, in
     sqlite3_bind_int64(s, 17, t->max_cost_micro);
     sqlite3_bind_int(s, 18, state);
     sqlite3_bind_int64(s, 19, now);
+    sqlite3_bind_int(s, 20, t->kind);
+    bind_text(s, 21, t->help_for);
     int rc = run(st, s, "task insert", err);
     if (!rc)
         *rowid = sqlite3_last_insert_rowid(st->db);
@@ -571,6 +629,9 @@ int store_task_update(struct store *st, const struct task_dyn *d, struct s2_erro
     sqlite3_bind_int64(s, 11, d->tokens_out);
     sqlite3_bind_int(s, 12, d->approvals);
     sqlite3_bind_int64(s, 13, d->updated_at);
+    sqlite3_bind_int64(s, 14, d->reserved_micro);
+    sqlite3_bind_int64(s, 15, d->min_tier);
+    bind_text(s, 16, d->approval);
     return run(st, s, "task update", err);
 }
 
@@ -593,6 +654,116 @@ int store_approval_insert(struct store *st, int64_t task_rowid, const char *appr
     bind_text(s, 2, approver);
     sqlite3_bind_int64(s, 3, now);
     return run(st, s, "approval insert", err);
+}
+
+int store_swarm_ledger(struct store *st, const char *id, int64_t spent, int alert_level,
+                       struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_SWARM_LEDGER);
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, spent);
+    sqlite3_bind_int(s, 3, alert_level);
+    return run(st, s, "swarm ledger", err);
+}
+
+int store_swarm_budget(struct store *st, const char *id, int64_t budget, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_SWARM_BUDGET);
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, budget);
+    return run(st, s, "swarm budget", err);
+}
+
+int store_swarm_text(struct store *st, const char *id, int which, const char *json,
+                     struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, which == STORE_SWARM_IDLE ? S_SWARM_IDLE : S_SWARM_CONTRACT);
+    bind_text(s, 1, id);
+    bind_text(s, 2, json);
+    return run(st, s, "swarm update", err);
+}
+
+int store_agent_gov(struct store *st, const struct agent_gov *g, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_AGENT_GOV);
+    bind_text(s, 1, g->id);
+    sqlite3_bind_int64(s, 2, g->spent_micro);
+    sqlite3_bind_int(s, 3, g->breaker_state);
+    sqlite3_bind_int(s, 4, g->breaker_failures);
+    sqlite3_bind_int64(s, 5, g->breaker_opened_at);
+    sqlite3_bind_int64(s, 6, g->accepted);
+    sqlite3_bind_int64(s, 7, g->rejected);
+    return run(st, s, "agent governor state", err);
+}
+
+int store_blocker_put(struct store *st, const struct load_blocker *b, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_BLOCKER_PUT);
+    bind_text(s, 1, b->task);
+    bind_text(s, 2, b->needs);
+    bind_text(s, 3, b->reason);
+    bind_text(s, 4, b->agent);
+    sqlite3_bind_int64(s, 5, b->created_at);
+    sqlite3_bind_int(s, 6, b->state);
+    sqlite3_bind_int(s, 7, b->escalated);
+    sqlite3_bind_int64(s, 8, b->budget_micro);
+    sqlite3_bind_int64(s, 9, b->resolved_at);
+    return run(st, s, "blocker", err);
+}
+
+int store_post_insert(struct store *st, const char *task, const char *agent, const char *help_task,
+                      const char *body, int64_t now, int64_t *id, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_POST_INSERT);
+    bind_text(s, 1, task);
+    bind_text(s, 2, agent);
+    bind_text(s, 3, help_task);
+    bind_text(s, 4, body);
+    sqlite3_bind_int64(s, 5, now);
+    int rc = run(st, s, "post insert", err);
+    if (!rc)
+        *id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+int store_post_verdict(struct store *st, int64_t id, int verdict, int64_t now,
+                       struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_POST_VERDICT);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, verdict);
+    sqlite3_bind_int64(s, 3, now);
+    return run(st, s, "post verdict", err);
+}
+
+int store_escalation_insert(struct store *st, const char *kind, const char *swarm,
+                            const char *task, const char *agent, const char *message, int64_t now,
+                            int64_t *id, struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_ESCALATION_INSERT);
+    bind_text(s, 1, kind);
+    bind_text(s, 2, swarm);
+    bind_text(s, 3, task);
+    bind_text(s, 4, agent);
+    bind_text(s, 5, message);
+    sqlite3_bind_int64(s, 6, now);
+    int rc = run(st, s, "escalation insert", err);
+    if (!rc)
+        *id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+int store_escalation_ack(struct store *st, int64_t id, const char *by, int64_t now,
+                         struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, S_ESCALATION_ACK);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now);
+    bind_text(s, 3, by);
+    int rc = run(st, s, "escalation ack", err);
+    if (!rc && sqlite3_changes(st->db) == 0)
+        rc = s2_fail(err, S2_ENOTFOUND, "not_found", "no escalation %lld", (long long)id);
+    return rc;
 }
 
 /* ---- loading ---- */
@@ -653,6 +824,10 @@ static int row_swarm(sqlite3_stmt *s, const struct store_loader *ld)
         .branch = col_text(s, 5),
         .state = sqlite3_column_int(s, 6),
         .created_at = sqlite3_column_int64(s, 7),
+        .spent_micro = sqlite3_column_int64(s, 8),
+        .alert_level = sqlite3_column_int(s, 9),
+        .idle_tasks = col_text(s, 10),
+        .contract = col_text(s, 11),
     };
     return ld->swarm ? ld->swarm(ld->ctx, &w) : 0;
 }
@@ -667,6 +842,13 @@ static int row_agent(sqlite3_stmt *s, const struct store_loader *ld)
         .max_leases = sqlite3_column_int64(s, 4),
         .created_at = sqlite3_column_int64(s, 5),
         .last_seen = sqlite3_column_int64(s, 6),
+        .gov = {.id = col_text(s, 0),
+                .spent_micro = sqlite3_column_int64(s, 7),
+                .breaker_state = sqlite3_column_int(s, 8),
+                .breaker_failures = sqlite3_column_int(s, 9),
+                .breaker_opened_at = sqlite3_column_int64(s, 10),
+                .accepted = sqlite3_column_int64(s, 11),
+                .rejected = sqlite3_column_int64(s, 12)},
     };
     return ld->agent ? ld->agent(ld->ctx, &a) : 0;
 }
@@ -701,8 +883,21 @@ static int row_task(sqlite3_stmt *s, const struct store_loader *ld)
         .tokens_out = sqlite3_column_int64(s, 23),
         .max_cost_micro = sqlite3_column_int64(s, 24),
         .created_at = sqlite3_column_int64(s, 25),
+        .reserved_micro = sqlite3_column_int64(s, 26),
+        .kind = sqlite3_column_int(s, 27),
+        .help_for = col_text(s, 28),
+        .estimate_micro = sqlite3_column_int64(s, 29),
     };
     return ld->task ? ld->task(ld->ctx, &t) : 0;
+}
+
+static int row_blocker(sqlite3_stmt *s, const struct store_loader *ld)
+{
+    struct load_blocker b = {col_text(s, 0), col_text(s, 1), col_text(s, 2), col_text(s, 3),
+                             sqlite3_column_int64(s, 4), sqlite3_column_int(s, 5),
+                             sqlite3_column_int(s, 6), sqlite3_column_int64(s, 7),
+                             sqlite3_column_int64(s, 8)};
+    return ld->blocker ? ld->blocker(ld->ctx, &b) : 0;
 }
 
 static int row_approval(sqlite3_stmt *s, const struct store_loader *ld)
@@ -723,24 +918,32 @@ int store_load(struct store *st, const struct store_loader *ld, struct s2_error 
     if (!rc)
         rc = load_query(st,
                         "SELECT id, role, relation, capabilities, budget_micro, branch, state,"
-                        " created_at FROM swarms ORDER BY created_at, id",
+                        " created_at, spent_micro, alert_level, idle_tasks, contract"
+                        " FROM swarms ORDER BY created_at, id",
                         err, row_swarm, ld);
     if (!rc)
         rc = load_query(st,
-                        "SELECT id, swarm, model, capabilities, max_leases, created_at, last_seen"
-                        " FROM agents ORDER BY created_at, id",
+                        "SELECT id, swarm, model, capabilities, max_leases, created_at, last_seen,"
+                        " spent_micro, breaker_state, breaker_failures, breaker_opened_at,"
+                        " help_accepted, help_rejected FROM agents ORDER BY created_at, id",
                         err, row_agent, ld);
     if (!rc)
         rc = load_query(st,
                         "SELECT num, id, swarm, phase, requires, min_tier, priority, depends_on,"
                         " max_attempts, lease_ms, backoff_ms, approval, phase_barrier, state,"
                         " attempts, owner, fence, lease_hash, lease_expires, ready_at, approvals,"
-                        " cost_micro, tokens_in, tokens_out, max_cost_micro, created_at"
-                        " FROM tasks ORDER BY num",
+                        " cost_micro, tokens_in, tokens_out, max_cost_micro, created_at,"
+                        " reserved_micro, kind, help_for, estimate_micro FROM tasks ORDER BY num",
                         err, row_task, ld);
     if (!rc)
         rc = load_query(st, "SELECT task, approver FROM approvals ORDER BY task, at", err,
                         row_approval, ld);
+    if (!rc)
+        rc = load_query(st,
+                        "SELECT task, needs, reason, agent, created_at, state, escalated,"
+                        " budget_micro, resolved_at FROM blockers WHERE state = 0"
+                        " ORDER BY created_at",
+                        err, row_blocker, ld);
     exec(st->db, "COMMIT", NULL);
     return rc;
 }
@@ -1222,4 +1425,101 @@ void store_cursor_close(struct store_cursor *c)
         return;
     sqlite3_finalize(c->s);
     free(c);
+}
+
+int store_post_get(struct store *st, int64_t id, char **task, char **agent, int *verdict,
+                   struct s2_error *err)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT task, agent, verdict FROM posts WHERE id = ?1", -1,
+                                &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(err, st->db, rc, "read post");
+    sqlite3_bind_int64(s, 1, id);
+    int ret = 0;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *task = col_dup(s, 0);
+        *agent = col_dup(s, 1);
+        *verdict = sqlite3_column_int(s, 2);
+        ret = 1;
+    } else if (rc != SQLITE_DONE) {
+        ret = db_fail(err, st->db, rc, "read post");
+    }
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int store_reader_posts(struct store_reader *rd, const char *task, json_t **out,
+                       struct s2_error *err)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(rd->db,
+                                "SELECT id, agent, help_task, body, created_at, verdict, verdict_at"
+                                " FROM posts WHERE task = ?1 ORDER BY id",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(err, rd->db, rc, "read thread");
+    sqlite3_bind_text(s, 1, task, -1, SQLITE_STATIC);
+    json_t *a = json_array();
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int v = sqlite3_column_int(s, 5);
+        json_t *o = json_pack("{s:I,s:s?,s:s?,s:s,s:I,s:s}", "id",
+                              (json_int_t)sqlite3_column_int64(s, 0), "agent", col_text(s, 1),
+                              "help_task", col_text(s, 2), "body", col_text(s, 3) ? col_text(s, 3) : "",
+                              "created_at", (json_int_t)sqlite3_column_int64(s, 4), "verdict",
+                              v > 0 ? "accepted" : v < 0 ? "rejected" : "pending");
+        if (o)
+            json_array_append_new(a, o);
+    }
+    int ret = 0;
+    if (rc != SQLITE_DONE)
+        ret = db_fail(err, rd->db, rc, "read thread");
+    sqlite3_finalize(s);
+    if (ret) {
+        json_decref(a);
+        return ret;
+    }
+    *out = a;
+    return 0;
+}
+
+int store_reader_escalations(struct store_reader *rd, int all, int limit, json_t **out,
+                             struct s2_error *err)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(rd->db,
+                                "SELECT id, kind, swarm, task, agent, message, created_at, acked_at,"
+                                " acked_by FROM escalations WHERE ?1 OR acked_at = 0"
+                                " ORDER BY id DESC LIMIT ?2",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(err, rd->db, rc, "read escalations");
+    sqlite3_bind_int(s, 1, all);
+    sqlite3_bind_int(s, 2, limit);
+    json_t *a = json_array();
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *o = json_pack("{s:I,s:s,s:s?,s:s?,s:s?,s:s,s:I}", "id",
+                              (json_int_t)sqlite3_column_int64(s, 0), "kind", col_text(s, 1),
+                              "swarm", col_text(s, 2), "task", col_text(s, 3), "agent",
+                              col_text(s, 4), "message", col_text(s, 5), "created_at",
+                              (json_int_t)sqlite3_column_int64(s, 6));
+        if (!o)
+            continue;
+        int64_t acked = sqlite3_column_int64(s, 7);
+        json_object_set_new(o, "acked_at", acked ? json_integer(acked) : json_null());
+        json_object_set_new(o, "acked_by",
+                            col_text(s, 8) ? json_string(col_text(s, 8)) : json_null());
+        json_array_append_new(a, o);
+    }
+    int ret = 0;
+    if (rc != SQLITE_DONE)
+        ret = db_fail(err, rd->db, rc, "read escalations");
+    sqlite3_finalize(s);
+    if (ret) {
+        json_decref(a);
+        return ret;
+    }
+    *out = a;
+    return 0;
 }

@@ -16,7 +16,8 @@ T_N=0
 T_FAILED=0
 SRV_PID=""
 export NO_COLOR=1
-unset S2_SERVER S2_TOKEN
+unset S2_SERVER S2_TOKEN S2_LEASE
+export S2_HOME="$T_DIR/home" # leases the CLI saves stay with the test
 
 ok() { T_N=$((T_N + 1)); echo "ok $T_N - $*"; }
 not_ok() { T_N=$((T_N + 1)); T_FAILED=$((T_FAILED + 1)); echo "not ok $T_N - $*"; }

@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 out=$top/tests/out
-rm -rf "$out"
+rm -f "$out"/*.log # test dirs of other runs (and of failures to look at) stay
 mkdir -p "$out"
 passed=0 failed=0
 failures=""

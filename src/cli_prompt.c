@@ -74,7 +74,7 @@ static void who(struct buf *b, json_t *a, json_t *s, const char *server)
 static void cli_steps(struct buf *b, const char *agent, const char *swarm, const char *model)
 {
     const struct cli_cmd *block = find_cmd("block"), *thread = find_cmd("thread"),
-                         *post = find_cmd("post");
+                         *post = find_cmd("post"), *unblock = find_cmd("unblock");
     buf_adds(b, "Work with the s2 command (S2_SERVER and S2_TOKEN are set in your "
                 "environment). Never poll git, never sleep in a loop: s2 pushes work to you "
                 "the moment it is ready.\n\n");
@@ -95,16 +95,21 @@ static void cli_steps(struct buf *b, const char *agent, const char *swarm, const
                 "gives it up for good)\n",
              model);
     if (block) {
-        buf_addf(b, "5. Blocked on something only another swarm can do: report it with the "
+        buf_adds(b, "5. Blocked on something only another swarm can do: report it with the "
                     "capabilities it needs:\n     s2 block TASK --needs CAP1,CAP2 --reason "
-                    "\"what you need\"\n   then keep heartbeating");
+                    "\"what you need\"\n   Keep heartbeating; helpers from other swarms post "
+                    "on the blocker's thread.\n");
         if (thread)
-            buf_addf(b, " and follow the blocker's thread:\n     s2 thread TASK\n");
-        else
-            buf_adds(b, " until help arrives.\n");
+            buf_adds(b, "   Read it, and accept or reject each contribution:\n"
+                        "     s2 thread TASK          s2 thread TASK --accept N | --reject N\n");
         if (post)
-            buf_adds(b, "   Post on a thread (yours, or one you help on):\n     s2 post TASK "
-                        "--file F\n");
+            buf_adds(b, "   Answer on it: s2 post TASK --body TEXT (or --file F)\n");
+        if (unblock)
+            buf_adds(b, "   Once you can go on: s2 unblock TASK (s2 done closes it too)\n");
+        if (post)
+            buf_adds(b, "   A claim may give you a help task (id BLOCKED.help-N) for another "
+                        "swarm's blocker:\n   read `s2 thread BLOCKED`, post what you find with "
+                        "`s2 post BLOCKED --body TEXT`,\n   then `s2 done` the help task.\n");
     } else {
         buf_adds(b, "5. Blocked on something only another swarm can do: this s2 has no `s2 "
                     "block` yet; report it with\n     s2 fail TASK --reason \"blocked: what you "
@@ -131,9 +136,13 @@ static void mcp_steps(struct buf *b, const char *agent, const char *swarm)
                 "{usd}).\n   Could not do it: s2_fail (task, reason; retry false gives it up "
                 "for good).\n");
     buf_adds(b, "5. Blocked on something only another swarm can do: s2_block (task, needs: "
-                "[capabilities], reason),\n   keep heartbeating, and follow the blocker's "
-                "thread with s2_thread (task); s2_post (task, text)\n   answers on a thread "
-                "(yours, or one you help on).\n");
+                "[capabilities], reason),\n   keep heartbeating, follow the blocker's thread "
+                "with s2_thread (task), judge each contribution\n   with s2_review (task, "
+                "post, accept), answer with s2_post (task, text), and s2_unblock (task)\n   "
+                "once you can go on.\n"
+                "   A claim may give you a help task for another swarm's blocker: read its "
+                "thread with s2_thread,\n   post what you find with s2_post (the blocked "
+                "task's id), then s2_done the help task.\n");
     buf_adds(b, "6. Go back to 1.\n\n");
     buf_addf(b, "Where things stand: s2_status (swarm \"%s\"); work waiting: s2_ready; one "
                 "task: s2_task.\n",

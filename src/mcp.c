@@ -562,6 +562,7 @@ void mcp_free(struct mcp *m)
         free(m->leases[i].task);
         free(m->leases[i].token);
         free(m->leases[i].agent);
+        free(m->leases[i].help_for);
     }
     free(m->leases);
     for (size_t i = 0; i < m->nheld; i++) {

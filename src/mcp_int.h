@@ -13,6 +13,7 @@
 /* A lease this session holds: what lets s2_done take only a task id. */
 struct mcp_lease {
     char *task, *token, *agent;
+    char *help_for;     /* a help task: the blocked task whose thread it may post on */
     int64_t expires_at; /* wall ms */
 };
 

@@ -77,6 +77,8 @@ static void run_ready(struct call *c);
 static void run_task(struct call *c);
 static void run_thread(struct call *c);
 static void run_post(struct call *c);
+static void run_review(struct call *c);
+static void run_unblock(struct call *c);
 
 static const struct arg claim_args[] = {
     {"agent", A_STR, 1, 1, S2_ID_MAX,
@@ -121,13 +123,24 @@ static const struct arg ready_args[] = {
     {"limit", A_INT, 0, 1, READY_MAX, "How many tasks to list (default 20, at most 100)."},
     ARG_END};
 static const struct arg task_args[] = {ARG_TASK, ARG_END};
-static const struct arg thread_args[] = {ARG_TASK, ARG_END};
+static const struct arg thread_args[] = {
+    {"task", A_STR, 1, 1, S2_ID_MAX, "The blocked task whose thread to read."}, ARG_END};
 static const struct arg post_args[] = {
-    ARG_TASK,
+    {"task", A_STR, 1, 1, S2_ID_MAX,
+     "The blocked task whose thread to post on (for a helper: the task named in its help "
+     "task, not the help task itself)."},
     {"text", A_STR, 1, 1, TEXT_MAX,
      "Your message: what you found, what you did, or the result of your side of the help "
      "(Markdown is fine)."},
-    ARG_END};
+    ARG_LEASE, ARG_END};
+static const struct arg review_args[] = {
+    {"task", A_STR, 1, 1, S2_ID_MAX, "Your blocked task."},
+    {"post", A_INT, 1, 1, 1000000000000000LL, "The number of the post (#N in s2_thread)."},
+    {"accept", A_BOOL, 1, 0, 0,
+     "true: the contribution helped; false: it did not. Helpers' reputations are made of "
+     "these verdicts: judge fairly."},
+    ARG_LEASE, ARG_END};
+static const struct arg unblock_args[] = {ARG_TASK, ARG_LEASE, ARG_END};
 
 static const struct tool tools[] = {
     {"s2_claim", "Claim work",
@@ -173,13 +186,23 @@ static const struct tool tools[] = {
      "for, its instructions, and its result or last failure. Read-only.",
      task_args, 1, 0, 1, run_task},
     {"s2_thread", "Read a blocker's thread",
-     "Read the messages on a task's thread: what helpers from other swarms posted on your "
-     "blocker, or the discussion of a blocker you help with. Read-only.",
+     "Read the thread of a blocked task: the numbered posts of its helpers from other swarms "
+     "and of the blocked agent, each with its verdict (pending, accepted, rejected). "
+     "Read-only.",
      thread_args, 1, 0, 1, run_thread},
-    {"s2_post", "Post on a thread",
-     "Post a message on a task's thread: as a helper, your side of the help (findings, a "
-     "patch, an answer); as the blocked agent, a question or what you need next.",
+    {"s2_post", "Post on a blocker's thread",
+     "Post on the thread of a blocked task: as a helper (you claimed a help task for it), "
+     "your side of the help: findings, a patch, an answer; as the blocked agent, a question "
+     "or what you still need. Everyone on the thread sees it at once.",
      post_args, 0, 0, 0, run_post},
+    {"s2_review", "Accept or reject a contribution",
+     "As the blocked agent, judge a helper's post on your task's thread: accept=true if it "
+     "helped, false if not. The verdict feeds the helper's reputation.",
+     review_args, 0, 0, 1, run_review},
+    {"s2_unblock", "Close a blocker",
+     "As the blocked agent, close your task's blocker once you can go on (help still under "
+     "way is cancelled). Finishing the task with s2_done closes it too.",
+     unblock_args, 0, 0, 1, run_unblock},
 };
 #define NTOOLS (sizeof tools / sizeof tools[0])
 
@@ -564,7 +587,7 @@ static struct mcp_lease *lease_find(struct mcp *m, const char *task)
 }
 
 static void lease_put(struct mcp *m, const char *task, const char *token, const char *agent,
-                      int64_t expires)
+                      const char *help_for, int64_t expires)
 {
     pthread_mutex_lock(&m->lock);
     struct mcp_lease *l = lease_find(m, task);
@@ -575,9 +598,11 @@ static void lease_put(struct mcp *m, const char *task, const char *token, const 
     } else {
         free(l->token);
         free(l->agent);
+        free(l->help_for);
     }
     l->token = xstrdup(token);
     l->agent = xstrdup(agent ? agent : "");
+    l->help_for = help_for && *help_for ? xstrdup(help_for) : NULL;
     l->expires_at = expires;
     pthread_mutex_unlock(&m->lock);
     if (m->persist_leases && cli_lease_save(m->server, task, token))
@@ -614,6 +639,7 @@ static void lease_drop(struct mcp *m, const char *task, const char *token)
         free(l->task);
         free(l->token);
         free(l->agent);
+        free(l->help_for);
         *l = m->leases[--m->nleases];
     }
     pthread_mutex_unlock(&m->lock);
@@ -623,6 +649,32 @@ static void lease_drop(struct mcp *m, const char *task, const char *token)
             cli_lease_forget(m->server, task);
         free(disk);
     }
+}
+
+/* The lease to write on the thread of blocked task `task` with (caller frees): the task's
+ * own (its blocked agent), else one of a help task for it (a helper); NULL if none. Help
+ * tasks are named TASK.help-N, which is where `s2 post` looks for them on disk too. */
+static char *lease_for_thread(struct mcp *m, const char *task)
+{
+    /* this session's leases before the shared files: several agents on one machine share
+     * those, and a helper must not post with the blocked agent's lease */
+    char *t = NULL;
+    pthread_mutex_lock(&m->lock);
+    struct mcp_lease *own = lease_find(m, task);
+    if (own)
+        t = xstrdup(own->token);
+    for (size_t i = 0; i < m->nleases && !t; i++)
+        if (m->leases[i].help_for && !strcmp(m->leases[i].help_for, task))
+            t = xstrdup(m->leases[i].token);
+    pthread_mutex_unlock(&m->lock);
+    if (!t && m->persist_leases)
+        t = cli_lease_load(m->server, task);
+    for (int n = 1; !t && m->persist_leases && n <= 32; n++) {
+        char *help = xasprintf("%s.help-%d", task, n);
+        t = cli_lease_load(m->server, help);
+        free(help);
+    }
+    return t;
 }
 
 /* "t1 (expires in 4m10s), t2 (...)" for the leases of agent (or all), into b. */
@@ -921,12 +973,34 @@ static void hold(struct mcp *m, const char *agent, json_t *reply)
     pthread_mutex_unlock(&m->lock);
 }
 
+/* The blocked task a help task serves (caller frees), or NULL: the governor names help tasks
+ * TASK.help-N and titles them "help on TASK: reason". */
+static char *help_for_of(json_t *t)
+{
+    const char *id = str(t, "id"), *title = str(t, "title");
+    const char *dot = strstr(id, ".help-");
+    if (dot && dot > id && dot[6]) {
+        const char *p = dot + 6;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (!*p)
+            return xstrndup(id, (size_t)(dot - id));
+    }
+    if (!strncmp(title, "help on ", 8)) {
+        const char *colon = strstr(title + 8, ": ");
+        if (colon && colon > title + 8)
+            return xstrndup(title + 8, (size_t)(colon - title - 8));
+    }
+    return NULL;
+}
+
 static void claimed(struct call *c, json_t *reply, int earlier)
 {
     json_t *t = json_object_get(reply, "task"), *l = json_object_get(reply, "lease");
     const char *id = str(t, "id");
     long long exp = num(l, "expires_at");
-    lease_put(c->m, id, str(l, "token"), c->agent, exp);
+    char *help_for = help_for_of(t);
+    lease_put(c->m, id, str(l, "token"), c->agent, help_for, exp);
     char in[48], len[48];
     fmt_in(exp, in, sizeof in);
     cli_fmt_in(num(t, "lease_ms"), len, sizeof len);
@@ -936,11 +1010,20 @@ static void claimed(struct call *c, json_t *reply, int earlier)
              id, earlier ? " (claimed for you by a request that was cancelled)" : "", in, id,
              len + 3 /* skip "in " */);
     render_task(&c->text, t, 1);
-    buf_addf(&c->text,
-             "\nWhen it is finished: s2_done (task \"%s\", result, usage). If you cannot "
-             "finish it: s2_fail (task \"%s\", reason). If you are stuck on something only "
-             "another swarm can do: s2_block (task \"%s\", needs, reason).\n",
-             id, id, id);
+    if (help_for)
+        buf_addf(&c->text,
+                 "\nThis is a help task: task %s of another agent is blocked. Read its thread "
+                 "with s2_thread (task \"%s\") and post what you find with s2_post (task \"%s\", "
+                 "text): this lease lets you post there. When your part is done: s2_done (task "
+                 "\"%s\", result, usage).\n",
+                 help_for, help_for, help_for, id);
+    else
+        buf_addf(&c->text,
+                 "\nWhen it is finished: s2_done (task \"%s\", result, usage). If you cannot "
+                 "finish it: s2_fail (task \"%s\", reason). If you are stuck on something only "
+                 "another swarm can do: s2_block (task \"%s\", needs, reason).\n",
+                 id, id, id);
+    free(help_for);
     c->data = json_incref(reply);
 }
 
@@ -979,9 +1062,11 @@ static void run_claim(struct call *c)
     } else if (c->job && atomic_load(&c->job->cancel)) {
         /* the client gave up on this request, but the task is ours now: keep it for the
          * next s2_claim of this agent rather than strand it until its lease expires */
+        char *hf = help_for_of(json_object_get(rep.body, "task"));
         lease_put(c->m, str(json_object_get(rep.body, "task"), "id"),
-                  str(json_object_get(rep.body, "lease"), "token"), c->agent,
+                  str(json_object_get(rep.body, "lease"), "token"), c->agent, hf,
                   num(json_object_get(rep.body, "lease"), "expires_at"));
+        free(hf);
         hold(c->m, c->agent, rep.body);
         log_info("claim for '%s' was cancelled after it got task '%s': kept for the next "
                  "s2_claim",
@@ -993,11 +1078,11 @@ static void run_claim(struct call *c)
     s2_error_release(&err);
 }
 
-enum lease_verb { V_HEARTBEAT, V_DONE, V_FAIL, V_BLOCK };
+enum lease_verb { V_HEARTBEAT, V_DONE, V_FAIL, V_BLOCK, V_UNBLOCK };
 
 static void run_lease_op(struct call *c, enum lease_verb verb)
 {
-    static const char *const verbs[] = {"heartbeat", "done", "fail", "block"};
+    static const char *const verbs[] = {"heartbeat", "done", "fail", "block", "unblock"};
     const char *task = arg_str(c, "task");
     char *lease = arg_str(c, "lease") ? xstrdup(arg_str(c, "lease")) : lease_get(c->m, task);
     char *e = NULL, *path = NULL, *what = NULL;
@@ -1031,9 +1116,10 @@ static void run_lease_op(struct call *c, enum lease_verb verb)
     path = xasprintf("/v1/tasks/%s/%s", e, verbs[verb]);
     what = xasprintf("s2_%s on task '%s'", verbs[verb], task);
     if (server(c, "POST", path, body, CALL_TIMEOUT_MS, &rep, &err)) {
-        if (verb == V_BLOCK && missing_endpoint(&err)) {
-            char *ep = xasprintf("POST /v1/tasks/%s/block", task);
-            not_supported(c, "reporting a blocker", ep, &err);
+        if ((verb == V_BLOCK || verb == V_UNBLOCK) && missing_endpoint(&err)) {
+            char *ep = xasprintf("POST /v1/tasks/%s/%s", task, verbs[verb]);
+            not_supported(c, verb == V_BLOCK ? "reporting a blocker" : "closing a blocker", ep,
+                          &err);
             free(ep);
         } else {
             fail_with(c, what, &err);
@@ -1073,10 +1159,23 @@ static void run_lease_op(struct call *c, enum lease_verb verb)
         break;
     }
     case V_BLOCK:
-        buf_addf(&c->text, "Task %s is reported blocked. s2 offers help to matching agents of "
-                           "other swarms, or escalates to a human. Keep your lease alive with "
-                           "s2_heartbeat and read their answers with s2_thread (task \"%s\").\n",
-                 task, task);
+        if (json_is_true(json_object_get(rep.body, "escalated")))
+            buf_addf(&c->text, "Task %s is blocked. No agent of another swarm matches its "
+                               "needs, so a human was called.",
+                     task);
+        else
+            buf_addf(&c->text, "Task %s is blocked; %lld helper%s from other swarms at work "
+                               "now, more join as they ask for work.",
+                     task, num(rep.body, "helpers"), num(rep.body, "helpers") == 1 ? "" : "s");
+        buf_addf(&c->text, " Your lease stays yours: keep it alive with s2_heartbeat. Follow "
+                           "the thread with s2_thread (task \"%s\"), judge each contribution "
+                           "with s2_review, and call s2_unblock once you can go on.\n",
+                 task);
+        break;
+    case V_UNBLOCK:
+        buf_addf(&c->text, "The blocker of %s is closed (help still under way was "
+                           "cancelled). Go on with the task.\n",
+                 task);
         break;
     }
     c->data = rep.body;
@@ -1106,6 +1205,10 @@ static void run_fail(struct call *c)
 static void run_block(struct call *c)
 {
     run_lease_op(c, V_BLOCK);
+}
+static void run_unblock(struct call *c)
+{
+    run_lease_op(c, V_UNBLOCK);
 }
 
 static void run_status(struct call *c)
@@ -1226,62 +1329,26 @@ static void run_task(struct call *c)
     free(path);
 }
 
-/* Whatever shape the thread has, show its messages one per line. */
+/* A thread's posts, one block each: number, age, author (and the help task it came
+ * through), verdict, text. */
 static void render_thread(struct buf *b, const char *task, json_t *body)
 {
-    json_t *list = NULL;
-    static const char *const keys[] = {"messages", "posts", "thread", "entries", NULL};
-    for (int i = 0; keys[i] && !list; i++)
-        if (json_is_array(json_object_get(body, keys[i])))
-            list = json_object_get(body, keys[i]);
-    if (!list && json_is_array(body))
-        list = body;
-    if (!list) {
-        char *s = json_dumps(body, JSON_INDENT(2) | JSON_ENCODE_ANY);
-        buf_addf(b, "Thread of task %s:\n%s\n", task, s ? s : "");
-        free(s);
-        return;
-    }
-    size_t n = json_array_size(list), i;
-    json_t *msg;
+    json_t *posts = json_object_get(body, "posts");
+    size_t n = json_array_size(posts), i;
+    json_t *p;
     if (!n) {
-        buf_addf(b, "The thread of task %s has no messages yet.\n", task);
+        buf_addf(b, "No posts on the thread of %s yet.\n", task);
         return;
     }
-    buf_addf(b, "Thread of task %s (%zu message%s):\n", task, n, n == 1 ? "" : "s");
-    json_array_foreach(list, i, msg) {
-        if (!json_is_object(msg)) {
-            char *s = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY);
-            buf_addf(b, "- %s\n", s ? s : "");
-            free(s);
-            continue;
-        }
-        const char *who = NULL, *text = NULL;
-        static const char *const whok[] = {"author", "agent", "from", "by", "swarm", NULL};
-        static const char *const textk[] = {"text", "body", "message", "content", NULL};
-        for (int k = 0; whok[k] && !who; k++)
-            who = json_string_value(json_object_get(msg, whok[k]));
-        for (int k = 0; textk[k] && !text; k++)
-            text = json_string_value(json_object_get(msg, textk[k]));
-        buf_adds(b, "- ");
-        json_t *at = json_object_get(msg, "created_at");
-        if (!at)
-            at = json_object_get(msg, "time");
-        if (json_is_integer(at)) {
-            char when[48];
-            fmt_in(json_integer_value(at), when, sizeof when);
-            buf_addf(b, "[%s] ", when);
-        }
-        if (*str(msg, "kind"))
-            buf_addf(b, "(%s) ", str(msg, "kind"));
-        buf_addf(b, "%s: ", who ? who : "?");
-        if (text) {
-            buf_addf(b, "%s\n", text);
-        } else {
-            char *s = json_dumps(msg, JSON_COMPACT);
-            buf_addf(b, "%s\n", s ? s : "");
-            free(s);
-        }
+    buf_addf(b, "Thread of %s (%zu post%s):\n", task, n, n == 1 ? "" : "s");
+    json_array_foreach(posts, i, p) {
+        char when[48];
+        fmt_in(num(p, "created_at"), when, sizeof when);
+        buf_addf(b, "\n#%lld %s by %s", num(p, "id"), when, *str(p, "agent") ? str(p, "agent") : "?");
+        if (*str(p, "help_task"))
+            buf_addf(b, " (helper, via %s)", str(p, "help_task"));
+        buf_addf(b, " [%s]\n%s\n", *str(p, "verdict") ? str(p, "verdict") : "pending",
+                 str(p, "body"));
     }
 }
 
@@ -1303,44 +1370,107 @@ static void run_thread(struct call *c)
         }
     } else {
         render_thread(&c->text, task, rep.body);
-        c->data = json_is_object(rep.body) ? json_incref(rep.body)
-                                           : json_pack("{s:O?}", "messages", rep.body);
+        char *mine = lease_get(c->m, task);
+        if (mine && json_array_size(json_object_get(rep.body, "posts")))
+            buf_addf(&c->text, "\nYou are the blocked agent: judge each pending contribution "
+                               "with s2_review (task \"%s\", post, accept).\n",
+                     task);
+        free(mine);
+        c->data = json_is_object(rep.body) ? json_incref(rep.body) : json_object();
     }
     json_decref(rep.body);
     s2_error_release(&err);
     free(e);
     free(path);
+}
+
+/* A write on a thread (post, accept, reject) with lease, reporting what as the action. */
+static int thread_write(struct call *c, const char *path, json_t *body, const char *what,
+                        struct mcp_reply *rep)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    int rc = server(c, "POST", path, body, CALL_TIMEOUT_MS, rep, &err);
+    if (rc && missing_endpoint(&err)) {
+        char *ep = xasprintf("POST %s", path);
+        not_supported(c, what, ep, &err);
+        free(ep);
+    } else if (rc) {
+        fail_with(c, what, &err);
+        if (is_code(&err, "not_blocked"))
+            buf_adds(&c->text, "\nhint: a thread is open only while its task is blocked (the "
+                               "blocked agent closed it, or finished the task)");
+    }
+    s2_error_release(&err);
+    return rc;
 }
 
 static void run_post(struct call *c)
 {
     const char *task = arg_str(c, "task");
+    char *lease = arg_str(c, "lease") ? xstrdup(arg_str(c, "lease")) : lease_for_thread(c->m, task);
+    if (!lease) {
+        c->is_error = 1;
+        buf_addf(&c->text,
+                 "error: no lease to post on the thread of '%s' with: only its blocked agent "
+                 "(holding the task) or a helper (holding a help task for it, claimed with "
+                 "s2_claim) may post there",
+                 task);
+        c->data = json_pack("{s:{s:s,s:s}}", "error", "code", "no_lease", "message",
+                            "no lease for this thread in this session");
+        return;
+    }
     char *e = escape(task), *path = xasprintf("/v1/tasks/%s/thread", e);
-    json_t *body = json_pack("{s:O}", "text", json_object_get(c->args, "text"));
-    struct s2_error err = S2_ERROR_INIT;
-    struct mcp_reply rep;
-    if (server(c, "POST", path, body, CALL_TIMEOUT_MS, &rep, &err)) {
-        if (missing_endpoint(&err)) {
-            char *ep = xasprintf("POST /v1/tasks/%s/thread", task);
-            not_supported(c, "posting on a task's thread", ep, &err);
-            free(ep);
-        } else {
-            char *what = xasprintf("posting on the thread of task '%s'", task);
-            fail_with(c, what, &err);
-            free(what);
-        }
-    } else {
-        buf_addf(&c->text, "Posted on the thread of task %s.\n", task);
+    char *what = xasprintf("posting on the thread of '%s'", task);
+    json_t *body = json_pack("{s:s,s:O}", "lease", lease, "body", json_object_get(c->args, "text"));
+    struct mcp_reply rep = {0};
+    if (!thread_write(c, path, body, what, &rep)) {
+        buf_addf(&c->text, "Posted #%lld on the thread of %s.\n", num(rep.body, "post"), task);
         c->data = json_is_object(rep.body) ? json_incref(rep.body) : json_object();
     }
     json_decref(rep.body);
     json_decref(body);
-    s2_error_release(&err);
+    free(lease);
     free(e);
     free(path);
+    free(what);
+}
+
+static void run_review(struct call *c)
+{
+    const char *task = arg_str(c, "task");
+    long long post = whole(json_object_get(c->args, "post"));
+    int accept = json_is_true(json_object_get(c->args, "accept"));
+    char *lease = arg_str(c, "lease") ? xstrdup(arg_str(c, "lease")) : lease_get(c->m, task);
+    if (!lease) {
+        c->is_error = 1;
+        buf_addf(&c->text, "error: no lease for task '%s' in this session: only the blocked "
+                           "agent, holding the task, judges the posts on its thread",
+                 task);
+        c->data = json_pack("{s:{s:s,s:s}}", "error", "code", "no_lease", "message",
+                            "no lease for this task in this session");
+        return;
+    }
+    char *e = escape(task);
+    char *path = xasprintf("/v1/tasks/%s/thread/%lld/%s", e, post, accept ? "accept" : "reject");
+    char *what = xasprintf("%s post #%lld on the thread of '%s'", accept ? "accepting" : "rejecting",
+                           post, task);
+    json_t *body = json_pack("{s:s}", "lease", lease);
+    struct mcp_reply rep = {0};
+    if (!thread_write(c, path, body, what, &rep)) {
+        buf_addf(&c->text, "Post #%lld on the thread of %s %s.\n", post, task,
+                 accept ? "accepted" : "rejected");
+        c->data = json_is_object(rep.body) ? json_incref(rep.body) : json_object();
+    }
+    json_decref(rep.body);
+    json_decref(body);
+    free(lease);
+    free(e);
+    free(path);
+    free(what);
 }
 
 /* ---- tools/call ---- */
+
 
 static void rpc_error(struct mcp_outcome *o, int code, const char *field, char *msg)
 {

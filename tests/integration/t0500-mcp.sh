@@ -1,9 +1,11 @@
 # t0500-mcp: `s2 mcp` driven like an agent CLI drives it (one JSON-RPC message per line on
 # its stdin, replies read as they come): initialize, tools/list, a claim that waits while
 # the task is created, ping answered during that wait, heartbeat and done with usage checked
-# on the server, a lease shared with the shell's `s2 fail`, garbage answered with the right
-# JSON-RPC errors while the process lives on, errors of an unreachable server, clean exit
-# at EOF; then `s2 mcp config` for both clients and `s2 agent prompt`.
+# on the server, a lease shared with the shell's `s2 fail`, a blocker helped by an agent of
+# another swarm through its own `s2 mcp` (help task, post, review, unblock), garbage
+# answered with the right JSON-RPC errors while the process lives on, errors of an
+# unreachable server, clean exit at EOF; then `s2 mcp config` for both clients and
+# `s2 agent prompt`.
 . tests/lib.sh
 
 S2_HOME=$T_DIR/home # where leases are remembered between s2 mcp and s2 done
@@ -12,15 +14,26 @@ s2_start
 "$S2" swarm add sw1 --role "SIP escalation calls" --relation critical \
     --capabilities integration:sip,telephony --budget 40 >/dev/null
 "$S2" agent add ag1 --swarm sw1 --capabilities integration:sip >/dev/null
+"$S2" swarm add sw2 --role "Rust services" --capabilities code-analysis:rust >/dev/null
+"$S2" agent add h1 --swarm sw2 --capabilities code-analysis:rust >/dev/null
 
-OUT=$T_DIR/mcp.out
-mkfifo "$T_DIR/mcp.in"
-"$S2" mcp --agent ag1 <"$T_DIR/mcp.in" >"$OUT" 2>"$T_DIR/mcp.err" &
+# two agent CLIs: ag1 (fd 3, its replies in mcp.out) and a helper h1 (fd 4, helper.out)
+mkfifo "$T_DIR/mcp.in" "$T_DIR/helper.in"
+"$S2" mcp --agent ag1 <"$T_DIR/mcp.in" >"$T_DIR/mcp.out" 2>"$T_DIR/mcp.err" &
 MCP_PID=$!
-exec 3>"$T_DIR/mcp.in"
-trap 'exec 3>&-; kill $MCP_PID 2>/dev/null; s2_kill' EXIT
+"$S2" mcp --agent h1 <"$T_DIR/helper.in" >"$T_DIR/helper.out" 2>"$T_DIR/helper.err" &
+HELPER_PID=$!
+exec 3>"$T_DIR/mcp.in" 4>"$T_DIR/helper.in"
+trap 'exec 3>&- 4>&-; kill $MCP_PID $HELPER_PID 2>/dev/null; s2_kill' EXIT
+as() { # as ag1|h1: whom send, call and reply talk to
+    case $1 in
+    ag1) FD=3 OUT=$T_DIR/mcp.out ;;
+    h1) FD=4 OUT=$T_DIR/helper.out ;;
+    esac
+}
+as ag1
 
-send() { printf '%s\n' "$1" >&3; }
+send() { printf '%s\n' "$1" >&$FD; }
 # has_reply ID: a complete reply with that id is in the output
 has_reply() { jq -e -s --argjson id "$1" 'any(.[]; type == "object" and .id == $id)' "$OUT" >/dev/null 2>&1; }
 # reply ID: wait for it (30 s) and print it
@@ -45,7 +58,7 @@ send '{"jsonrpc":"2.0","method":"notifications/initialized"}'
 send '{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
 r=$(reply 2)
 is "$(printf '%s' "$r" | jq -r '[.result.tools[].name] | sort | join(",")')" \
-    "s2_block,s2_claim,s2_done,s2_fail,s2_heartbeat,s2_post,s2_ready,s2_status,s2_task,s2_thread" \
+    "s2_block,s2_claim,s2_done,s2_fail,s2_heartbeat,s2_post,s2_ready,s2_review,s2_status,s2_task,s2_thread,s2_unblock" \
     "tools/list names every tool"
 is "$(printf '%s' "$r" | jq -r '.result.tools[] | select(.name=="s2_claim") | .inputSchema.properties.wait_seconds.type')" \
     "integer" "s2_claim schema has wait_seconds"
@@ -103,17 +116,47 @@ r=$(reply 8)
 is "$(printf '%s' "$r" | jq -r .result.isError)" "true" "the old lease is refused"
 contains "$(printf '%s' "$r" | text)" "t2" "with the server's message naming the task"
 
-# blocker and thread: the server's answer, whatever its version
-check "claim t2 again" sh -c '"$S2" task show t2 --json | jq -e ".task.state == \"ready\"" >/dev/null'
+# ---- a blocker, helped by an agent of another swarm through its own s2 mcp ----
 call 9 s2_claim '{"wait_seconds":10}'
 is "$(reply 9 | jq -r .result.structuredContent.task.id)" "t2" "s2_claim t2 again"
+as h1
+send '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"helper","version":"1"}}}'
+is "$(reply 1 | jq -r .result.protocolVersion)" "2025-06-18" "helper: initialized"
+send '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+call 100 s2_claim '{"wait_seconds":30}'
+waiting2() { [ "$("$S2" swarm show sw2 --json | jq -r .swarm.waiting_claims)" = 1 ]; }
+check "the helper waits for work" wait_for 10 waiting2
+as ag1
 call 10 s2_block '{"task":"t2","needs":["code-analysis:rust"],"reason":"borrow checker"}'
 r=$(reply 10)
-if [ "$(printf '%s' "$r" | jq -r .result.isError)" = true ]; then
-    contains "$(printf '%s' "$r" | text)" "not supported by this s2 server" "s2_block says the server lacks blockers"
-else
-    ok "s2_block reported the blocker"
-fi
+is "$(printf '%s' "$r" | jq -r .result.isError)" "false" "s2_block"
+is "$(printf '%s' "$r" | jq -r .result.structuredContent.state)" "blocked" "the task is blocked"
+contains "$(printf '%s' "$r" | text)" "s2_thread" "s2_block points to the thread"
+as h1
+r=$(reply 100)
+help=$(printf '%s' "$r" | jq -r .result.structuredContent.task.id)
+is "$help" "t2.help-1" "the waiting helper got a help task on t2"
+contains "$(printf '%s' "$r" | text)" "This is a help task: task t2" "and is told what it is"
+call 101 s2_post '{"task":"t2","text":"use Rc<RefCell<_>> for the shared dialog state"}'
+r=$(reply 101)
+is "$(printf '%s' "$r" | jq -r .result.isError)" "false" "the helper posts on t2's thread with its help lease"
+as ag1
+call 15 s2_thread '{"task":"t2"}'
+r=$(reply 15)
+contains "$(printf '%s' "$r" | text)" "use Rc<RefCell<_>>" "the blocked agent reads the post"
+contains "$(printf '%s' "$r" | text)" "via t2.help-1" "with the help task it came through"
+post=$(printf '%s' "$r" | jq -r '.result.structuredContent.posts[0].id')
+call 16 s2_review "{\"task\":\"t2\",\"post\":$post,\"accept\":true}"
+is "$(reply 16 | jq -r .result.isError)" "false" "s2_review accepts it"
+is "$("$S2" thread t2 --json | jq -r '.posts[0].verdict')" "accepted" "the verdict is on the server"
+as h1
+call 102 s2_done "{\"task\":\"$help\",\"result\":\"posted the fix\",\"usage\":{\"usd\":0.02}}"
+is "$(reply 102 | jq -r .result.isError)" "false" "the helper finishes its help task"
+as ag1
+call 17 s2_unblock '{"task":"t2"}'
+is "$(reply 17 | jq -r .result.isError)" "false" "s2_unblock"
+call 18 s2_post '{"task":"t2","text":"thanks"}'
+contains "$(reply 18 | text)" "thread is closed" "a closed thread refuses posts, saying why"
 call 11 s2_status '{}'
 r=$(reply 11)
 contains "$(printf '%s' "$r" | text)" "Swarm sw1" "s2_status shows the agent's swarm"
@@ -160,17 +203,21 @@ is "$(printf '%s' "$r" | jq -r .result.isError)" "true" "server down: isError"
 contains "$(printf '%s' "$r" | text)" "cannot reach s2" "server down: says so"
 
 # ---- EOF: clean exit ----
-exec 3>&-
+exec 3>&- 4>&-
 wait $MCP_PID
 is "$?" "0" "s2 mcp exits 0 at end of input"
-check "stdout carries JSON-RPC messages only" sh -c \
-    "jq -e -s 'all(.[]; (type == \"object\" and .jsonrpc == \"2.0\") or (type == \"array\"))' '$OUT'"
-if grep -qE 'AddressSanitizer|runtime error:|LeakSanitizer' "$T_DIR/mcp.err"; then
-    not_ok "no sanitizer report from s2 mcp"
-    head -30 "$T_DIR/mcp.err" | sed 's/^/# /'
-else
-    ok "no sanitizer report from s2 mcp"
-fi
+wait $HELPER_PID
+is "$?" "0" "the helper's s2 mcp exits 0 too"
+for f in mcp helper; do
+    check "$f: stdout carries JSON-RPC messages only" sh -c \
+        "jq -e -s 'all(.[]; (type == \"object\" and .jsonrpc == \"2.0\") or (type == \"array\"))' '$T_DIR/$f.out'"
+    if grep -qE 'AddressSanitizer|runtime error:|LeakSanitizer' "$T_DIR/$f.err"; then
+        not_ok "$f: no sanitizer report from s2 mcp"
+        head -30 "$T_DIR/$f.err" | sed 's/^/# /'
+    else
+        ok "$f: no sanitizer report from s2 mcp"
+    fi
+done
 trap 's2_kill' EXIT
 
 # a piped script is answered in full, last line without newline included

@@ -363,9 +363,9 @@ static int requires(json_t *tool, const char *arg)
 static void test_tools_list(void **state)
 {
     (void)state;
-    static const char *const names[] = {"s2_claim", "s2_heartbeat", "s2_done", "s2_fail",
-                                        "s2_block", "s2_status",    "s2_ready", "s2_task",
-                                        "s2_thread", "s2_post"};
+    static const char *const names[] = {"s2_claim",  "s2_heartbeat", "s2_done",   "s2_fail",
+                                        "s2_block",  "s2_status",    "s2_ready",  "s2_task",
+                                        "s2_thread", "s2_post",      "s2_review", "s2_unblock"};
     for (int with_agent = 0; with_agent < 2; with_agent++) {
         struct mcp *m = server_with(with_agent ? "ag1" : NULL, 0);
         init(m, "2025-11-25");
@@ -386,6 +386,8 @@ static void test_tools_list(void **state)
         assert_true(requires(find_tool(tools, "s2_fail"), "reason"));
         assert_true(requires(find_tool(tools, "s2_block"), "needs"));
         assert_true(requires(find_tool(tools, "s2_post"), "text"));
+        assert_true(requires(find_tool(tools, "s2_review"), "post"));
+        assert_true(requires(find_tool(tools, "s2_review"), "accept"));
         json_t *ann = json_object_get(find_tool(tools, "s2_status"), "annotations");
         assert_true(json_is_true(json_object_get(ann, "readOnlyHint")));
         ann = json_object_get(find_tool(tools, "s2_claim"), "annotations");
@@ -881,15 +883,79 @@ static void test_status_ready_thread(void **state)
     assert_string_equal(F.path, "/v1/swarms/sw7/status");
     assert_non_null(strstr(text_of(r), "blocked on: x9 of swarm sw2"));
     json_decref(r);
-    F.reply = "{\"messages\":[{\"author\":\"h1\",\"text\":\"try a mutex\"}]}";
+    F.reply = "{\"task\":\"t1\",\"posts\":[{\"id\":3,\"agent\":\"h1\",\"help_task\":"
+              "\"t1.help-1\",\"body\":\"try a mutex\",\"created_at\":1,\"verdict\":"
+              "\"pending\"}]}";
     r = call(m, 4, "s2_thread", "{\"task\":\"t1\"}");
     assert_string_equal(F.path, "/v1/tasks/t1/thread");
-    assert_non_null(strstr(text_of(r), "h1: try a mutex"));
+    assert_non_null(strstr(text_of(r), "#3 "));
+    assert_non_null(strstr(text_of(r), "by h1 (helper, via t1.help-1) [pending]\ntry a mutex"));
     json_decref(r);
-    F.reply = "{}";
-    r = call(m, 5, "s2_post", "{\"task\":\"t1\",\"text\":\"thanks\"}");
+    done_with(m);
+}
+
+/* A helper posts with its help task's lease; the blocked agent judges with its own. */
+static void test_blocker_thread(void **state)
+{
+    (void)state;
+    struct mcp *m = server_with("h1", 0);
+    init(m, "2025-11-25");
+    /* nobody holds anything yet: nothing to post or judge with */
+    int before = F.ncalls;
+    json_t *r = call(m, 1, "s2_post", "{\"task\":\"t7\",\"text\":\"hello\"}");
+    assert_true(is_error(r));
+    assert_non_null(strstr(text_of(r), "no lease to post"));
+    json_decref(r);
+    r = call(m, 2, "s2_review", "{\"task\":\"t7\",\"post\":1,\"accept\":true}");
+    assert_true(is_error(r));
+    assert_int_equal(F.ncalls, before);
+    json_decref(r);
+    /* a help task, as the governor makes them */
+    F.reply = "{\"task\":{\"id\":\"t7.help-1\",\"swarm\":\"sw1\",\"title\":\"help on t7: "
+              "borrow checker\",\"state\":\"claimed\",\"lease_ms\":60000},\"lease\":{"
+              "\"token\":\"s2l_9_help\",\"fence\":9,\"expires_at\":99999999999999}}";
+    r = call(m, 3, "s2_claim", "{}");
+    assert_non_null(strstr(text_of(r), "This is a help task: task t7"));
+    assert_non_null(strstr(text_of(r), "s2_post (task \"t7\""));
+    json_decref(r);
+    F.reply = "{\"post\":4}";
+    r = call(m, 4, "s2_post", "{\"task\":\"t7\",\"text\":\"use Rc<RefCell<_>>\"}");
+    assert_false(is_error(r));
     assert_string_equal(F.method, "POST");
-    assert_string_equal(json_string_value(json_object_get(F.body, "text")), "thanks");
+    assert_string_equal(F.path, "/v1/tasks/t7/thread");
+    assert_string_equal(json_string_value(json_object_get(F.body, "lease")), "s2l_9_help");
+    assert_string_equal(json_string_value(json_object_get(F.body, "body")), "use Rc<RefCell<_>>");
+    assert_non_null(strstr(text_of(r), "Posted #4"));
+    json_decref(r);
+    /* the blocked agent's side: its own lease judges and unblocks */
+    F.reply = "{\"task\":{\"id\":\"t7\",\"swarm\":\"sw2\",\"title\":\"Port the parser\","
+              "\"state\":\"claimed\",\"lease_ms\":60000},\"lease\":{\"token\":\"s2l_2_own\","
+              "\"fence\":2,\"expires_at\":99999999999999}}";
+    json_decref(call(m, 5, "s2_claim", "{\"agent\":\"a7\"}"));
+    F.reply = "{\"task\":\"t7\",\"state\":\"blocked\",\"escalated\":false,\"helpers\":2}";
+    r = call(m, 6, "s2_block", "{\"task\":\"t7\",\"needs\":[\"code-analysis:rust\"],"
+                               "\"reason\":\"borrow checker\"}");
+    assert_non_null(strstr(text_of(r), "2 helpers"));
+    assert_string_equal(json_string_value(json_object_get(F.body, "lease")), "s2l_2_own");
+    json_decref(r);
+    F.reply = "{\"ok\":true}";
+    r = call(m, 7, "s2_review", "{\"task\":\"t7\",\"post\":4,\"accept\":false}");
+    assert_false(is_error(r));
+    assert_string_equal(F.path, "/v1/tasks/t7/thread/4/reject");
+    assert_string_equal(json_string_value(json_object_get(F.body, "lease")), "s2l_2_own");
+    json_decref(r);
+    r = call(m, 8, "s2_unblock", "{\"task\":\"t7\"}");
+    assert_false(is_error(r));
+    assert_string_equal(F.path, "/v1/tasks/t7/unblock");
+    assert_int_equal(json_object_size(F.body), 1); /* the lease alone */
+    json_decref(r);
+    /* a closed thread says why */
+    F.fail_kind = -3;
+    F.fail_code = "not_blocked";
+    F.fail_msg = "task 't7' has no open blocker: its thread is closed";
+    r = call(m, 9, "s2_post", "{\"task\":\"t7\",\"text\":\"late\"}");
+    assert_true(is_error(r));
+    assert_non_null(strstr(text_of(r), "its thread is closed"));
     json_decref(r);
     done_with(m);
 }
@@ -986,6 +1052,7 @@ int main(void)
         cmocka_unit_test(test_claim_nothing_and_fail),
         cmocka_unit_test(test_server_errors),
         cmocka_unit_test(test_status_ready_thread),
+        cmocka_unit_test(test_blocker_thread),
         cmocka_unit_test(test_cancel_waiting_claim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

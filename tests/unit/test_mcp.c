@@ -1038,6 +1038,165 @@ static void test_cancel_waiting_claim(void **state)
     done_with(m);
 }
 
+/* ---- mutated input and odd server replies: never a crash, always valid JSON-RPC out ---- */
+
+static const char *const seeds[] = {
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+    "\"2025-03-26\",\"capabilities\":{},\"clientInfo\":{\"name\":\"f\",\"version\":\"1\"}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"ping\"}",
+    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":3}}",
+    "[{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\"},{\"jsonrpc\":\"2.0\",\"method\":\"n\"}]",
+    "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":\"s2_claim\","
+    "\"arguments\":{\"agent\":\"a\",\"wait_seconds\":0}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\",\"params\":{\"name\":\"s2_done\","
+    "\"arguments\":{\"task\":\"t1\",\"result\":{\"a\":[1,2]},\"usage\":{\"model\":\"m\","
+    "\"tokens_in\":1,\"tokens_out\":2,\"usd\":0.5},\"lease\":\"l\"}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"s2_fail\","
+    "\"arguments\":{\"task\":\"t1\",\"reason\":\"r\",\"retry\":false,\"lease\":\"l\"}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":\"s2_block\","
+    "\"arguments\":{\"task\":\"t1\",\"needs\":[\"a\",\"b\"],\"reason\":\"r\",\"lease\":\"l\"}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":\"s2_status\","
+    "\"arguments\":{\"swarm\":\"s\"}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/call\",\"params\":{\"name\":\"s2_ready\","
+    "\"arguments\":{\"limit\":3}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"tools/call\",\"params\":{\"name\":\"s2_thread\","
+    "\"arguments\":{\"task\":\"t1\"}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"tools/call\",\"params\":{\"name\":\"s2_post\","
+    "\"arguments\":{\"task\":\"t1\",\"text\":\"hi\",\"lease\":\"l\"}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":13,\"method\":\"tools/call\",\"params\":{\"name\":\"s2_review\","
+    "\"arguments\":{\"task\":\"t1\",\"post\":2,\"accept\":true,\"lease\":\"l\"}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"tools/call\",\"params\":{\"name\":\"s2_task\","
+    "\"arguments\":{\"task\":\"t1\"}}}",
+};
+
+/* What the fake server may answer: right, wrong-shaped, empty, or an error. */
+static const char *const odd_replies[] = {
+    NULL, "{}", "[]", "{\"task\":5}", "{\"task\":{\"id\":7,\"title\":[]},\"lease\":\"x\"}",
+    "{\"tasks\":{},\"next\":3}", "{\"posts\":[1,\"x\",{\"id\":\"a\",\"body\":null}]}",
+    "{\"id\":\"s\",\"phases\":[{}],\"working\":[null],\"agent_list\":5}",
+    "{\"swarms\":[{\"tasks\":[]}]}", claim_reply,
+    "{\"task\":{\"id\":\"t1.help-x\",\"title\":\"help on : \"},\"lease\":{}}",
+    "{\"agent\":{\"swarm\":\"\"}}", "{\"post\":\"n\"}",
+};
+
+static unsigned rnd(unsigned n)
+{
+    return (unsigned)rand() % n;
+}
+
+static void mutate(struct buf *b)
+{
+    static const char alphabet[] = "{}[]\":,0123456789-.eE\\ntrufalsn \t\x01\x7f\xc3\xa9\xff";
+    for (unsigned k = 1 + rnd(4); k; k--) {
+        size_t n = b->len;
+        unsigned op = rnd(5);
+        if (!n)
+            op = 2;
+        if (op == 0) { /* flip a byte */
+            b->ptr[rnd((unsigned)n)] = alphabet[rnd(sizeof alphabet - 1)];
+        } else if (op == 1) { /* cut a range */
+            size_t at = rnd((unsigned)n), len = 1 + rnd((unsigned)(n - at));
+            memmove(b->ptr + at, b->ptr + at + len, n - at - len);
+            b->len -= len;
+            b->ptr[b->len] = 0;
+        } else if (op == 2) { /* insert bytes */
+            struct buf t = BUF_INIT;
+            size_t at = n ? rnd((unsigned)n) : 0;
+            buf_add(&t, b->ptr, at);
+            for (unsigned i = 1 + rnd(6); i; i--)
+                buf_addch(&t, alphabet[rnd(sizeof alphabet - 1)]);
+            buf_add(&t, b->ptr + at, n - at);
+            buf_release(b);
+            *b = t;
+        } else if (op == 3) { /* repeat a range (deep nesting, long strings) */
+            size_t at = rnd((unsigned)n), len = 1 + rnd((unsigned)(n - at) < 16 ? (unsigned)(n - at) : 16);
+            struct buf t = BUF_INIT;
+            buf_add(&t, b->ptr, at + len);
+            for (unsigned i = rnd(64); i; i--)
+                buf_add(&t, b->ptr + at, len);
+            buf_add(&t, b->ptr + at + len, n - at - len);
+            buf_release(b);
+            *b = t;
+        } else { /* swap a value for one of another type */
+            static const char *const values[] = {"null", "true", "-1", "1e999", "\"\"", "[]", "{}",
+                                                 "9223372036854775807", "0.5", "\"\\u0000\""};
+            char *colon = memchr(b->ptr + rnd((unsigned)n), ':', 1);
+            if (!colon)
+                colon = strchr(b->ptr, ':');
+            if (!colon)
+                continue;
+            size_t at = (size_t)(colon - b->ptr) + 1;
+            size_t end = at;
+            while (end < b->len && b->ptr[end] != ',' && b->ptr[end] != '}')
+                end++;
+            struct buf t = BUF_INIT;
+            buf_add(&t, b->ptr, at);
+            buf_adds(&t, values[rnd(sizeof values / sizeof values[0])]);
+            buf_add(&t, b->ptr + end, b->len - end);
+            buf_release(b);
+            *b = t;
+        }
+    }
+}
+
+/* Every line out is a JSON-RPC message (or a batch of them); returns how many. */
+static int drain_valid(void)
+{
+    int n = 0;
+    json_t *r;
+    while ((r = reply())) {
+        json_t *msgs = json_is_array(r) ? r : NULL;
+        size_t count = msgs ? json_array_size(msgs) : 1;
+        for (size_t i = 0; i < count; i++) {
+            json_t *msg = msgs ? json_array_get(msgs, i) : r;
+            assert_string_equal(json_string_value(json_object_get(msg, "jsonrpc")), "2.0");
+            assert_non_null(json_object_get(msg, "id"));
+            json_t *res = json_object_get(msg, "result"), *err = json_object_get(msg, "error");
+            assert_true((res != NULL) != (err != NULL));
+            if (err)
+                assert_true(json_is_integer(json_object_get(err, "code")));
+            if (res && json_object_get(res, "content"))
+                assert_true(json_is_string(json_object_get(
+                    json_array_get(json_object_get(res, "content"), 0), "text")));
+        }
+        json_decref(r);
+        n++;
+    }
+    return n;
+}
+
+static void test_mutations(void **state)
+{
+    (void)state;
+    srand(20261125);
+    struct mcp *m = server_with("ag1", 0);
+    init(m, "2025-03-26"); /* the revision with batches: the most paths */
+    int answered = 0;
+    for (int i = 0; i < 20000; i++) {
+        if (i % 5000 == 4999) { /* now and then a fresh server, other versions */
+            done_with(m);
+            m = server_with(rnd(2) ? "ag1" : NULL, 0);
+            if (rnd(4))
+                init(m, mcp_versions[rnd(4)]);
+        }
+        F.reply = odd_replies[rnd(sizeof odd_replies / sizeof odd_replies[0])];
+        F.status = rnd(4) ? 200 : 204;
+        F.fail_kind = rnd(5) ? 0 : -1 - (int)rnd(11);
+        F.fail_code = rnd(2) ? "stale_lease" : "no_such_route";
+        F.fail_msg = "refused";
+        struct buf b = BUF_INIT;
+        buf_adds(&b, seeds[rnd(sizeof seeds / sizeof seeds[0])]);
+        if (rnd(8))
+            mutate(&b);
+        mcp_handle(m, b.ptr, b.len);
+        buf_release(&b);
+        answered += drain_valid();
+    }
+    done_with(m);
+    assert_true(answered > 5000); /* most of it was answered, not silently dropped */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1054,6 +1213,7 @@ int main(void)
         cmocka_unit_test(test_status_ready_thread),
         cmocka_unit_test(test_blocker_thread),
         cmocka_unit_test(test_cancel_waiting_claim),
+        cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,8 +27,10 @@ static const char instructions[] =
     "task with its instructions and a lease) -> do the task -> s2_heartbeat before the lease "
     "expires when work takes long -> s2_done with the result and usage (tokens or USD), or "
     "s2_fail with the reason. Stuck on something another swarm must do: s2_block with the "
-    "capabilities needed, then follow s2_thread. s2_status shows your swarm's state, "
-    "s2_ready the work waiting. Never poll git or sleep in a loop: s2_claim waits for you.";
+    "capabilities needed, follow s2_thread, judge helpers' posts with s2_review, s2_unblock "
+    "when you can go on. A claim may give you a help task on another swarm's blocker: post "
+    "your findings on its thread with s2_post. s2_status shows your swarm's state, s2_ready "
+    "the work waiting. Never poll git or sleep in a loop: s2_claim waits for you.";
 
 /* ---- output ---- */
 

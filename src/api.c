@@ -1,5 +1,6 @@
 /* api.c: the route table and helpers shared by the resource handlers. */
 #include "api.h"
+#include "json.h"
 #include "util/xalloc.h"
 
 #include <stdlib.h>
@@ -46,6 +47,9 @@ const struct route api_routes[] = {
     {"POST", "/v1/approvers", api_approver_add, AUTH_ADMIN},
     {"PUT", "/v1/swarms/:id/idle_tasks", api_swarm_idle_put, AUTH_TOKEN},
     {"GET", "/v1/swarms/:id/contract", api_swarm_contract_get, AUTH_TOKEN},
+    {"GET", "/v1/swarms/:id/slo", api_slo, AUTH_TOKEN},
+    {"GET", "/v1/slo", api_slo, AUTH_TOKEN},
+    {"POST", "/v1/paths/check", api_paths_check, AUTH_TOKEN},
     {"PUT", "/v1/swarms/:id/contract", api_swarm_contract_put, AUTH_ADMIN},
     {"POST", "/v1/claim", api_claim, AUTH_TOKEN},
     {"GET", "/v1/events", api_events, AUTH_TOKEN},
@@ -59,6 +63,27 @@ const struct route api_routes[] = {
     {"GET", "/:asset", api_asset, AUTH_NONE},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
+
+json_t *api_lease_body(struct request *r, struct s2_error *err)
+{
+    if (!http_has_body(r) && http_who(r)->kind == PRIN_TASK)
+        return json_object(); /* the bearer is the lease: nothing else is needed */
+    return http_body_object(r, err);
+}
+
+int api_lease_field(struct request *r, json_t *o, char **out, struct s2_error *err)
+{
+    if (json_str(o, "lease", 0, out, "", err))
+        return S2_EINVAL;
+    if (*out)
+        return 0;
+    if (http_who(r)->kind == PRIN_TASK && http_bearer(r)) {
+        *out = xstrdup(http_bearer(r));
+        return 0;
+    }
+    return s2_fail(err, S2_EINVAL, "missing_field",
+                   "field 'lease' is required (or send the lease itself as the bearer token)");
+}
 
 double api_usd(int64_t micro)
 {

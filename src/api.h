@@ -48,6 +48,8 @@ void api_escalation_ack(struct request *r);
 void api_approver_add(struct request *r);
 void api_swarm_idle_put(struct request *r);
 void api_swarm_contract_get(struct request *r);
+void api_slo(struct request *r);
+void api_paths_check(struct request *r);
 void api_swarm_contract_put(struct request *r);
 void api_witness_list(struct request *r);
 void api_witness_checkpoints(struct request *r);
@@ -76,6 +78,11 @@ void api_reply_query(struct request *r, struct cmd *c);
 void api_query(struct request *r, enum query_kind what, const char *arg, int limit);
 /* A newline-joined list as a JSON array. */
 json_t *api_list_json(const char *nl);
+/* The body of a lease operation: the JSON object sent, or {} when the caller sent none and
+ * authenticated with the lease itself (a task token). */
+json_t *api_lease_body(struct request *r, struct s2_error *err);
+/* Its "lease": the field, else the bearer when that is the lease; else a clear error. */
+int api_lease_field(struct request *r, json_t *o, char **out, struct s2_error *err);
 /* Dollars from micro-dollars. */
 double api_usd(int64_t micro);
 

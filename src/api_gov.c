@@ -120,12 +120,12 @@ void api_breaker_reset(struct request *r)
 void api_block(struct request *r)
 {
     struct s2_error err = S2_ERROR_INIT;
-    json_t *o = http_body_object(r, &err);
+    json_t *o = api_lease_body(r, &err);
     static const char *const fields[] = {"lease", "needs", "reason", NULL};
     struct cmd *c = cmd_new(CMD_BLOCK);
     c->in.block.task = xstrdup(http_param(r, 0));
     if (!o || json_only(o, fields, "", &err) ||
-        json_str(o, "lease", 1, &c->in.block.lease, "", &err) ||
+        api_lease_field(r, o, &c->in.block.lease, &err) ||
         json_strlist(o, "needs", 1, S2_CAPS_MAX, &c->in.block.needs, "", &err) ||
         json_str(o, "reason", 1, &c->in.block.reason, "", &err) ||
         model_check_caps(&c->in.block.needs, "field 'needs'", &err) ||
@@ -146,12 +146,12 @@ void api_block(struct request *r)
 void api_unblock(struct request *r)
 {
     struct s2_error err = S2_ERROR_INIT;
-    json_t *o = http_body_object(r, &err);
+    json_t *o = api_lease_body(r, &err);
     static const char *const fields[] = {"lease", NULL};
     struct cmd *c = cmd_new(CMD_UNBLOCK);
     c->in.block.task = xstrdup(http_param(r, 0));
     if (!o || json_only(o, fields, "", &err) ||
-        json_str(o, "lease", 1, &c->in.block.lease, "", &err)) {
+        api_lease_field(r, o, &c->in.block.lease, &err)) {
         bad_input(r, c, o, &err);
         return;
     }
@@ -207,12 +207,12 @@ void api_thread_get(struct request *r)
 void api_thread_post(struct request *r)
 {
     struct s2_error err = S2_ERROR_INIT;
-    json_t *o = http_body_object(r, &err);
+    json_t *o = api_lease_body(r, &err);
     static const char *const fields[] = {"lease", "body", NULL};
     struct cmd *c = cmd_new(CMD_POST);
     c->in.thread.task = xstrdup(http_param(r, 0));
     if (!o || json_only(o, fields, "", &err) ||
-        json_str(o, "lease", 1, &c->in.thread.lease, "", &err) ||
+        api_lease_field(r, o, &c->in.thread.lease, &err) ||
         json_str(o, "body", 1, &c->in.thread.body, "", &err) ||
         model_check_text(c->in.thread.body, S2_RESULT_MAX, 1, "field 'body'", &err)) {
         bad_input(r, c, o, &err);
@@ -230,7 +230,7 @@ void api_thread_post(struct request *r)
 static void verdict(struct request *r, int v)
 {
     struct s2_error err = S2_ERROR_INIT;
-    json_t *o = http_body_object(r, &err);
+    json_t *o = api_lease_body(r, &err);
     static const char *const fields[] = {"lease", NULL};
     struct cmd *c = cmd_new(CMD_VERDICT);
     c->in.thread.task = xstrdup(http_param(r, 0));
@@ -247,7 +247,7 @@ static void verdict(struct request *r, int v)
     }
     c->in.thread.post = id;
     if (!o || json_only(o, fields, "", &err) ||
-        json_str(o, "lease", 1, &c->in.thread.lease, "", &err)) {
+        api_lease_field(r, o, &c->in.thread.lease, &err)) {
         bad_input(r, c, o, &err);
         return;
     }
@@ -472,6 +472,50 @@ void api_swarm_idle_put(struct request *r)
 void api_swarm_contract_put(struct request *r)
 {
     swarm_text(r, STORE_SWARM_CONTRACT);
+}
+
+void api_paths_check(struct request *r)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    json_t *o = http_body_object(r, &err);
+    static const char *const fields[] = {"paths", "lease", NULL};
+    struct strvec paths = STRVEC_INIT;
+    char *lease = NULL;
+    if (!o || json_only(o, fields, "", &err) ||
+        json_strlist(o, "paths", 1, 100000, &paths, "", &err) ||
+        json_str(o, "lease", 0, &lease, "", &err)) {
+        json_decref(o);
+        strvec_release(&paths);
+        free(lease);
+        http_reply_error(r, &err);
+        s2_error_release(&err);
+        return;
+    }
+    for (size_t i = 0; i < paths.n; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "field 'paths'[%zu]", i);
+        if (model_check_path(paths.v[i], what, &err)) {
+            json_decref(o);
+            strvec_release(&paths);
+            free(lease);
+            http_reply_error(r, &err);
+            s2_error_release(&err);
+            return;
+        }
+    }
+    strvec_release(&paths);
+    free(lease);
+    struct cmd *c = cmd_new(CMD_QUERY);
+    c->in.query.what = Q_PATHS;
+    c->in.query.arg = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    http_submit(r, c, api_reply_query);
+}
+
+void api_slo(struct request *r)
+{
+    const char *id = http_param(r, 0); /* NULL on /v1/slo */
+    api_query(r, Q_SLO, id, 0);
 }
 
 void api_swarm_contract_get(struct request *r)

@@ -32,9 +32,11 @@ static void claimed(struct request *r, struct cmd *c)
     /* the row may already be older or newer than the claim: report the claim's own view */
     json_object_set_new(task, "state", json_string("claimed"));
     json_object_set_new(task, "attempts", json_integer(c->out.attempts));
-    json_t *lease = json_pack("{s:s,s:I,s:I}", "token", c->out.lease, "fence",
+    json_t *lease = json_pack("{s:s,s:I,s:I,s:s}", "token", c->out.lease, "fence",
                               (json_int_t)c->out.fence, "expires_at",
-                              (json_int_t)c->out.expires_at);
+                              (json_int_t)c->out.expires_at, "scope",
+                              "the token is also a bearer token for this task alone until the "
+                              "lease ends");
     http_note_claim(r, c->out.task_id, c->out.fence);
     http_reply_json(r, 200, json_pack("{s:o,s:o}", "task", task, "lease", lease));
 }
@@ -86,7 +88,7 @@ static int parse_usage(json_t *o, struct usage *u, struct s2_error *err)
 /* Parse the body shared by heartbeat, done and fail. */
 static struct cmd *lease_cmd(struct request *r, enum cmd_kind kind, struct s2_error *err)
 {
-    json_t *o = http_body_object(r, err);
+    json_t *o = api_lease_body(r, err);
     static const char *const hb[] = {"lease", "usage", NULL};
     static const char *const done[] = {"lease", "usage", "result", NULL};
     static const char *const fail[] = {"lease", "usage", "reason", "retry", NULL};
@@ -94,7 +96,7 @@ static struct cmd *lease_cmd(struct request *r, enum cmd_kind kind, struct s2_er
     c->in.lease_op.task = xstrdup(http_param(r, 0));
     if (!o ||
         json_only(o, kind == CMD_HEARTBEAT ? hb : kind == CMD_DONE ? done : fail, "", err) ||
-        json_str(o, "lease", 1, &c->in.lease_op.lease, "", err) ||
+        api_lease_field(r, o, &c->in.lease_op.lease, err) ||
         parse_usage(o, &c->in.lease_op.usage, err))
         goto fail;
     if (strlen(c->in.lease_op.lease) > 256) {

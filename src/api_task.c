@@ -23,6 +23,12 @@ json_t *api_task_json(const struct task_row *t)
     json_object_set_new(o, "requires", api_list_json(t->requires));
     json_object_set_new(o, "min_tier", json_integer(t->min_tier));
     json_object_set_new(o, "depends_on", api_list_json(t->depends_on));
+    json_object_set_new(o, "paths", api_list_json(t->paths));
+    json_object_set_new(o, "kind", json_string(t->kind == TASK_KIND_HELP   ? "help"
+                                               : t->kind == TASK_KIND_IDLE ? "idle"
+                                                                           : "task"));
+    if (t->help_for)
+        json_object_set_new(o, "help_for", json_string(t->help_for));
     json_object_set_new(o, "phase_barrier", json_boolean(t->phase_barrier));
     json_object_set_new(o, "approval", json_string(t->approval));
     json_object_set_new(o, "approvals", json_integer(t->approvals));
@@ -62,7 +68,7 @@ int api_parse_task(json_t *o, struct task_spec *t, const char *default_swarm, co
     static const char *const fields[] = {
         "id", "swarm", "phase", "title", "body", "requires", "min_tier", "priority",
         "depends_on", "max_attempts", "lease_ms", "retry_backoff_ms", "approval",
-        "phase_barrier", "estimate_h", "estimate_usd", "max_cost", NULL};
+        "phase_barrier", "estimate_h", "estimate_usd", "max_cost", "paths", NULL};
     char *approval = NULL;
     double est_usd = 0, max_cost = 0;
     int rc = S2_EINVAL;
@@ -78,6 +84,7 @@ int api_parse_task(json_t *o, struct task_spec *t, const char *default_swarm, co
         json_int(o, "min_tier", 0, 0, S2_TIER_MAX, &t->min_tier, ctx, err) ||
         json_int(o, "priority", 0, -S2_PRIORITY_MAX, S2_PRIORITY_MAX, &t->priority, ctx, err) ||
         json_strlist(o, "depends_on", 0, S2_DEPS_MAX, &t->depends_on, ctx, err) ||
+        json_strlist(o, "paths", 0, S2_PATHS_MAX, &t->paths, ctx, err) ||
         json_int(o, "max_attempts", 0, 1, S2_ATTEMPTS_MAX, &t->max_attempts, ctx, err) ||
         json_int(o, "lease_ms", 0, S2_LEASE_MS_MIN, S2_LEASE_MS_MAX, &t->lease_ms, ctx, err) ||
         json_int(o, "retry_backoff_ms", 0, 0, S2_BACKOFF_MS_MAX, &t->backoff_ms, ctx, err) ||
@@ -192,9 +199,11 @@ fail:
 /* ---- read ---- */
 
 /* A swarm token sees only its swarm: anything else is "not found". */
-static int visible(struct request *r, const char *swarm)
+static int visible(struct request *r, const char *swarm, const char *id)
 {
     const struct principal *who = http_who(r);
+    if (who->kind == PRIN_TASK)
+        return !strcmp(who->task, id);
     return who->kind != PRIN_SWARM || (who->swarm && !strcmp(who->swarm, swarm));
 }
 
@@ -210,7 +219,7 @@ void api_task_get(struct request *r)
         s2_error_release(&err);
         return;
     }
-    if (found == 0 || !visible(r, row.swarm)) {
+    if (found == 0 || !visible(r, row.swarm, row.id)) {
         if (found)
             task_row_release(&row);
         http_reply_fail(r, S2_ENOTFOUND, "not_found", "task '%s' does not exist", id);
@@ -290,6 +299,12 @@ void api_task_list(struct request *r)
         f.after = v;
     }
     const struct principal *who = http_who(r);
+    if (who->kind == PRIN_TASK) {
+        http_reply_fail(r, S2_EFORBIDDEN, "forbidden",
+                        "a lease token reads its own task (GET /v1/tasks/%s), not lists",
+                        who->task);
+        return;
+    }
     if (who->kind == PRIN_SWARM) {
         if (f.swarm && (!who->swarm || strcmp(f.swarm, who->swarm))) {
             http_reply_fail(r, S2_EFORBIDDEN, "forbidden",

@@ -34,6 +34,10 @@ static int query_u64(struct request *r, const char *key, uint64_t *v)
 static int scoped_swarm(struct request *r, const char **swarm)
 {
     const struct principal *who = http_who(r);
+    if (who->kind == PRIN_TASK) {
+        http_reply_fail(r, S2_EFORBIDDEN, "forbidden", "a lease token cannot read the witness log");
+        return -1;
+    }
     if (who->kind != PRIN_SWARM)
         return 0; /* admin and approvers read everything */
     if (*swarm && (!who->swarm || strcmp(*swarm, who->swarm))) {
@@ -177,7 +181,8 @@ void api_witness_inclusion(struct request *r)
         /* a swarm token proves only its own swarm's entries */
         const char *swarm = json_string_value(json_object_get(json_object_get(b, "entry"), "swarm"));
         const struct principal *who = http_who(r);
-        if (who->kind == PRIN_SWARM && (!swarm || !who->swarm || strcmp(swarm, who->swarm))) {
+        if ((who->kind == PRIN_SWARM || who->kind == PRIN_TASK) &&
+            (!swarm || !who->swarm || strcmp(swarm, who->swarm))) {
             json_decref(b);
             http_reply_fail(r, S2_EFORBIDDEN, "forbidden",
                             "entry %" PRIu64 " is not of this token's swarm", seq);

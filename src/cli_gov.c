@@ -682,3 +682,66 @@ out:
     cli_done(&c);
     return rc;
 }
+
+/* ---- service levels ---- */
+
+static void print_slo_line(const char *name, json_t *s)
+{
+    json_t *met = json_object_get(s, "met");
+    int ok = json_is_true(json_object_get(met, "p99_latency_ms")) &&
+             json_is_true(json_object_get(met, "success_rate")) &&
+             json_is_true(json_object_get(met, "availability"));
+    printf("%-28s %7lld %9.0f %9.0f %8.1f%% %8.1f%% %10.2f  %s\n", name,
+           (long long)json_integer_value(json_object_get(s, "samples")), num(s, "p50_latency_ms"),
+           num(s, "p99_latency_ms"), 100 * num(s, "success_rate"), 100 * num(s, "availability"),
+           num(s, "reputation"), ok ? "met" : "MISSED");
+}
+
+int cli_slo(const struct cli_cmd *cmd, int argc, char **argv)
+{
+    struct cli c = {.cmd = cmd};
+    json_t *out = NULL;
+    char *path = NULL;
+    int rc;
+    static const struct option opts[] = {CLI_COMMON_OPTS, {0}};
+    CLI_OPTIONS(c, argc, argv, opts, );
+    if (argc - optind > 1) {
+        rc = cli_usage(&c, "give at most one swarm");
+        goto out;
+    }
+    path = optind < argc ? escaped_path("/v1/swarms/", argv[optind], "/slo") : xstrdup("/v1/slo");
+    if ((rc = cli_call(&c, "GET", path, NULL, &out, NULL)))
+        goto out;
+    if (c.json) {
+        cli_print_json(out);
+        goto out;
+    }
+    printf("%-28s %7s %9s %9s %9s %9s %10s  %s\n", "", "SAMPLES", "P50 MS", "P99 MS", "SUCCESS",
+           "AVAIL", "REPUTATION", "CONTRACT");
+    size_t i;
+    json_t *v;
+    if (optind < argc) {
+        json_t *ct = json_object_get(out, "contract");
+        char name[160];
+        snprintf(name, sizeof name, "swarm %s", cli_str(out, "swarm"));
+        print_slo_line(name, json_object_get(out, "slo"));
+        json_array_foreach(json_object_get(out, "agents"), i, v)
+        {
+            snprintf(name, sizeof name, "  agent %s", cli_str(v, "agent"));
+            print_slo_line(name, json_object_get(v, "slo"));
+        }
+        printf("\ncontract: p99 <= %.0f ms, success >= %.1f%%, availability >= %.1f%% (0: not "
+               "asked)\n",
+               num(ct, "p99_latency_ms"), 100 * num(ct, "success_rate"),
+               100 * num(ct, "availability"));
+    } else {
+        json_array_foreach(json_object_get(out, "swarms"), i, v)
+            print_slo_line(cli_str(v, "swarm"), json_object_get(v, "slo"));
+    }
+    printf("window: the last 100 leases; reputation = compliance x success rate\n");
+out:
+    free(path);
+    json_decref(out);
+    cli_done(&c);
+    return rc;
+}

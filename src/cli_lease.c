@@ -32,6 +32,16 @@ int cli_claim(const struct cli_cmd *cmd, int argc, char **argv)
         goto out;
     }
     body = json_pack("{s:s,s:I}", "agent", agent, "wait_ms", (json_int_t)wait * 1000);
+    /* The server may hold the claim for --wait seconds (up to 300): wait for its answer
+     * longer than that, not the client's default per-request limit. */
+    struct s2_error err = S2_ERROR_INIT;
+    if (client_init(&c.client, c.server, NULL, &err)) {
+        rc = cli_fail(&err);
+        s2_error_release(&err);
+        goto out;
+    }
+    c.connected = 1;
+    c.client.timeout_ms += (long)wait * 1000;
     rc = cli_call(&c, "POST", "/v1/claim", body, &out, &status);
     if (rc)
         goto out;

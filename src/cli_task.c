@@ -92,6 +92,7 @@ int cli_task_add(const struct cli_cmd *cmd, int argc, char **argv)
         {"lease-ms", required_argument, 0, 'l'},    {"backoff-ms", required_argument, 0, 'k'},
         {"approval", required_argument, 0, 'a'},    {"estimate-h", required_argument, 0, 'e'},
         {"max-cost", required_argument, 0, 'M'},    {"estimate-usd", required_argument, 0, 'U'},
+        {"paths", required_argument, 0, 'Q'},
         {"file", required_argument, 0, 'F'},        CLI_COMMON_OPTS, {0}};
     CLI_OPTIONS(c, argc, argv, opts,
                 case 't' : json_object_set_new(body, "title", json_string(optarg)); break;
@@ -100,6 +101,7 @@ int cli_task_add(const struct cli_cmd *cmd, int argc, char **argv)
                 case 'B' : json_object_set_new(body, "phase_barrier", json_false()); break;
                 case 'r' : json_object_set_new(body, "requires", cli_list(optarg)); break;
                 case 'd' : json_object_set_new(body, "depends_on", cli_list(optarg)); break;
+                case 'Q' : json_object_set_new(body, "paths", cli_list(optarg)); break;
                 case 'b' : json_object_set_new(body, "body", json_string(optarg)); break;
                 case 'a' : json_object_set_new(body, "approval", json_string(optarg)); break;
                 case 'f' : body_file = optarg; break;

@@ -288,6 +288,14 @@ static const char *actor_of(const struct cmd *c, char *buf, size_t len)
         return "system";
     if (c->who.kind == PRIN_ADMIN)
         return "admin";
+    if (c->who.kind == PRIN_TASK) {
+        snprintf(buf, len, "task:%s", c->who.task);
+        return buf;
+    }
+    if (c->who.kind == PRIN_APPROVER) {
+        snprintf(buf, len, "approver:%s", c->who.name ? c->who.name : "?");
+        return buf;
+    }
     snprintf(buf, len, "swarm:%s", c->who.swarm ? c->who.swarm : "?");
     return buf;
 }
@@ -668,6 +676,7 @@ void eng_enqueue(struct engine *e, uint32_t ti)
         return;
     }
     t->due = 0;
+    t->ready_ns = clock_mono_ns();
     heap_push(&e->swarms[t->swarm].queues[t->queue].heap, ti);
     eng_mark_dirty(e, t->swarm);
 }
@@ -810,6 +819,7 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
     t->fence++;
     t->owner = ai;
     t->due = e->now + t->lease_ms;
+    t->claimed_at = e->now;
     gov_reserve(e, ti, ai);
     char *lease = lease_token(t->fence, t->lease_hash);
     if (eng_persist(e, t)) {
@@ -817,6 +827,9 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
         return -1;
     }
     heap_push(&e->timers, ti);
+    eng_lease_index(e, ti, 1);
+    if (t->paths)
+        u32vec_push(&e->pathed, ti);
     a->held++;
     eng_agent_touch(e, ai);
     c->out.got = 1;
@@ -839,6 +852,21 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
 void eng_lease_end(struct engine *e, struct task *t)
 {
     gov_release(e, t);
+    if (t->paths) {
+        /* its paths are free again: tasks passed over for them may go now */
+        for (uint32_t k = 0; k < e->pathed.n; k++)
+            if (task_at(e, e->pathed.v[k]) == t) {
+                e->pathed.v[k] = e->pathed.v[--e->pathed.n];
+                break;
+            }
+        for (uint32_t si = 0; si < e->nswarms; si++)
+            eng_mark_dirty(e, si);
+    }
+    if (t->lease_key) {
+        map_del(&e->lease_ix, t->lease_key);
+        free(t->lease_key);
+        t->lease_key = NULL;
+    }
     if (t->hpos != HEAP_NONE)
         heap_remove(&e->timers, t->hpos);
     if (t->owner != NONE && e->agents[t->owner].held)
@@ -854,6 +882,7 @@ int64_t eng_requeue_or_die(struct engine *e, uint32_t ti, const char *op, const 
 {
     struct task *t = task_at(e, ti);
     uint32_t owner = t->owner;
+    gov_outcome(e, ti, owner, !strcmp(op, "task.expire") ? SLO_EXPIRED : SLO_FAILED);
     eng_lease_end(e, t);
     gov_failed(e, ti, owner);
     if (retry && t->attempts < t->max_attempts)
@@ -926,16 +955,62 @@ void eng_agent_elig(struct engine *e, struct agent *a)
 }
 
 /* The best ready task agent ai may take now, or NONE. O(queues of its swarm). */
-uint32_t eng_pick(struct engine *e, uint32_t ai)
+/* The claimed task whose paths overlap ti's, or NONE. */
+uint32_t eng_path_conflict(const struct engine *e, uint32_t ti)
 {
-    struct agent *a = &e->agents[ai];
-    struct swarm *s = &e->swarms[a->swarm];
-    eng_agent_elig(e, a);
+    const struct task *t = task_at(e, ti);
+    if (!t->paths)
+        return NONE;
+    for (uint32_t k = 0; k < e->pathed.n; k++) {
+        uint32_t ci = e->pathed.v[k];
+        const struct task *c = task_at(e, ci);
+        if (ci == ti)
+            continue;
+        for (size_t x = 0; x < t->paths->n; x++)
+            for (size_t y = 0; y < c->paths->n; y++)
+                if (model_paths_overlap(t->paths->v[x], c->paths->v[y]))
+                    return ci;
+    }
+    return NONE;
+}
+
+static uint32_t pick_top(struct engine *e, struct agent *a, struct swarm *s)
+{
     uint32_t best = NONE;
     for (uint32_t k = 0; k < a->nelig; k++) {
         uint32_t top = heap_top(&s->queues[a->elig[k]].heap);
         if (top != HEAP_NONE && (best == NONE || ready_less(e, top, best)))
             best = top;
+    }
+    return best;
+}
+
+/* The best ready task agent ai may take now, or NONE. O(queues of its swarm), plus the tasks
+ * passed over because their paths overlap a live claim (they go back to their queues). */
+#define PATH_SKIP_MAX 64
+
+uint32_t eng_pick(struct engine *e, uint32_t ai)
+{
+    struct agent *a = &e->agents[ai];
+    struct swarm *s = &e->swarms[a->swarm];
+    eng_agent_elig(e, a);
+    uint32_t best = pick_top(e, a, s);
+    if (best == NONE || !e->pathed.n)
+        return best;
+    uint32_t skipped[PATH_SKIP_MAX], n = 0;
+    while (best != NONE && eng_path_conflict(e, best) != NONE) {
+        struct task *t = task_at(e, best);
+        if (n == PATH_SKIP_MAX) {
+            best = NONE;
+            break;
+        }
+        heap_remove(&s->queues[t->queue].heap, t->hpos);
+        skipped[n++] = best;
+        best = pick_top(e, a, s);
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        struct task *t = task_at(e, skipped[k]);
+        heap_push(&s->queues[t->queue].heap, skipped[k]);
     }
     return best;
 }
@@ -1012,8 +1087,10 @@ void eng_match_waiters(struct engine *e)
                     eng_waiter_unlink(e, wi);
                     /* a budget or breaker that tripped meanwhile answers the waiter */
                     if (!gov_may_claim(e, ai, &c->err) && !gov_can_reserve_task(e, ti, &c->err) &&
-                        eng_claim_task(e, ti, ai, c) == 0)
+                        eng_claim_task(e, ti, ai, c) == 0) {
                         e->stats.pushes++;
+                        c->out.push_from_ns = task_at(e, ti)->ready_ns;
+                    }
                     eng_reply(e, c);
                 }
             }
@@ -1033,6 +1110,9 @@ int eng_may_act(const struct principal *who, const char *swarm, struct s2_error 
     if (who->kind == PRIN_APPROVER)
         return s2_fail(err, S2_EFORBIDDEN, "forbidden",
                        "approver '%s' can approve tasks and read, nothing else", who->name);
+    if (who->kind == PRIN_TASK)
+        return s2_fail(err, S2_EFORBIDDEN, "forbidden",
+                       "a lease token acts on its own task (%s) only", who->task);
     if (who->swarm && !strcmp(who->swarm, swarm))
         return 0;
     return s2_fail(err, S2_EFORBIDDEN, "forbidden",
@@ -1058,6 +1138,17 @@ uint32_t eng_find_task(struct engine *e, const char *id, const struct principal 
     /* A swarm token learns nothing about other swarms' tasks, not even that they exist,
      * except a help task one of its agents holds (it lives in the blocked swarm). */
     const struct task *t = task_at(e, ti);
+    if (who->kind == PRIN_TASK) {
+        /* a task's own lease reaches that task, and the thread of the task it helps */
+        int helped = t->blocker != NONE && map_get(&e->task_ix, who->task) != MAP_NONE &&
+                     task_at(e, map_get(&e->task_ix, who->task))->help_for == ti;
+        if (strcmp(who->task, t->id) && !helped) {
+            s2_fail(err, S2_EFORBIDDEN, "forbidden",
+                    "this lease token acts on task '%s' only, not on '%s'", who->task, id);
+            return NONE;
+        }
+        return ti;
+    }
     if (who->kind == PRIN_SWARM &&
         (!who->swarm || strcmp(who->swarm, e->swarms[t->swarm].id)) &&
         !(t->kind == TASK_KIND_HELP && t->owner != NONE &&
@@ -1459,6 +1550,10 @@ static void do_task_add(struct engine *e, struct cmd *c)
         x->max_cost_micro = t->max_cost_micro;
         x->estimate_micro = t->estimate_micro;
         x->kind = (uint8_t)t->kind;
+        if (t->paths.n) {
+            x->paths = xcalloc(1, sizeof *x->paths);
+            strvec_copy(x->paths, &t->paths);
+        }
         x->reqset = eng_reqset(e, &t->requires);
         if (t->approval_kind != APPROVAL_NONE)
             x->approvers = xcalloc(1, sizeof *x->approvers);
@@ -1716,6 +1811,7 @@ static void do_finish(struct engine *e, struct cmd *c)
     c->out.fence = t->fence;
     if (done) {
         uint32_t owner = t->owner;
+        gov_outcome(e, ti, owner, SLO_DONE);
         eng_lease_end(e, t);
         eng_set_state(e, t, TASK_DONE);
         if (eng_persist(e, t))
@@ -1967,6 +2063,8 @@ static void engine_clear(struct engine *e);
 
 struct loader_ctx {
     struct engine *e;
+    char *last_req;
+    uint32_t last_reqset;
     struct strvec appr_pending;
     long bad_deps;
 };
@@ -1990,6 +2088,7 @@ static int load_swarm(void *ctx, const struct load_swarm *s)
     uint32_t si = swarm_insert(e, s->id, s->role, s->relation, s->caps ? s->caps : "", NULL,
                                s->budget_micro, s->branch, s->state, s->created_at);
     gov_load_swarm(e, si, s);
+    gov_load_slo(&e->swarms[si].slo, s->slo, s->slo_len);
     return 0;
 }
 
@@ -2005,6 +2104,7 @@ static int load_agent(void *ctx, const struct load_agent *a)
     uint32_t ai = agent_insert(e, a->id, si, mi == MAP_NONE ? NONE : mi, a->caps ? a->caps : "",
                                NULL, a->max_leases, a->created_at, a->last_seen);
     gov_load_agent(e, ai, &a->gov);
+    gov_load_slo(&e->agents[ai].slo, a->slo, a->slo_len);
     return 0;
 }
 
@@ -2046,6 +2146,10 @@ static int load_task(void *ctx, const struct load_task *lt)
     t->estimate_micro = lt->estimate_micro;
     t->reserved_micro = lt->state == TASK_CLAIMED ? lt->reserved_micro : 0;
     t->kind = (uint8_t)lt->kind;
+    if (lt->paths && *lt->paths) {
+        t->paths = xcalloc(1, sizeof *t->paths);
+        strvec_split(t->paths, lt->paths, '\n');
+    }
     if (lt->help_for) {
         uint32_t hi = map_get(&e->task_ix, lt->help_for);
         t->help_for = hi == MAP_NONE ? NONE : hi;
@@ -2056,15 +2160,28 @@ static int load_task(void *ctx, const struct load_task *lt)
     }
     if (t->state == TASK_CLAIMED) {
         t->due = lt->lease_expires;
+        t->claimed_at = lt->lease_expires - lt->lease_ms; /* the latest it can have begun */
         if (lt->lease_hash)
             memcpy(t->lease_hash, lt->lease_hash, TOKEN_HASH_BYTES);
     } else if (t->state == TASK_READY) {
         t->due = lt->ready_at;
     }
-    struct strvec req = STRVEC_INIT, deps = STRVEC_INIT;
-    strvec_split(&req, lt->requires ? lt->requires : "", '\n');
-    strvec_split(&deps, lt->depends_on ? lt->depends_on : "", '\n');
-    t->reqset = eng_reqset(e, &req);
+    struct strvec deps = STRVEC_INIT;
+    /* tasks of a plan share a few requirement sets: remember the last one seen */
+    const char *rq = lt->requires ? lt->requires : "";
+    if (lc->last_req && !strcmp(lc->last_req, rq)) {
+        t->reqset = lc->last_reqset;
+    } else {
+        struct strvec req = STRVEC_INIT;
+        strvec_split(&req, rq, '\n');
+        t->reqset = eng_reqset(e, &req);
+        strvec_release(&req);
+        free(lc->last_req);
+        lc->last_req = xstrdup(rq);
+        lc->last_reqset = t->reqset;
+    }
+    if (lt->depends_on && *lt->depends_on)
+        strvec_split(&deps, lt->depends_on, '\n');
     uint32_t dep_ix[S2_DEPS_MAX];
     size_t nd = 0;
     for (size_t k = 0; k < deps.n && nd < S2_DEPS_MAX; k++) {
@@ -2078,12 +2195,15 @@ static int load_task(void *ctx, const struct load_task *lt)
         dep_ix[nd++] = di;
     }
     eng_task_link(e, ti, dep_ix, nd);
-    strvec_release(&req);
     strvec_release(&deps);
     if (t->rowid >= e->next_rowid)
         e->next_rowid = t->rowid + 1;
     if (t->state == TASK_CLAIMED) {
         heap_push(&e->timers, ti);
+        if (lt->lease_hash)
+            eng_lease_index(e, ti, 1);
+        if (t->paths)
+            u32vec_push(&e->pathed, ti);
         if (t->owner != NONE)
             e->agents[t->owner].held++;
     }
@@ -2250,7 +2370,10 @@ static int engine_load(struct engine *e, struct s2_error *err)
                               load_agent, load_task,  load_approval, load_blocker};
     e->next_rowid = 1;
     int64_t t0 = clock_mono_ns();
-    if (store_load(e->store, &ld, err))
+    map_reserve(&e->task_ix, (size_t)store_task_count(e->store));
+    int lrc = store_load(e->store, &ld, err);
+    free(lc.last_req);
+    if (lrc)
         return err->kind ? err->kind : S2_EINTERNAL;
     if (witness_resume(e, err) || gov_load(e, err))
         return err->kind;
@@ -2332,10 +2455,36 @@ static void publish(struct engine *e, struct event *v, size_t n)
     }
 }
 
-static void answer(struct cmd **v, size_t n)
+/* Latency buckets (microseconds), shared by commits, claims and pushes. */
+static const int64_t lat_bounds_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
+                                        50000, 100000, 250000, 500000, 1000000};
+
+static void lat_count(uint64_t *hist, uint64_t *total, uint64_t *count, int64_t ns)
 {
+    int b = 0;
+    while (b < 13 && ns / 1000 > lat_bounds_us[b])
+        b++;
+    hist[b]++;
+    *total += (uint64_t)(ns > 0 ? ns : 0);
+    (*count)++;
+}
+
+static void answer(struct engine *e, struct cmd **v, size_t n)
+{
+    int64_t now = clock_mono_ns();
     for (size_t i = 0; i < n; i++) {
         struct cmd *c = v[i];
+        if (c->kind == CMD_CLAIM && c->out.got && !c->err.kind) {
+            /* a push is timed from the task becoming ready; a claim that found work, from
+             * its arrival */
+            struct engine_stats *st = &e->stats;
+            if (c->out.push_from_ns)
+                lat_count(st->push_hist, &st->push_ns_total, &st->pushes_timed,
+                          now - c->out.push_from_ns);
+            else
+                lat_count(st->claim_hist, &st->claim_ns_total, &st->claims_timed,
+                          now - c->t_submit_ns);
+        }
         if (c->err.kind && c->out.lease) {
             sodium_memzero(c->out.lease, strlen(c->out.lease));
             free(c->out.lease);
@@ -2396,7 +2545,7 @@ static void release_held(struct engine *e)
             }
         }
         publish(e, h->events, h->nevents);
-        answer(h->replies, h->nreplies);
+        answer(e, h->replies, h->nreplies);
         free(h->events);
         free(h->replies);
     }
@@ -2423,10 +2572,8 @@ static void finish_batch(struct engine *e)
         int64_t dt = clock_mono_ns() - t0;
         e->stats.commits++;
         e->stats.commit_ns_total += (uint64_t)dt;
-        static const int64_t bounds_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
-                                            50000, 100000, 250000, 500000, 1000000};
         int b = 0;
-        while (b < 13 && dt / 1000 > bounds_us[b])
+        while (b < 13 && dt / 1000 > lat_bounds_us[b])
             b++;
         e->stats.commit_hist[b]++;
     }
@@ -2514,7 +2661,7 @@ static void finish_batch(struct engine *e)
     while (bb < 11 && (size_t)1 << bb < n)
         bb++;
     e->stats.batch_hist[bb]++;
-    answer(e->replies, n);
+    answer(e, e->replies, n);
 }
 
 /* Write last_seen of agents seen in this batch (at most every 5 s per agent). */
@@ -2702,6 +2849,7 @@ static void engine_init_tables(struct engine *e)
     map_init(&e->task_ix);
     map_init(&e->cap_ix);
     map_init(&e->reqset_ix);
+    map_init(&e->lease_ix);
     heap_init(&e->timers, due_less, task_setpos, e);
     heap_init(&e->waiter_timers, waiter_less, waiter_setpos, e);
     e->free_waiter = NONE;
@@ -2712,6 +2860,11 @@ static void engine_clear(struct engine *e)
     for (uint32_t i = 0; i < e->ntasks; i++) {
         struct task *t = task_at(e, i);
         free(t->id);
+        free(t->lease_key);
+        if (t->paths) {
+            strvec_release(t->paths);
+            free(t->paths);
+        }
         u32vec_release(&t->deps);
         u32vec_release(&t->dependents);
         if (t->approvers) {
@@ -2790,6 +2943,8 @@ static void engine_clear(struct engine *e)
     map_release(&e->task_ix);
     map_release(&e->cap_ix);
     map_release(&e->reqset_ix);
+    map_release(&e->lease_ix);
+    u32vec_release(&e->pathed);
     heap_release(&e->timers);
     heap_release(&e->waiter_timers);
     memset(e->count, 0, sizeof e->count);
@@ -2919,6 +3074,7 @@ void engine_free(struct engine *e)
     map_release(&e->task_ix);
     map_release(&e->cap_ix);
     map_release(&e->reqset_ix);
+    map_release(&e->lease_ix);
     heap_release(&e->timers);
     heap_release(&e->waiter_timers);
     for (size_t i = 0; i < e->nbev; i++) {
@@ -2956,8 +3112,47 @@ const char *engine_db_path(const struct engine *e)
     return e->db_path;
 }
 
+static void lease_key(const uint8_t hash[TOKEN_HASH_BYTES], char out[2 * TOKEN_HASH_BYTES + 1])
+{
+    sodium_bin2hex(out, 2 * TOKEN_HASH_BYTES + 1, hash, TOKEN_HASH_BYTES);
+}
+
+/* A claimed task's lease becomes a credential for it (and stops being one at lease end). */
+void eng_lease_index(struct engine *e, uint32_t ti, int on)
+{
+    struct task *t = task_at(e, ti);
+    if (t->lease_key) {
+        map_del(&e->lease_ix, t->lease_key);
+        free(t->lease_key);
+        t->lease_key = NULL;
+    }
+    if (on) {
+        t->lease_key = xmalloc(2 * TOKEN_HASH_BYTES + 1);
+        lease_key(t->lease_hash, t->lease_key);
+        map_put(&e->lease_ix, t->lease_key, ti);
+    }
+}
+
 int engine_authenticate(struct engine *e, const char *token, struct principal *who)
 {
+    memset(who, 0, sizeof *who);
+    if (!strncmp(token, "s2l_", 4)) {
+        uint8_t hash[TOKEN_HASH_BYTES];
+        char key[2 * TOKEN_HASH_BYTES + 1];
+        auth_hash(token, hash);
+        lease_key(hash, key);
+        uint32_t ti = map_get(&e->lease_ix, key);
+        if (ti == MAP_NONE)
+            return S2_EUNAUTH;
+        const struct task *t = task_at(e, ti);
+        if (t->state != TASK_CLAIMED || sodium_memcmp(hash, t->lease_hash, TOKEN_HASH_BYTES) ||
+            t->due <= e->clock())
+            return S2_EUNAUTH;
+        who->kind = PRIN_TASK;
+        who->name = "task";
+        snprintf(who->task, sizeof who->task, "%s", t->id);
+        return 0;
+    }
     if (auth_lookup(e->auth, token, who))
         return S2_EUNAUTH;
     return 0;

@@ -23,11 +23,14 @@ struct events;
 /* Who is asking. Filled by the HTTP layer from the bearer token. */
 /* admin: everything. swarm: one swarm's agents and tasks. approver: approves tasks (its name
  * counts once toward a quorum) and reads; nothing else. */
-enum principal_kind { PRIN_ADMIN, PRIN_SWARM, PRIN_APPROVER };
+/* task: a lease token used as a bearer token: it acts on that one task (heartbeat, done,
+ * fail, block, its thread) until the lease ends, and on nothing else. */
+enum principal_kind { PRIN_ADMIN, PRIN_SWARM, PRIN_APPROVER, PRIN_TASK };
 struct principal {
     enum principal_kind kind;
     const char *swarm; /* PRIN_SWARM: the swarm it is scoped to (borrowed, lives forever) */
     const char *name;  /* who, for approvals and logs (borrowed) */
+    char task[S2_ID_MAX + 1]; /* PRIN_TASK: the task (copied: tasks can be reloaded) */
 };
 
 enum cmd_kind {
@@ -72,6 +75,8 @@ enum query_kind {
     Q_BLOCKERS,     /* arg: optional swarm */
     Q_TASK_VISIBLE, /* arg: task id: {"task": id} if this principal may see it */
     Q_CONTRACT,     /* arg: swarm id */
+    Q_SLO,          /* arg: swarm id, or NULL for every swarm */
+    Q_PATHS,        /* arg: JSON {"paths": [...], "lease": optional}: live path leases hit */
 };
 
 struct cmd {
@@ -170,6 +175,7 @@ struct cmd {
         uint64_t fence;
         int64_t expires_at; /* CMD_CLAIM, CMD_HEARTBEAT: lease expiry (ms) */
         int64_t retry_at;   /* CMD_FAIL: when the task can be claimed again, 0 if not */
+        int64_t push_from_ns; /* CMD_CLAIM answered by a push: when its task became ready */
         int64_t *rowids;    /* CMD_TASK_ADD: per task, in request order */
         int *states;
         char **ids;
@@ -243,7 +249,9 @@ const char *engine_db_path(const struct engine *e);
 
 /* ---- tokens (thread-safe) ---- */
 
-/* Resolve a bearer token to a principal; 0 ok, S2_EUNAUTH if unknown. */
+/* Resolve a bearer token to a principal; 0 ok, S2_EUNAUTH if unknown. Admin, swarm and
+ * approver tokens resolve from any thread; a lease token (a task's own credential) only on
+ * the driving thread, against the live lease. */
 int engine_authenticate(struct engine *e, const char *token, struct principal *who);
 
 /* ---- init (offline, before serving) ---- */

@@ -118,6 +118,7 @@ void gov_escalate(struct engine *e, const char *kind, uint32_t si, uint32_t ti, 
     buf_release(&p);
     if (e->nbev)
         e->bev[e->nbev - 1].notify = 1;
+    e->stats.escalations++;
     log_warn("escalation %" PRId64 " (%s): %s", id, kind, msg);
     free(msg);
 }
@@ -272,6 +273,50 @@ void gov_spend(struct engine *e, struct task *t, uint32_t ai, int64_t cost)
     }
     check_swarm_budget(e, si);
     check_global_budget(e);
+}
+
+/* ---- service levels ---- */
+
+static void save_slo(struct engine *e, int agent, const char *id, const struct slo_window *w)
+{
+    if (eng_tx(e))
+        return;
+    uint8_t blob[SLO_WINDOW * 5];
+    size_t n = slo_encode(w, blob, sizeof blob);
+    struct s2_error err = S2_ERROR_INIT;
+    if (store_slo(e->store, agent, id, blob, n, &err))
+        eng_store_failed(e, &err);
+    e->mutated = 1;
+}
+
+void gov_outcome(struct engine *e, uint32_t ti, uint32_t ai, int result)
+{
+    struct task *t = task_at(e, ti);
+    int64_t ms = e->now - t->claimed_at;
+    int32_t lat = ms > INT32_MAX ? INT32_MAX : (int32_t)ms;
+    struct swarm *s = &e->swarms[t->swarm];
+    slo_record(&s->slo, lat, result);
+    save_slo(e, 0, s->id, &s->slo);
+    if (ai != NONE) {
+        struct agent *a = &e->agents[ai];
+        slo_record(&a->slo, lat, result);
+        save_slo(e, 1, a->id, &a->slo);
+    }
+}
+
+double gov_reputation(struct engine *e, uint32_t ai)
+{
+    struct agent *a = &e->agents[ai];
+    struct slo_target tg;
+    struct slo_stats st;
+    slo_target_of(e->swarms[a->swarm].contract, &tg);
+    slo_compute(&a->slo, &tg, &st);
+    return st.reputation;
+}
+
+void gov_load_slo(struct slo_window *w, const void *blob, size_t len)
+{
+    slo_decode(w, blob, blob ? len : 0);
 }
 
 /* ---- breakers, cascade, outcomes ---- */
@@ -490,7 +535,9 @@ static void offer_waiters(struct engine *e, uint32_t bi)
                 continue;
             const struct agent *a = &e->agents[w->agent];
             double match = gov_match(rs->caps, rs->n, a->capids, a->ncaps) / 1000.0;
-            double rep = (double)(a->accepted + 1) / (double)(a->accepted + a->rejected + 1);
+            /* reputation: its service levels, and how its past help was judged */
+            double rep = gov_reputation(e, w->agent) * (double)(a->accepted + 1) /
+                         (double)(a->accepted + a->rejected + 1);
             double cost = a->model == NONE ? 1.0
                                            : 1.0 + usd(e->models[a->model].usd_in_micro +
                                                        e->models[a->model].usd_out_micro);
@@ -1196,6 +1243,8 @@ static json_t *ledger_json(const struct ledger *l, int alert_pct)
 
 static int sees(const struct cmd *c, const char *swarm)
 {
+    if (c->who.kind == PRIN_TASK)
+        return 0;
     return c->who.kind != PRIN_SWARM || (c->who.swarm && !strcmp(c->who.swarm, swarm));
 }
 
@@ -1295,6 +1344,45 @@ void gov_query(struct engine *e, struct cmd *c)
         uint32_t ti = eng_find_task(e, arg ? arg : "", &c->who, &c->err);
         if (ti != NONE)
             c->out.json = json_pack("{s:s}", "task", task_at(e, ti)->id);
+        break;
+    }
+    case Q_SLO: {
+        json_t *list = json_array();
+        for (uint32_t si = 0; si < e->nswarms; si++) {
+            const struct swarm *s = &e->swarms[si];
+            if (!sees(c, s->id) || (arg && strcmp(arg, s->id)))
+                continue;
+            struct slo_target tg;
+            struct slo_stats st;
+            slo_target_of(s->contract, &tg);
+            slo_compute(&s->slo, &tg, &st);
+            json_t *o = json_pack("{s:s,s:o,s:{s:f,s:f,s:f}}", "swarm", s->id, "slo",
+                                  slo_stats_json(&st), "contract", "p99_latency_ms",
+                                  tg.p99_latency_ms, "success_rate", tg.success_rate,
+                                  "availability", tg.availability);
+            if (arg) {
+                json_t *agents = json_array();
+                for (uint32_t ai = 0; ai < e->nagents; ai++) {
+                    const struct agent *a = &e->agents[ai];
+                    if (a->swarm != si)
+                        continue;
+                    struct slo_stats as;
+                    slo_compute(&a->slo, &tg, &as);
+                    json_array_append_new(agents, json_pack("{s:s,s:o}", "agent", a->id, "slo",
+                                                            slo_stats_json(&as)));
+                }
+                json_object_set_new(o, "agents", agents);
+            }
+            json_array_append_new(list, o);
+        }
+        if (arg && !json_array_size(list)) {
+            json_decref(list);
+            s2_fail(&c->err, S2_ENOTFOUND, "not_found", "swarm '%s' does not exist", arg);
+            break;
+        }
+        c->out.json = arg ? json_incref(json_array_get(list, 0)) : json_pack("{s:o}", "swarms", list);
+        if (arg)
+            json_decref(list);
         break;
     }
     case Q_CONTRACT: {

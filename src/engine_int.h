@@ -10,6 +10,7 @@
 #include "engine.h"
 #include "events.h"
 #include "governor.h"
+#include "slo.h"
 #include "witness.h"
 #include "util/buf.h"
 #include "util/heap.h"
@@ -66,6 +67,7 @@ struct swarm {
     uint32_t nidle, idle_next;
     char *contract;                 /* JSON of its service contract, or NULL */
     int contract_grants;            /* it grants network endpoints or secrets */
+    struct slo_window slo;          /* how its last leases ended */
     struct phase_slot *phases; /* sorted by phase */
     uint32_t nphases, capphases;
     struct readyq *queues;
@@ -96,6 +98,7 @@ struct agent {
     struct breaker brk;
     int64_t spent_micro;
     int64_t accepted, rejected; /* its help contributions, as the blocked agents judged them */
+    struct slo_window slo;
 };
 
 struct task {
@@ -123,6 +126,8 @@ struct task {
     int64_t max_cost_micro;   /* 0: the policy's max_cost_per_task */
     int64_t estimate_micro;
     int64_t reserved_micro;   /* the current lease's reservation not yet used by reported cost */
+    int64_t claimed_at;       /* when the current lease began (for latency) */
+    int64_t ready_ns;         /* monotonic time it last entered a ready queue (push latency) */
     uint32_t weight;          /* unfinished tasks it transitively blocks: the critical path */
     uint32_t mark;            /* graph walks: visited in walk number e->mark_gen */
     uint32_t blocker;         /* its open blocker (index in e->blockers), or NONE */
@@ -132,6 +137,8 @@ struct task {
     struct u32vec deps;       /* tasks it depends on */
     struct u32vec dependents; /* tasks that depend on it */
     struct strvec *approvers; /* only for tasks behind an approval */
+    char *lease_key;          /* claimed: its key in e->lease_ix (hex of lease_hash) */
+    struct strvec *paths;     /* path globs it touches, or NULL */
 };
 
 /* A task reported blocked: the governor finds helpers in other swarms for it. */
@@ -175,6 +182,9 @@ struct engine_stats {
     uint64_t claims, pushes, expired, events, checkpoints;
     uint64_t commit_ns_total;
     uint64_t commit_hist[16]; /* commit latency buckets, see engine_query.c */
+    uint64_t claim_hist[16], push_hist[16]; /* the same buckets, from submit / ready to reply */
+    uint64_t claim_ns_total, push_ns_total, claims_timed, pushes_timed;
+    uint64_t escalations;
     uint64_t batch_hist[12];  /* batch size buckets */
 };
 
@@ -205,6 +215,8 @@ struct engine {
     uint32_t nreqsets, capreqsets;
 
     struct map model_ix, swarm_ix, agent_ix, task_ix, cap_ix, reqset_ix;
+    struct map lease_ix; /* live lease (hex of its hash) -> task: lease tokens as credentials */
+    struct u32vec pathed; /* claimed tasks that declare paths: no overlapping second claim */
 
     struct heap timers;        /* tasks by due: lease expiries and retry backoffs */
 
@@ -327,6 +339,7 @@ void eng_lease_end(struct engine *e, struct task *t);
 int64_t eng_requeue_or_die(struct engine *e, uint32_t ti, const char *op, const char *reason, int retry);
 void eng_agent_elig(struct engine *e, struct agent *a);
 uint32_t eng_pick(struct engine *e, uint32_t ai);
+uint32_t eng_path_conflict(const struct engine *e, uint32_t ti);
 void eng_waiter_unlink(struct engine *e, uint32_t wi);
 void eng_match_waiters(struct engine *e);
 int eng_may_act(const struct principal *who, const char *swarm, struct s2_error *err);
@@ -335,6 +348,7 @@ uint32_t eng_find_task(struct engine *e, const char *id, const struct principal 
 int eng_check_lease(struct engine *e, uint32_t ti, const char *lease, struct s2_error *err);
 int eng_add_usage(struct engine *e, struct task *t, const struct usage *u, struct s2_error *err);
 void eng_weigh(struct engine *e, uint32_t ti, int delta);
+void eng_lease_index(struct engine *e, uint32_t ti, int on);
 uint32_t eng_task_new(struct engine *e, struct task_spec *sp, uint32_t si);
 
 /* ---- engine_gov.c: the governor's glue (engine thread only) ---- */
@@ -362,6 +376,10 @@ void gov_failed(struct engine *e, uint32_t ti, uint32_t ai);
 /* Before a failed task is retried: the next attempt may need a stronger tier (cascade). */
 void gov_cascade(struct engine *e, uint32_t ti, uint32_t ai);
 void gov_dead(struct engine *e, uint32_t ti, const char *reason);
+/* A lease ended (SLO_DONE, SLO_FAILED, SLO_EXPIRED): into its swarm's and agent's window. */
+void gov_outcome(struct engine *e, uint32_t ti, uint32_t ai, int result);
+/* An agent's reputation (0..1): its SLO window against its swarm's contract. */
+double gov_reputation(struct engine *e, uint32_t ai);
 /* A task left the claimed state for good or was cancelled: resolve its blocker, if any,
  * and, for a help task, its place among the blocker's helpers. */
 void gov_task_closed(struct engine *e, uint32_t ti);
@@ -378,6 +396,7 @@ void gov_escalate(struct engine *e, const char *kind, uint32_t swarm, uint32_t t
  * the store and the ledgers and weights the loaded tasks imply. */
 void gov_load_swarm(struct engine *e, uint32_t si, const struct load_swarm *s);
 void gov_load_agent(struct engine *e, uint32_t ai, const struct agent_gov *g);
+void gov_load_slo(struct slo_window *w, const void *blob, size_t len);
 int gov_load_blocker(struct engine *e, const struct load_blocker *b);
 int gov_load(struct engine *e, struct s2_error *err);
 

@@ -1,7 +1,9 @@
 /* engine_query.c: read views of the engine's in-memory state as JSON (swarms, status,
  * agents, models, counters). Runs on the engine thread; changes nothing. */
 #include "engine_int.h"
+#include "auth.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -160,6 +162,8 @@ static json_t *agent_json(const struct engine *e, uint32_t ai, int detail)
 static int forbidden_swarm(const struct cmd *c, const char *swarm)
 {
     /* approvers read everything (to decide), swarm tokens only their own swarm */
+    if (c->who.kind == PRIN_TASK)
+        return 1; /* a lease token sees its task, nothing wider */
     return c->who.kind == PRIN_SWARM && (!c->who.swarm || strcmp(c->who.swarm, swarm));
 }
 
@@ -289,20 +293,112 @@ static json_t *stats_json(const struct engine *e)
         json_array_append_new(bh, json_integer((json_int_t)st->batch_hist[i]));
     json_object_set_new(o, "commit_hist", ch);
     json_object_set_new(o, "batch_hist", bh);
+    json_t *clh = json_array(), *puh = json_array();
+    for (int i = 0; i < 14; i++) {
+        json_array_append_new(clh, json_integer((json_int_t)st->claim_hist[i]));
+        json_array_append_new(puh, json_integer((json_int_t)st->push_hist[i]));
+    }
+    json_object_set_new(o, "claim_hist", clh);
+    json_object_set_new(o, "push_hist", puh);
+    json_object_set_new(o, "claim_seconds_total", json_real(st->claim_ns_total / 1e9));
+    json_object_set_new(o, "push_seconds_total", json_real(st->push_ns_total / 1e9));
+    json_object_set_new(o, "claims_timed", json_integer((json_int_t)st->claims_timed));
+    json_object_set_new(o, "pushes_timed", json_integer((json_int_t)st->pushes_timed));
+    json_object_set_new(o, "escalations", json_integer((json_int_t)st->escalations));
+    /* the governor at a glance */
+    int open = 0, half = 0, tripped = 0, alert = 0;
+    for (uint32_t i = 0; i < e->nagents; i++) {
+        open += e->agents[i].brk.state == BRK_OPEN;
+        half += e->agents[i].brk.state == BRK_HALF_OPEN;
+    }
+    json_t *sw = json_array();
+    for (uint32_t i = 0; i < e->nswarms; i++) {
+        const struct swarm *s = &e->swarms[i];
+        tripped += s->state == SWARM_TRIPPED;
+        alert += s->ledger.alert_level >= 1;
+        if (s->ledger.spent || s->ledger.limit)
+            json_array_append_new(sw, json_pack("{s:s,s:f,s:f,s:f}", "swarm", s->id, "spent",
+                                                s->ledger.spent / 1e6, "limit", s->ledger.limit / 1e6,
+                                                "reserved", s->ledger.reserved / 1e6));
+    }
+    json_object_set_new(o, "breakers_open", json_integer(open));
+    json_object_set_new(o, "breakers_half_open", json_integer(half));
+    json_object_set_new(o, "swarms_tripped", json_integer(tripped));
+    json_object_set_new(o, "swarms_over_alert", json_integer(alert));
+    json_object_set_new(o, "budget_swarms", sw);
+    json_object_set_new(o, "global_spent", json_real(e->global.spent / 1e6));
+    json_object_set_new(o, "global_limit", json_real(e->global.limit / 1e6));
+    json_object_set_new(o, "global_reserved", json_real(e->global.reserved / 1e6));
+    json_object_set_new(o, "blockers_open", json_integer(e->open_blockers));
     json_object_set_new(o, "store_unavailable", json_boolean(e->unavailable_until > e->now));
     return o;
+}
+
+/* The pre-commit guard's question: which of these files are leased to another live claim,
+ * and is the asker's own lease (if it names one) still current? */
+static void path_check(struct engine *e, struct cmd *c)
+{
+    json_t *in = json_loads(c->in.query.arg ? c->in.query.arg : "{}", 0, NULL);
+    const char *lease = json_string_value(json_object_get(in, "lease"));
+    uint32_t own = NONE;
+    json_t *out = json_object();
+    if (lease) {
+        struct s2_error err = S2_ERROR_INIT;
+        uint8_t hash[TOKEN_HASH_BYTES];
+        char key[2 * TOKEN_HASH_BYTES + 1];
+        auth_hash(lease, hash);
+        sodium_bin2hex(key, sizeof key, hash, TOKEN_HASH_BYTES);
+        uint32_t ti = map_get(&e->lease_ix, key);
+        int valid = ti != MAP_NONE && task_at(e, ti)->due > e->now;
+        if (valid)
+            own = ti;
+        json_object_set_new(out, "lease",
+                            json_pack("{s:b,s:s?}", "valid", valid, "task",
+                                      valid ? task_at(e, ti)->id : NULL));
+        s2_error_release(&err);
+    }
+    json_t *conflicts = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(in, "paths"), i, p)
+    {
+        const char *path = json_string_value(p);
+        for (uint32_t k = 0; path && k < e->pathed.n; k++) {
+            uint32_t ci = e->pathed.v[k];
+            const struct task *t = task_at(e, ci);
+            if (ci == own)
+                continue;
+            for (size_t g = 0; g < t->paths->n; g++)
+                if (model_paths_overlap(path, t->paths->v[g])) {
+                    json_array_append_new(
+                        conflicts,
+                        json_pack("{s:s,s:s,s:s,s:s?,s:s,s:I}", "path", path, "glob", t->paths->v[g],
+                                  "task", t->id, "agent",
+                                  t->owner != NONE ? e->agents[t->owner].id : NULL, "swarm",
+                                  e->swarms[t->swarm].id, "expires_at", (json_int_t)t->due));
+                    break;
+                }
+        }
+    }
+    json_object_set_new(out, "conflicts", conflicts);
+    json_decref(in);
+    c->out.json = out;
 }
 
 void engine_run_query(struct engine *e, struct cmd *c)
 {
     const char *arg = c->in.query.arg;
     switch (c->in.query.what) {
+    case Q_PATHS:
+        path_check(e, c);
+        break;
     case Q_POLICY:
     case Q_BUDGETS:
     case Q_BREAKERS:
     case Q_BLOCKERS:
     case Q_TASK_VISIBLE:
     case Q_CONTRACT:
+    case Q_SLO:
         gov_query(e, c);
         break;
     case Q_SWARMS:

@@ -253,6 +253,17 @@ const char *http_header(struct request *r, const char *key)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
 }
 
+const char *http_bearer(struct request *r)
+{
+    const char *h = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7))
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return h;
+}
+
 const struct principal *http_who(struct request *r)
 {
     return &r->who;

@@ -63,6 +63,8 @@ const char *http_param(struct request *r, int i);
 const char *http_query(struct request *r, const char *key);
 const char *http_header(struct request *r, const char *key);
 const struct principal *http_who(struct request *r);
+/* The bearer token the request authenticated with, or NULL. */
+const char *http_bearer(struct request *r);
 struct engine *http_engine(struct request *r);
 struct http_server *http_server_of(struct request *r);
 /* Whether the request carried a body. */

@@ -46,6 +46,7 @@ CMD(cli_escalations);
 CMD(cli_policy);
 CMD(cli_approver_add);
 CMD(cli_swarm_text);
+CMD(cli_slo);
 CMD(cli_witness_verify);
 CMD(cli_witness_export);
 CMD(cli_witness_show);
@@ -137,6 +138,8 @@ const struct cli_cmd cli_cmds[] = {
      "  --requires A,B      capabilities an agent needs to take it\n"
      "  --min-tier N        lowest model tier allowed (default 0: any)\n"
      "  --depends-on X,Y    tasks (of any swarm) that must be done first\n"
+     "  --paths G1,G2       path globs it touches (src/sip/**): never claimed while another\n"
+     "                      claimed task's paths overlap\n"
      "  --body TEXT         instructions (or --body-file FILE, - for stdin)\n"
      "  --max-attempts N    tries before it is dead (default 3)\n"
      "  --lease-ms N        lease length (default 300000)\n"
@@ -265,6 +268,13 @@ const struct cli_cmd cli_cmds[] = {
      "network endpoints and secret names (DESIGN \"Files\"); F is JSON.\n\n"
      "  --file F            the contract\n"
      "  --clear             remove it\n" CLI_COMMON_HELP},
+    {"slo", cli_slo, "s2 slo [SWARM] [--json]",
+     "Service levels over the last 100 leases: p50/p99 latency of successful leases, success\n"
+     "rate, availability (leases the agent ended itself rather than let expire), whether the\n"
+     "swarm's contract is met, and the reputation the governor ranks helpers by (compliance x\n"
+     "success rate; compliance is x0.8 when the success SLO is missed, x0.9 for the p99).\n"
+     "Without SWARM: one line per swarm; with it: the swarm and each of its agents.\n\n"
+     CLI_COMMON_HELP},
     {"witness verify", cli_witness_verify,
      "s2 witness verify --db PATH | --export FILE | --proof FILE [--key BASE64 | --key-file F]",
      "Check a witness log offline: every entry's hash, the hash chain, the Merkle tree and\n"
@@ -345,6 +355,10 @@ const struct cli_cmd cli_cmds[] = {
      "  --seconds S         stop the claim loop after S seconds (default 60)\n"
      "  --prefix P          name swarms P-0.. (default bench-<pid>)\n"
      "  --keep              fill only; leave the tasks ready (for restart tests)\n"
+     "  --agents N          agents (default: one per client; clients take turns over them)\n"
+     "  --caps K            give agents 3 capabilities each from K, each task 1 to match\n"
+     "                      (exercises the governor's matching; tasks carry max_cost $0.01)\n"
+     "  --budget USD        a budget on each swarm (reservations and ledgers at work)\n"
      CLI_COMMON_HELP},
     {"help", cli_help_cmd, "s2 help [COMMAND] [--markdown]",
      "Show the commands, or one command's help. --markdown prints the CLI reference.\n"},

@@ -284,6 +284,7 @@ void task_spec_release(struct task_spec *t)
     free(t->body);
     strvec_release(&t->requires);
     strvec_release(&t->depends_on);
+    strvec_release(&t->paths);
     free(t->help_for);
     task_spec_init(t);
 }
@@ -345,6 +346,70 @@ static int range(int64_t v, int64_t lo, int64_t hi, const char *prefix, const ch
                    prefix, *prefix ? ": " : "", field, (long long)lo, (long long)hi, (long long)v);
 }
 
+int model_check_path(const char *p, const char *what, struct s2_error *err)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n > S2_PATH_MAX)
+        return s2_fail(err, S2_EINVAL, "invalid_field", "%s must be 1..%d bytes", what,
+                       S2_PATH_MAX);
+    if (model_check_text(p, S2_PATH_MAX, 0, what, err))
+        return S2_EINVAL;
+    if (p[0] == '/' || strchr(p, '\\'))
+        return s2_fail(err, S2_EINVAL, "invalid_field",
+                       "%s '%.80s' must be a relative path with '/' separators", what, p);
+    const char *s = p;
+    while (*s) {
+        const char *e = strchr(s, '/');
+        size_t l = e ? (size_t)(e - s) : strlen(s);
+        if (l == 0 || (l == 1 && s[0] == '.') || (l == 2 && s[0] == '.' && s[1] == '.'))
+            return s2_fail(err, S2_EINVAL, "invalid_field",
+                           "%s '%.80s' has an empty, '.' or '..' segment", what, p);
+        s += l;
+        if (*s == '/')
+            s++;
+    }
+    return 0;
+}
+
+/* The literal directory part of a glob: its segments before the first with a wildcard. */
+static size_t literal_prefix(const char *g, int *whole)
+{
+    size_t end = 0;
+    const char *s = g;
+    *whole = 1;
+    while (*s) {
+        const char *e = strchr(s, '/');
+        size_t l = e ? (size_t)(e - s) : strlen(s);
+        if (memchr(s, '*', l) || memchr(s, '?', l) || memchr(s, '[', l)) {
+            *whole = 0;
+            return end;
+        }
+        end = (size_t)(s - g) + l;
+        s += l;
+        if (*s == '/')
+            s++;
+    }
+    return end;
+}
+
+int model_paths_overlap(const char *a, const char *b)
+{
+    int wa, wb;
+    size_t la = literal_prefix(a, &wa), lb = literal_prefix(b, &wb);
+    if (wa && wb) /* two plain paths: the same, or one a directory of the other */
+        return (la == lb && !memcmp(a, b, la)) ||
+               (la < lb && !memcmp(a, b, la) && b[la] == '/') ||
+               (lb < la && !memcmp(a, b, lb) && a[lb] == '/');
+    /* a wildcard below a directory may reach anything under it */
+    size_t l = la < lb ? la : lb;
+    if (memcmp(a, b, l))
+        return 0;
+    if (la == lb)
+        return 1;
+    const char *longer = la > lb ? a : b;
+    return l == 0 || longer[l] == '/';
+}
+
 int task_spec_check(const struct task_spec *t, const char *prefix, struct s2_error *err)
 {
     char w[96];
@@ -384,6 +449,14 @@ int task_spec_check(const struct task_spec *t, const char *prefix, struct s2_err
     snprintf(w, sizeof w, "%s%sfield 'requires'", prefix, sep);
     if (model_check_caps(&t->requires, w, err))
         return S2_EINVAL;
+    if (t->paths.n > S2_PATHS_MAX)
+        return s2_fail(err, S2_EINVAL, "invalid_field", "%s%sfield 'paths' holds at most %d globs",
+                       prefix, sep, S2_PATHS_MAX);
+    for (size_t i = 0; i < t->paths.n; i++) {
+        snprintf(w, sizeof w, "%s%sfield 'paths'[%zu]", prefix, sep, i);
+        if (model_check_path(t->paths.v[i], w, err))
+            return S2_EINVAL;
+    }
     if (t->depends_on.n > S2_DEPS_MAX)
         return s2_fail(err, S2_EINVAL, "invalid_field",
                        "%s%sfield 'depends_on' has %zu entries (at most %d)", prefix, sep,

@@ -31,6 +31,8 @@
 #define S2_USD_MAX 1000000000.0  /* budgets, costs: at most a billion dollars */
 #define S2_TOKENS_MAX 1000000000000LL
 #define S2_LEASES_MAX 1000       /* max concurrent leases of one agent */
+#define S2_PATHS_MAX 64          /* path globs of one task */
+#define S2_PATH_MAX 256          /* one path glob */
 
 #define S2_DEFAULT_LEASE_MS (5LL * 60 * 1000)
 #define S2_DEFAULT_BACKOFF_MS 1000
@@ -126,6 +128,7 @@ struct task_spec {
     double estimate_h;
     int64_t estimate_micro;
     int64_t max_cost_micro; /* 0: none */
+    struct strvec paths;    /* path globs it touches: never claimed with an overlapping task */
     int kind;               /* TASK_KIND_*: made by the governor for help and idle work */
     char *help_for;         /* help task: the blocked task it serves */
 };
@@ -155,6 +158,14 @@ int agent_spec_check(const struct agent_spec *a, struct s2_error *err);
 int model_spec_check(const struct model_spec *m, struct s2_error *err);
 /* prefix names the task in messages, e.g. "tasks[3]" */
 int task_spec_check(const struct task_spec *t, const char *prefix, struct s2_error *err);
+
+/* A path glob a task declares: relative, '/'-separated, no "." or ".." segments, no
+ * backslash or control characters; '*', '?' and '**' allowed. */
+int model_check_path(const char *p, const char *what, struct s2_error *err);
+/* Could some file match both globs? Conservative: compares the literal parts before the
+ * first wildcard segment, so it may say yes for globs that never meet, never no for ones
+ * that do. */
+int model_paths_overlap(const char *a, const char *b);
 
 /* Price usage in micro-dollars from per-million-token prices. */
 int64_t model_price(int64_t tokens_in, int64_t tokens_out, int64_t usd_in_micro,

@@ -22,7 +22,7 @@ enum durability {
     DURABILITY_RELAXED, /* no fsync on commit; the WAL is synced at least every second */
 };
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 5
 #define TOKEN_HASH_BYTES 32
 
 /* ---- lifecycle ---- */
@@ -103,6 +103,9 @@ struct load_blocker;
 int store_swarm_ledger(struct store *st, const char *id, int64_t spent, int alert_level,
                        struct s2_error *err);
 int store_swarm_budget(struct store *st, const char *id, int64_t budget, struct s2_error *err);
+/* The window of outcomes of a swarm (agent 0) or an agent (agent 1). */
+int store_slo(struct store *st, int agent, const char *id, const void *blob, size_t len,
+              struct s2_error *err);
 enum { STORE_SWARM_IDLE, STORE_SWARM_CONTRACT };
 /* Set a swarm's idle tasks or contract (JSON text; NULL clears). */
 int store_swarm_text(struct store *st, const char *id, int which, const char *json,
@@ -167,6 +170,8 @@ struct load_swarm {
     int alert_level;
     const char *idle_tasks; /* JSON array or NULL */
     const char *contract;   /* JSON object or NULL */
+    const void *slo;        /* its window of outcomes (slo_encode) */
+    size_t slo_len;
 };
 /* The governor's state of an agent (written with store_agent_gov). */
 struct agent_gov {
@@ -180,6 +185,8 @@ struct load_agent {
     const char *id, *swarm, *model, *caps;
     int64_t max_leases, created_at, last_seen;
     struct agent_gov gov;
+    const void *slo;
+    size_t slo_len;
 };
 /* An open blocker (state 0; resolved ones are history, read by the API). */
 struct load_blocker {
@@ -201,6 +208,7 @@ struct load_task {
     int64_t reserved_micro, estimate_micro;
     int kind;
     const char *help_for;
+    const char *paths; /* newline-separated globs or NULL */
 };
 struct load_approval {
     int64_t task_rowid;
@@ -217,6 +225,8 @@ struct store_loader {
     int (*approval)(void *ctx, const struct load_approval *a);
     int (*blocker)(void *ctx, const struct load_blocker *b);
 };
+/* About how many tasks there are (the highest key; cheap), to size indexes before a load. */
+int64_t store_task_count(struct store *st);
 /* Stream every row through the loader (models, tokens, swarms, agents, tasks, approvals in
  * that order). A callback's nonzero return stops the load and is returned. */
 int store_load(struct store *st, const struct store_loader *ld, struct s2_error *err);
@@ -236,6 +246,9 @@ struct task_row {
         estimate_micro;
     double estimate_h;
     int64_t created_at, updated_at, finished_at;
+    char *paths; /* newline-separated globs, or NULL */
+    int kind;
+    char *help_for;
 };
 void task_row_release(struct task_row *r);
 

@@ -90,6 +90,11 @@ static const char *const migrations[] = {
     "CREATE TABLE escalations(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, swarm TEXT, task TEXT,"
     "  agent TEXT, message TEXT NOT NULL, created_at INTEGER NOT NULL,"
     "  acked_at INTEGER NOT NULL DEFAULT 0, acked_by TEXT);",
+    /* 4: service levels: the window of outcomes of each swarm and agent */
+    "ALTER TABLE swarms ADD COLUMN slo BLOB;"
+    "ALTER TABLE agents ADD COLUMN slo BLOB;",
+    /* 5: path leases */
+    "ALTER TABLE tasks ADD COLUMN paths TEXT;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -120,6 +125,8 @@ enum stmt_id {
     S_POST_VERDICT,
     S_ESCALATION_INSERT,
     S_ESCALATION_ACK,
+    S_SWARM_SLO,
+    S_AGENT_SLO,
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
@@ -145,8 +152,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_TASK_INSERT] = "INSERT INTO tasks(id, swarm, phase, title, body, requires, min_tier,"
                       " priority, depends_on, max_attempts, lease_ms, backoff_ms, approval,"
                       " phase_barrier, estimate_h, estimate_micro, max_cost_micro, state,"
-                      " created_at, updated_at, kind, help_for) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-                      " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19, ?20, ?21)",
+                      " created_at, updated_at, kind, help_for, paths) VALUES(?1, ?2, ?3, ?4, ?5,"
+                      " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19, ?20,"
+                      " ?21, ?22)",
     [S_TASK_UPDATE] = "UPDATE tasks SET state = ?2, attempts = ?3, owner = ?4, fence = ?5,"
                       " lease_hash = ?6, lease_expires = ?7, ready_at = ?8, cost_micro = ?9,"
                       " tokens_in = ?10, tokens_out = ?11, approvals = ?12, updated_at = ?13,"
@@ -180,6 +188,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_ESCALATION_INSERT] = "INSERT INTO escalations(kind, swarm, task, agent, message, created_at)"
                             " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [S_ESCALATION_ACK] = "UPDATE escalations SET acked_at = ?2, acked_by = ?3 WHERE id = ?1",
+    [S_SWARM_SLO] = "UPDATE swarms SET slo = ?2 WHERE id = ?1",
+    [S_AGENT_SLO] = "UPDATE agents SET slo = ?2 WHERE id = ?1",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -602,7 +612,10 @@ int store_task_insert(struct store *st, const struct task_spec *t, int state, in
     sqlite3_bind_int64(s, 19, now);
     sqlite3_bind_int(s, 20, t->kind);
     bind_text(s, 21, t->help_for);
+    char *paths = t->paths.n ? strvec_join(&t->paths, "\n") : NULL;
+    bind_text(s, 22, paths);
     int rc = run(st, s, "task insert", err);
+    free(paths);
     if (!rc)
         *rowid = sqlite3_last_insert_rowid(st->db);
     free(req);
@@ -664,6 +677,15 @@ int store_swarm_ledger(struct store *st, const char *id, int64_t spent, int aler
     sqlite3_bind_int64(s, 2, spent);
     sqlite3_bind_int(s, 3, alert_level);
     return run(st, s, "swarm ledger", err);
+}
+
+int store_slo(struct store *st, int agent, const char *id, const void *blob, size_t len,
+              struct s2_error *err)
+{
+    sqlite3_stmt *s = stmt(st, agent ? S_AGENT_SLO : S_SWARM_SLO);
+    bind_text(s, 1, id);
+    sqlite3_bind_blob(s, 2, blob, (int)len, SQLITE_STATIC);
+    return run(st, s, "slo window", err);
 }
 
 int store_swarm_budget(struct store *st, const char *id, int64_t budget, struct s2_error *err)
@@ -828,6 +850,8 @@ static int row_swarm(sqlite3_stmt *s, const struct store_loader *ld)
         .alert_level = sqlite3_column_int(s, 9),
         .idle_tasks = col_text(s, 10),
         .contract = col_text(s, 11),
+        .slo = sqlite3_column_blob(s, 12),
+        .slo_len = (size_t)sqlite3_column_bytes(s, 12),
     };
     return ld->swarm ? ld->swarm(ld->ctx, &w) : 0;
 }
@@ -849,6 +873,8 @@ static int row_agent(sqlite3_stmt *s, const struct store_loader *ld)
                 .breaker_opened_at = sqlite3_column_int64(s, 10),
                 .accepted = sqlite3_column_int64(s, 11),
                 .rejected = sqlite3_column_int64(s, 12)},
+        .slo = sqlite3_column_blob(s, 13),
+        .slo_len = (size_t)sqlite3_column_bytes(s, 13),
     };
     return ld->agent ? ld->agent(ld->ctx, &a) : 0;
 }
@@ -887,6 +913,7 @@ static int row_task(sqlite3_stmt *s, const struct store_loader *ld)
         .kind = sqlite3_column_int(s, 27),
         .help_for = col_text(s, 28),
         .estimate_micro = sqlite3_column_int64(s, 29),
+        .paths = col_text(s, 30),
     };
     return ld->task ? ld->task(ld->ctx, &t) : 0;
 }
@@ -918,14 +945,14 @@ int store_load(struct store *st, const struct store_loader *ld, struct s2_error 
     if (!rc)
         rc = load_query(st,
                         "SELECT id, role, relation, capabilities, budget_micro, branch, state,"
-                        " created_at, spent_micro, alert_level, idle_tasks, contract"
+                        " created_at, spent_micro, alert_level, idle_tasks, contract, slo"
                         " FROM swarms ORDER BY created_at, id",
                         err, row_swarm, ld);
     if (!rc)
         rc = load_query(st,
                         "SELECT id, swarm, model, capabilities, max_leases, created_at, last_seen,"
                         " spent_micro, breaker_state, breaker_failures, breaker_opened_at,"
-                        " help_accepted, help_rejected FROM agents ORDER BY created_at, id",
+                        " help_accepted, help_rejected, slo FROM agents ORDER BY created_at, id",
                         err, row_agent, ld);
     if (!rc)
         rc = load_query(st,
@@ -933,7 +960,8 @@ int store_load(struct store *st, const struct store_loader *ld, struct s2_error 
                         " max_attempts, lease_ms, backoff_ms, approval, phase_barrier, state,"
                         " attempts, owner, fence, lease_hash, lease_expires, ready_at, approvals,"
                         " cost_micro, tokens_in, tokens_out, max_cost_micro, created_at,"
-                        " reserved_micro, kind, help_for, estimate_micro FROM tasks ORDER BY num",
+                        " reserved_micro, kind, help_for, estimate_micro, paths FROM tasks"
+                        " ORDER BY num",
                         err, row_task, ld);
     if (!rc)
         rc = load_query(st, "SELECT task, approver FROM approvals ORDER BY task, at", err,
@@ -954,7 +982,8 @@ int store_load(struct store *st, const struct store_loader *ld, struct s2_error 
     "num, id, swarm, title, body, requires, depends_on, approval, owner, result, reason,"      \
     " phase, priority, min_tier, max_attempts, lease_ms, backoff_ms, phase_barrier, state,"    \
     " attempts, approvals, fence, lease_expires, ready_at, cost_micro, tokens_in, tokens_out," \
-    " max_cost_micro, estimate_micro, estimate_h, created_at, updated_at, finished_at"
+    " max_cost_micro, estimate_micro, estimate_h, created_at, updated_at, finished_at, paths,"  \
+    " kind, help_for"
 
 static char *dup_col(sqlite3_stmt *s, int i)
 {
@@ -997,6 +1026,9 @@ static void fill_row(sqlite3_stmt *s, struct task_row *r)
     r->created_at = sqlite3_column_int64(s, 30);
     r->updated_at = sqlite3_column_int64(s, 31);
     r->finished_at = sqlite3_column_int64(s, 32);
+    r->paths = dup_col(s, 33);
+    r->kind = sqlite3_column_int(s, 34);
+    r->help_for = dup_col(s, 35);
 }
 
 void task_row_release(struct task_row *r)
@@ -1011,6 +1043,8 @@ void task_row_release(struct task_row *r)
     free(r->owner);
     free(r->result);
     free(r->reason);
+    free(r->paths);
+    free(r->help_for);
     memset(r, 0, sizeof *r);
 }
 
@@ -1522,4 +1556,16 @@ int store_reader_escalations(struct store_reader *rd, int all, int limit, json_t
     }
     *out = a;
     return 0;
+}
+
+int64_t store_task_count(struct store *st)
+{
+    sqlite3_stmt *s;
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT max(num) FROM tasks", -1, &s, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return n;
 }

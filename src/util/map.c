@@ -89,8 +89,9 @@ void map_put(struct map *m, const char *key, uint32_t val)
         s->key = key;
         return;
     }
-    if ((m->used + 1) * 4 >= m->cap * 3)
-        rehash(m, m->cap ? (m->n * 2 >= m->cap ? m->cap * 2 : m->cap) : 16);
+    /* at most half full: probe sequences stay short even at millions of keys */
+    if ((m->used + 1) * 2 >= m->cap)
+        rehash(m, m->cap ? (m->n * 4 >= m->cap ? m->cap * 2 : m->cap) : 16);
     size_t mask = m->cap - 1;
     size_t i = h & mask;
     while (m->slots[i].key && m->slots[i].key != MAP_TOMB)
@@ -99,6 +100,15 @@ void map_put(struct map *m, const char *key, uint32_t val)
         m->used++;
     m->slots[i] = (struct map_slot){key, h, val};
     m->n++;
+}
+
+void map_reserve(struct map *m, size_t n)
+{
+    size_t cap = 16;
+    while (cap < n * 2 + 2)
+        cap *= 2;
+    if (cap > m->cap)
+        rehash(m, cap);
 }
 
 uint32_t map_del(struct map *m, const char *key)

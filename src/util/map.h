@@ -28,6 +28,8 @@ void map_release(struct map *m);
 uint32_t map_get(const struct map *m, const char *key);
 /* Insert or overwrite. */
 void map_put(struct map *m, const char *key, uint32_t val);
+/* Make room for n keys at once (no growth while loading them). */
+void map_reserve(struct map *m, size_t n);
 /* Remove; returns the old value or MAP_NONE. */
 uint32_t map_del(struct map *m, const char *key);
 /* Keyed hash of s (SipHash-2-4, process-random key). */

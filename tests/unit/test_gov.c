@@ -233,13 +233,43 @@ static void test_bucket(void **state)
     assert_int_equal(ok, 20);
 }
 
+static void test_path_overlap(void **state)
+{
+    (void)state;
+    struct {
+        const char *a, *b;
+        int overlap;
+    } cases[] = {
+        {"src/sip/**", "src/sip/parser.c", 1},  {"src/sip/parser.c", "src/sip/parser.c", 1},
+        {"src/sip", "src/sip/parser.c", 1},     {"src/sip/*.c", "src/sip/x/y.h", 1},
+        {"src/sip/**", "src/h323/**", 0},       {"src/sip.c", "src/sipx.c", 0},
+        {"src/sip/a.c", "src/sip/b.c", 0},      {"docs/*.md", "src/x.c", 0},
+        {"*.md", "docs/x.md", 1},               {"src/si*/a.c", "src/sip/a.c", 1},
+        {"src/sip", "src/sipx/a.c", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (model_paths_overlap(cases[i].a, cases[i].b) != cases[i].overlap ||
+            model_paths_overlap(cases[i].b, cases[i].a) != cases[i].overlap)
+            fail_msg("'%s' vs '%s': expected %s", cases[i].a, cases[i].b,
+                     cases[i].overlap ? "overlap" : "none");
+    }
+    struct s2_error err = S2_ERROR_INIT;
+    const char *bad[] = {"/etc/passwd", "../x", "a/../b", "a//b", "a/./b", "a\\b", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (!model_check_path(bad[i], "path", &err))
+            fail_msg("'%s' was accepted", bad[i]);
+        s2_error_release(&err);
+    }
+    assert_int_equal(model_check_path("src/sip/**/*.c", "path", &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets), cmocka_unit_test(test_policy_json),
         cmocka_unit_test(test_match),   cmocka_unit_test(test_ledger),
         cmocka_unit_test(test_pricing), cmocka_unit_test(test_breaker),
-        cmocka_unit_test(test_bucket),
+        cmocka_unit_test(test_bucket),  cmocka_unit_test(test_path_overlap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -804,6 +804,12 @@ static void render_task(struct buf *b, json_t *t, int with_body)
             buf_addf(b, "; model tier %lld or higher", num(t, "min_tier"));
         buf_addch(b, '\n');
     }
+    json_t *paths = json_object_get(t, "paths");
+    if (json_array_size(paths)) {
+        buf_adds(b, "  paths (yours alone while you hold the lease): ");
+        add_list(b, paths);
+        buf_addch(b, '\n');
+    }
     json_t *deps = json_object_get(t, "depends_on");
     if (json_array_size(deps)) {
         buf_adds(b, "  depends on: ");
@@ -973,10 +979,15 @@ static void hold(struct mcp *m, const char *agent, json_t *reply)
     pthread_mutex_unlock(&m->lock);
 }
 
-/* The blocked task a help task serves (caller frees), or NULL: the governor names help tasks
- * TASK.help-N and titles them "help on TASK: reason". */
+/* The blocked task a help task serves (caller frees), or NULL: the task's help_for, or for a
+ * server that does not say, what the governor's naming tells (help tasks are TASK.help-N,
+ * titled "help on TASK: reason"). */
 static char *help_for_of(json_t *t)
 {
+    if (*str(t, "help_for"))
+        return xstrdup(str(t, "help_for"));
+    if (*str(t, "kind") && strcmp(str(t, "kind"), "help"))
+        return NULL;
     const char *id = str(t, "id"), *title = str(t, "title");
     const char *dot = strstr(id, ".help-");
     if (dot && dot > id && dot[6]) {

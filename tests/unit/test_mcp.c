@@ -951,6 +951,17 @@ static void test_blocker_thread(void **state)
     assert_string_equal(F.path, "/v1/tasks/t7/unblock");
     assert_int_equal(json_object_size(F.body), 1); /* the lease alone */
     json_decref(r);
+    /* a server that names the blocked task; paths shown */
+    F.reply = "{\"task\":{\"id\":\"help-55-1\",\"kind\":\"help\",\"help_for\":\"t8\","
+              "\"title\":\"help\",\"paths\":[\"src/sip/**\"],\"state\":\"claimed\"},"
+              "\"lease\":{\"token\":\"s2l_5_h\",\"fence\":5,\"expires_at\":99999999999999}}";
+    r = call(m, 10, "s2_claim", "{}");
+    assert_non_null(strstr(text_of(r), "This is a help task: task t8"));
+    assert_non_null(strstr(text_of(r), "paths (yours alone while you hold the lease): src/sip/**"));
+    json_decref(r);
+    F.reply = "{\"post\":5}";
+    json_decref(call(m, 11, "s2_post", "{\"task\":\"t8\",\"text\":\"x\"}"));
+    assert_string_equal(json_string_value(json_object_get(F.body, "lease")), "s2l_5_h");
     /* a closed thread says why */
     F.fail_kind = -3;
     F.fail_code = "not_blocked";

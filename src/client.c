@@ -117,17 +117,8 @@ static enum s2_err kind_of(long status)
     }
 }
 
-static int on_progress(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
-{
-    (void)dlt, (void)dln, (void)ult, (void)uln;
-    struct client *c = ud;
-    return c->should_abort(c->abort_ctx) ? 1 : 0;
-}
-
 static int transport_error(struct client *c, CURLcode rc, struct s2_error *err)
 {
-    if (rc == CURLE_ABORTED_BY_CALLBACK)
-        return s2_fail(err, S2_EUNAVAIL, "cancelled", "request to %s cancelled", c->base);
     return s2_fail(err, S2_EUNAVAIL, "unreachable",
                    "cannot reach s2 at %s: %s (is `s2 serve` running? set S2_SERVER or --server)",
                    c->base, curl_easy_strerror(rc));
@@ -144,6 +135,12 @@ const char *client_last_header(struct client *c, const char *name)
     if (!strcasecmp(name, "S2-Reason"))
         return last_reason[0] ? last_reason : NULL;
     return NULL;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return atomic_load((atomic_int *)ud) != 0;
 }
 
 int client_call(struct client *c, const char *method, const char *path, json_t *body,
@@ -171,12 +168,10 @@ int client_call(struct client *c, const char *method, const char *path, json_t *
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    if (c->should_abort) {
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, c->cancel ? 0L : 1L);
+    if (c->cancel) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
-    } else {
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c->cancel);
     }
     CURLcode rc = curl_easy_perform(h);
     free(url);

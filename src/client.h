@@ -5,6 +5,7 @@
 #define S2_CLIENT_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 
 #include "error.h"
 
@@ -15,11 +16,7 @@ struct client {
     void *headers; /* struct curl_slist * */
     long timeout_ms; /* per request; 0: none */
     char *last_body; /* the last reply when it was not JSON (e.g. /metrics text) */
-    /* Optional: polled (from the calling thread) while a request runs; nonzero abandons it,
-     * and client_call then fails with code "cancelled". Lets `s2 mcp` drop a long-poll
-     * claim the moment the agent CLI cancels it. */
-    int (*should_abort)(void *ctx);
-    void *abort_ctx;
+    atomic_int *cancel; /* when set and nonzero, the call in progress is abandoned */
 };
 
 #define S2_DEFAULT_SERVER "http://127.0.0.1:7411"

@@ -7,6 +7,7 @@
 #define S2_MCP_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -36,8 +37,7 @@ struct mcp_request {
     const char *path;   /* "/v1/claim" (query string included) */
     json_t *body;       /* borrowed; NULL for none */
     long timeout_ms;
-    int (*should_abort)(void *ctx); /* polled while waiting; nonzero abandons the request */
-    void *abort_ctx;
+    atomic_int *cancel; /* NULL, or polled while waiting: nonzero abandons the request */
 };
 struct mcp_reply {
     long status;     /* 200, 204, ... */
@@ -47,7 +47,7 @@ struct mcp_reply {
 
 /* How tools reach the server: 0 and *rep filled on a 2xx; <0 with err carrying the
  * server's code and message otherwise (err->code "no_such_route" for an endpoint the server
- * lacks, "cancelled" when should_abort stopped it). Called from worker threads in threaded
+ * lacks). Called from worker threads in threaded
  * mode: it must be thread-safe. NULL in the options: libcurl to opts.server. */
 typedef int (*mcp_call_fn)(void *ctx, const struct mcp_request *req, struct mcp_reply *rep,
                            struct s2_error *err);

@@ -696,20 +696,10 @@ static int leases_held(struct mcp *m, const char *agent, struct buf *b)
 
 /* ---- calling the server ---- */
 
-static int job_cancelled(void *ctx)
-{
-    struct mcp_job *j = ctx;
-    return atomic_load(&j->cancel);
-}
-
 static int server(struct call *c, const char *method, const char *path, json_t *body,
                   long timeout_ms, struct mcp_reply *rep, struct s2_error *err)
 {
-    struct mcp_request req = {method, path, body, timeout_ms, NULL, NULL};
-    if (c->job) {
-        req.should_abort = job_cancelled;
-        req.abort_ctx = c->job;
-    }
+    struct mcp_request req = {method, path, body, timeout_ms, c->job ? &c->job->cancel : NULL};
     memset(rep, 0, sizeof *rep);
     mcp_call_fn fn = c->m->call ? c->m->call : mcp_http_call;
     void *ctx = c->m->call ? c->m->call_ctx : c->m;
@@ -1587,8 +1577,7 @@ int mcp_http_call(void *ctx, const struct mcp_request *req, struct mcp_reply *re
     int rc = client_init(&cl, m->server, NULL, err);
     if (!rc) {
         cl.timeout_ms = req->timeout_ms;
-        cl.should_abort = req->should_abort;
-        cl.abort_ctx = req->abort_ctx;
+        cl.cancel = req->cancel; /* the client polls it while the request waits */
         rc = client_call(&cl, req->method, req->path, req->body, &rep->status, &rep->body, err);
         if (!rc && rep->status == 204) {
             const char *why = client_last_header(&cl, "S2-Reason");

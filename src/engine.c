@@ -2514,6 +2514,8 @@ static void hold_batch(struct engine *e)
     GROW(e, e->held, e->nheld, e->capheld);
     struct held_batch *h = &e->held[e->nheld++];
     h->tag = ++e->commits_written;
+    /* a batch may have no replies (a claim that went on waiting) or no events: memcpy
+     * with a NULL pointer is undefined even for 0 bytes */
     h->replies = e->nreplies ? xmalloc(e->nreplies * sizeof *h->replies) : NULL;
     if (e->nreplies)
         memcpy(h->replies, e->replies, e->nreplies * sizeof *h->replies);

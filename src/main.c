@@ -17,6 +17,7 @@ CMD(cli_swarm_pause);
 CMD(cli_agent_add);
 CMD(cli_agent_list);
 CMD(cli_agent_show);
+CMD(cli_agent_prompt);
 CMD(cli_model_list);
 CMD(cli_model_set);
 CMD(cli_task_add);
@@ -31,6 +32,8 @@ CMD(cli_fail_cmd);
 CMD(cli_status);
 CMD(cli_watch);
 CMD(cli_bench);
+CMD(cli_mcp);
+CMD(cli_mcp_config);
 CMD(cli_budget);
 CMD(cli_budget_set);
 CMD(cli_breaker_list);
@@ -161,6 +164,17 @@ const struct cli_cmd cli_cmds[] = {
      "  --swarm S           only this swarm's agents\n" CLI_COMMON_HELP},
     {"agent show", cli_agent_show, "s2 agent show ID [--json]",
      "Show one agent and the leases it holds.\n\n" CLI_COMMON_HELP},
+    {"agent prompt", cli_agent_prompt, "s2 agent prompt AGENT [--mcp] [--json]",
+     "Print the launch instructions for an agent CLI (Claude Code, Codex, ...) that works as\n"
+     "AGENT: who it is, its swarm (role, relation, capabilities) and its own capabilities,\n"
+     "and its loop: claim with wait, heartbeat, finish with usage, fail, report a blocker,\n"
+     "read the blocker's thread. It waits on s2, never polls git. Paste it as the agent's\n"
+     "first message (the seed's \"universal restart prompt\").\n\n"
+     "  --mcp               phrase it with the MCP tools of `s2 mcp` instead of s2 commands\n"
+     "  --json              print {\"agent\", \"swarm\", \"style\", \"prompt\"}\n"
+     "  --server URL        s2 server (default $S2_SERVER or http://127.0.0.1:7411)\n"
+     "  -h, --help          show this help\n"
+     "The token comes from $S2_TOKEN.\n"},
     {"model list", cli_model_list, "s2 model list [--json]",
      "Show the model table: tiers and prices (USD per million tokens).\n\n" CLI_COMMON_HELP},
     {"model set", cli_model_set, "s2 model set NAME --tier N --in USD --out USD",
@@ -360,6 +374,31 @@ const struct cli_cmd cli_cmds[] = {
      "rewritten or removed between two checkpoints), check the proof and both signatures.\n\n"
      "  --db PATH           read this database instead of asking the server\n"
      "  --key BASE64        the public key to trust\n" CLI_COMMON_HELP},
+    {"mcp", cli_mcp, "s2 mcp [--agent A] [--server URL] [--log-level LEVEL]",
+     "Serve the Model Context Protocol on stdin/stdout (JSON-RPC 2.0, one message per line)\n"
+     "so that agent CLIs such as Claude Code and Codex use s2 natively. An agent CLI starts\n"
+     "it; `s2 mcp config` prints the configuration. Tools: s2_claim (waits for work and\n"
+     "remembers the lease), s2_heartbeat, s2_done, s2_fail (with usage), s2_block, s2_thread,\n"
+     "s2_post, s2_review, s2_unblock, s2_status, s2_ready, s2_task; docs/MCP.md describes\n"
+     "each. Protocol versions 2025-11-25 (current) back to 2024-11-05. Logs go to stderr;\n"
+     "stdout carries protocol messages only. Exits 0 when stdin ends.\n\n"
+     "  --agent A           the agent s2_claim works for when the call names none\n"
+     "  --server URL        s2 server (default $S2_SERVER or http://127.0.0.1:7411)\n"
+     "  --log-level LEVEL   debug, info (default), warn or error\n"
+     "  -h, --help          show this help\n"
+     "The token comes from $S2_TOKEN. Leases are remembered where `s2 done` finds them too.\n"},
+    {"mcp config", cli_mcp_config,
+     "s2 mcp config --client claude|codex [--agent A] [--show-token] [--json]",
+     "Print the configuration that registers `s2 mcp` with an agent CLI: for Claude Code the\n"
+     "`claude mcp add` command line and the .mcp.json snippet, for Codex the\n"
+     "~/.codex/config.toml [mcp_servers.s2] table. S2_SERVER is written in; S2_TOKEN is\n"
+     "passed through from the agent CLI's environment and never printed unless asked.\n\n"
+     "  --client NAME       claude or codex (required)\n"
+     "  --agent A           the agent the server claims for by default\n"
+     "  --show-token        write the value of $S2_TOKEN into the configuration\n"
+     "  --json              print the configuration as JSON\n"
+     "  --server URL        s2 server (default $S2_SERVER or http://127.0.0.1:7411)\n"
+     "  -h, --help          show this help\n"},
     {"worker", cli_worker,
      "s2 worker --agent A [--concurrency N] [--once | --max-tasks N] [options] -- COMMAND "
      "[ARGS...]",

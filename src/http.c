@@ -57,6 +57,20 @@ struct http_server {
     char **bucket_names;
     size_t nbuckets, capbuckets;
     atomic_uint_fast64_t rate_limited;
+    /* the worker thread for deferred work (http_defer): jobs in arrival order */
+    pthread_t worker;
+    int worker_started;
+    pthread_mutex_t work_mu;
+    pthread_cond_t work_cv;
+    struct defer_job *work_head, *work_tail;
+    int work_stop;
+};
+
+struct defer_job {
+    struct request *r;
+    void (*work)(void *arg);
+    void *arg;
+    struct defer_job *next;
 };
 
 struct request {
@@ -79,6 +93,11 @@ struct request {
     char *claim_task;
     uint64_t claim_fence;
     int64_t t0;
+    /* http_defer: after runs on the loop thread once the worker has run the work */
+    void (*defer_after)(struct request *, void *);
+    void (*defer_release)(void *);
+    void *defer_arg;
+    atomic_int defer_done;
 };
 
 static pthread_key_t reader_key;
@@ -343,6 +362,57 @@ void http_note_claim(struct request *r, const char *task, uint64_t fence)
 static void release_done(struct cmd *c)
 {
     cmd_free(c);
+}
+
+/* ---- deferred work ---- */
+
+static void *worker_main(void *arg)
+{
+    struct http_server *srv = arg;
+    for (;;) {
+        pthread_mutex_lock(&srv->work_mu);
+        while (!srv->work_head && !srv->work_stop)
+            pthread_cond_wait(&srv->work_cv, &srv->work_mu);
+        struct defer_job *j = srv->work_head;
+        if (!j) { /* stopping, nothing left */
+            pthread_mutex_unlock(&srv->work_mu);
+            return NULL;
+        }
+        srv->work_head = j->next;
+        if (!srv->work_head)
+            srv->work_tail = NULL;
+        pthread_mutex_unlock(&srv->work_mu);
+        j->work(j->arg);
+        struct request *r = j->r;
+        free(j);
+        atomic_store(&r->defer_done, 1);
+        atomic_fetch_sub(&srv->suspended, 1);
+        MHD_resume_connection(r->conn);
+    }
+}
+
+void http_defer(struct request *r, void (*work)(void *arg), void *arg,
+                void (*after)(struct request *r, void *arg), void (*release)(void *arg))
+{
+    struct http_server *srv = r->srv;
+    struct defer_job *j = xcalloc(1, sizeof *j);
+    j->r = r;
+    j->work = work;
+    j->arg = arg;
+    r->defer_after = after;
+    r->defer_release = release;
+    r->defer_arg = arg;
+    atomic_store(&r->defer_done, 0);
+    atomic_fetch_add(&srv->suspended, 1);
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_lock(&srv->work_mu);
+    if (srv->work_tail)
+        srv->work_tail->next = j;
+    else
+        srv->work_head = j;
+    srv->work_tail = j;
+    pthread_cond_signal(&srv->work_cv);
+    pthread_mutex_unlock(&srv->work_mu);
 }
 
 /* ---- server-sent events ---- */
@@ -612,7 +682,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * end of the request. */
         return MHD_YES;
     }
-    if (r->cmd && atomic_load(&r->cmd_done)) {
+    if (r->defer_after && atomic_load(&r->defer_done)) {
+        void (*after)(struct request *, void *) = r->defer_after;
+        void *arg = r->defer_arg;
+        r->defer_after = NULL;
+        r->defer_release = NULL;
+        r->defer_arg = NULL;
+        atomic_store(&r->defer_done, 0);
+        after(r, arg); /* owns arg; replies, or submits a command */
+        if (!r->resp && !r->cmd)
+            http_reply_fail(r, S2_EINTERNAL, "internal", "no reply was made");
+        if (!r->resp)
+            return MHD_YES;
+    } else if (r->cmd && atomic_load(&r->cmd_done)) {
         struct cmd *c = r->cmd;
         r->cmd = NULL;
         atomic_store(&r->cmd_done, 0);
@@ -669,6 +751,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_debug("%s %s %u %.3f ms%s", r->method, r->url, r->status,
                   (clock_mono_ns() - r->t0) / 1e6,
                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (not delivered)");
+    if (r->defer_release && r->defer_arg) /* its work ran, but never its reply (shutdown) */
+        r->defer_release(r->defer_arg);
     if (r->cmd) /* never finished: cannot happen once the engine has stopped */
         log_error("http: request %s %s ended with its command in flight", r->method, r->url);
     buf_release(&r->body);
@@ -847,6 +931,12 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
         return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the event loop thread");
     }
     srv->loop_started = 1;
+    pthread_mutex_init(&srv->work_mu, NULL);
+    pthread_cond_init(&srv->work_cv, NULL);
+    if (pthread_create(&srv->worker, NULL, worker_main, srv) == 0)
+        srv->worker_started = 1;
+    else
+        log_warn("http: cannot start the worker thread: deferred requests will wait");
     *out = srv;
     return 0;
 }
@@ -866,6 +956,15 @@ void http_stop(struct http_server *s, int timeout_ms)
         log_warn("http: cannot signal the event loop to stop: %s", strerror(errno));
     if (s->loop_started)
         pthread_join(s->loop, NULL);
+    if (s->worker_started) { /* it finishes the jobs it has (the engine answers 503 now) */
+        pthread_mutex_lock(&s->work_mu);
+        s->work_stop = 1;
+        pthread_cond_signal(&s->work_cv);
+        pthread_mutex_unlock(&s->work_mu);
+        pthread_join(s->worker, NULL);
+        pthread_mutex_destroy(&s->work_mu);
+        pthread_cond_destroy(&s->work_cv);
+    }
     MHD_stop_daemon(s->mhd);
     close(s->stop_fd);
     free(s->counts);

@@ -178,9 +178,18 @@ const struct cli_cmd cli_cmds[] = {
      "  --lease TOKEN       the lease (default $S2_LEASE, then the one `s2 claim` saved)\n"
      "  --no-retry          give up now: the task is dead\n"
      "  --model, --tokens-in, --tokens-out, --usd   usage, as for heartbeat\n" CLI_COMMON_HELP},
-    {"status", cli_status, "s2 status [SWARM] [--json]",
-     "One screen over all swarms, or one swarm in detail (phases, who works on what, what\n"
-     "it waits for).\n\n" CLI_COMMON_HELP},
+    {"status", cli_status, "s2 status [SWARM] [--md | --json]",
+     "One screen over all swarms (status waiting, working, blocked, helping or completed; state\n"
+     "active, paused or tripped; open blockers and helpers), with the reason of every swarm\n"
+     "that is blocked, helping, paused or tripped. With SWARM: that swarm in detail (phases,\n"
+     "who works on what, what it is blocked on, whom it helps, what it could help with,\n"
+     "health from the last heartbeat).\n\n"
+     "  --md                the swarm's STATUS.md in the seed's format: status, reason,\n"
+     "                      blocked_on, helping, can_help (expertise_available, current_load),\n"
+     "                      estimated_unblock, current_task and its milestone, progress and\n"
+     "                      phase completion, health, budget, breaker, SLO compliance, and the\n"
+     "                      signed witness checkpoint it reflects (`s2 git export` commits it)\n"
+     CLI_COMMON_HELP},
     {"watch", cli_watch, "s2 watch [--swarm S] [--from SEQ] [--json]",
      "Follow every state change as it commits (the server's event stream).\n\n"
      "  --swarm S           only this swarm\n"

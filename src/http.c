@@ -64,6 +64,7 @@ struct http_server {
     pthread_cond_t work_cv;
     struct defer_job *work_head, *work_tail;
     int work_stop;
+    int defer_fd; /* eventfd: deferred work finished, run libmicrohttpd to resume it */
 };
 
 struct defer_job {
@@ -388,6 +389,10 @@ static void *worker_main(void *arg)
         atomic_store(&r->defer_done, 1);
         atomic_fetch_sub(&srv->suspended, 1);
         MHD_resume_connection(r->conn);
+        /* the loop may sleep in epoll_wait until its next timer: wake it now */
+        uint64_t one = 1;
+        if (write(srv->defer_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+            log_warn("http: cannot wake the event loop: %s", strerror(errno));
     }
 }
 
@@ -816,8 +821,8 @@ static void *loop_main(void *arg)
     engine_set_driver(e);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    int fds[3] = {di ? di->epoll_fd : -1, engine_wake_fd(e), srv->stop_fd};
-    for (int i = 0; i < 3; i++) {
+    int fds[4] = {di ? di->epoll_fd : -1, engine_wake_fd(e), srv->stop_fd, srv->defer_fd};
+    for (int i = 0; i < 4; i++) {
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
         if (fds[i] >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev))
             log_error("http: epoll_ctl: %s", strerror(errno));
@@ -846,6 +851,11 @@ static void *loop_main(void *arg)
         struct epoll_event evs[4];
         int n = epoll_wait(ep, evs, 4, (int)to);
         for (int i = 0; i < n; i++) {
+            if (evs[i].data.fd == srv->defer_fd) {
+                uint64_t v;
+                if (read(srv->defer_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+                    log_warn("http: eventfd: %s", strerror(errno));
+            }
             if (evs[i].data.fd == srv->stop_fd && !stopping) {
                 stopping = 1;
                 deadline = clock_mono_ns() + (int64_t)srv->stop_timeout_ms * 1000000;
@@ -906,16 +916,19 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
         rl.rlim_cur < (rlim_t)limit + 64)
         limit = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
     srv->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    srv->defer_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
-    if (!srv->mhd || srv->stop_fd < 0) {
+    if (!srv->mhd || srv->stop_fd < 0 || srv->defer_fd < 0) {
         if (srv->mhd)
             MHD_stop_daemon(srv->mhd);
         if (srv->stop_fd >= 0)
             close(srv->stop_fd);
+        if (srv->defer_fd >= 0)
+            close(srv->defer_fd);
         free(srv->counts);
         free(srv);
         return s2_fail(err, S2_EUNAVAIL, "listen_failed",
@@ -926,6 +939,7 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
     if (pthread_create(&srv->loop, NULL, loop_main, srv)) {
         MHD_stop_daemon(srv->mhd);
         close(srv->stop_fd);
+        close(srv->defer_fd);
         free(srv->counts);
         free(srv);
         return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the event loop thread");
@@ -967,6 +981,7 @@ void http_stop(struct http_server *s, int timeout_ms)
     }
     MHD_stop_daemon(s->mhd);
     close(s->stop_fd);
+    close(s->defer_fd);
     free(s->counts);
     map_release(&s->bucket_ix);
     for (size_t i = 0; i < s->nbuckets; i++)

@@ -159,8 +159,11 @@ static size_t print_report(json_t *r, const char *prefix, int quiet)
                dry ? "to create" : "created", json_array_size(unchanged),
                json_array_size(conflicts), plural(json_array_size(conflicts)),
                json_array_size(errors), plural(json_array_size(errors)));
-        json_t *ms = json_object_get(r, "ms");
-        if (json_is_number(ms))
+        json_t *ms = json_object_get(r, "ms"), *rt = json_object_get(r, "round_trip_ms");
+        if (json_is_number(ms) && json_is_number(rt))
+            printf(" (%.1f ms in s2, %.1f ms round trip)", json_number_value(ms),
+                   json_number_value(rt));
+        else if (json_is_number(ms))
             printf(" (%.1f ms)", json_number_value(ms));
         printf("\n");
         if (json_array_size(created) && json_array_size(created) <= 50) {

@@ -390,8 +390,22 @@ static int check_keys(struct yconv *y, yaml_node_t *n, const char *const *list, 
 static int line_of_message(const char *msg, json_t *lines, int dflt)
 {
     const char *f = strstr(msg, "field '");
-    if (!f)
+    if (!f) {
+        /* "depends_on names unknown task 'x'": a field named as a word */
+        const char *key;
+        json_t *l;
+        json_object_foreach(lines, key, l) {
+            size_t kl = strlen(key);
+            if (!strchr(key, '_') && strcmp(key, "requires") && strcmp(key, "paths") &&
+                strcmp(key, "approval"))
+                continue;
+            for (const char *p = strstr(msg, key); p; p = strstr(p + 1, key))
+                if ((p == msg || p[-1] == ' ' || p[-1] == '\'') &&
+                    (p[kl] == ' ' || p[kl] == '\'' || p[kl] == ':' || !p[kl]))
+                    return (int)json_integer_value(l);
+        }
         return dflt;
+    }
     f += 7;
     const char *e = strchr(f, '\'');
     if (!e || e - f > 64)
@@ -580,9 +594,14 @@ size_t gitbridge_parse(struct gb_instructions *into, const char *path, const cha
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text + fm_start, fm_end - fm_start);
     if (!yaml_parser_load(&parser, &doc)) {
-        problem(in, fi, (int)parser.problem_mark.line + 2, "YAML: %s%s%s",
-                parser.problem ? parser.problem : "cannot parse", parser.context ? " " : "",
-                parser.context ? parser.context : "");
+        /* the construct the problem was found in starts at the context mark: point there */
+        int pl = (int)parser.problem_mark.line + 2, cl = (int)parser.context_mark.line + 2;
+        if (parser.context && cl < pl)
+            problem(in, fi, cl, "YAML: %s started here: %s (line %d)", parser.context,
+                    parser.problem ? parser.problem : "cannot parse", pl);
+        else
+            problem(in, fi, pl, "YAML: %s%s%s", parser.problem ? parser.problem : "cannot parse",
+                    parser.context ? " " : "", parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         return in->nproblems - before;
     }
@@ -1131,6 +1150,18 @@ int gitbridge_import(struct gb_instructions *in, const struct gb_ops *ops, int d
         }
         const char *rest = e.msg ? e.msg : "refused";
         long bi = e.msg ? blamed(e.msg, &rest) : -1;
+        if (bi < 0 && e.msg && !strncmp(e.msg, "task '", 6)) {
+            /* "task 'x': ...": the engine names the task by its id */
+            const char *q = strchr(e.msg + 6, '\'');
+            for (size_t k = 0; q && k < json_array_size(batch); k++) {
+                const char *id = json_string_value(json_object_get(json_array_get(batch, k), "id"));
+                if (id && strlen(id) == (size_t)(q - e.msg - 6) && !memcmp(id, e.msg + 6, strlen(id))) {
+                    bi = (long)k;
+                    rest = q[1] == ':' && q[2] == ' ' ? q + 3 : q + 1;
+                    break;
+                }
+            }
+        }
         if (bi < 0 && json_array_size(batch) == 1 && e.msg)
             bi = 0;
         if (!about_request(&e)) { /* the server, not the files: stop here */
@@ -1169,8 +1200,8 @@ int gitbridge_import(struct gb_instructions *in, const struct gb_ops *ops, int d
                 }
                 s2_error_release(&le);
             } else {
-                if (bi == 0 && json_array_size(batch) == 1)
-                    rest = e.msg;
+                if (bi == 0 && json_array_size(batch) == 1 && rest == e.msg && !strncmp(rest, "task '", 6))
+                    rest = strstr(rest, "': ") ? strstr(rest, "': ") + 3 : rest;
                 char *m = xasprintf("task '%s': %s", id, rest);
                 report_error(errors, in, t->file, line_of_message(rest, t->lines, t->line), m);
                 free(m);

@@ -100,7 +100,7 @@ static const char *swarm_status(const struct engine *e, const struct swarm *s,
     for (int i = 0; i < TASK_NSTATES; i++)
         total += c[i];
     uint32_t open = c[TASK_PENDING] + c[TASK_READY] + c[TASK_CLAIMED] + c[TASK_DEAD];
-    if (total && !open) {
+    if (total && !open && !act->helping) { /* done, and not helping anyone either */
         snprintf(reason, len, "every task is done or cancelled");
         return "completed";
     }

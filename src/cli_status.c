@@ -41,7 +41,7 @@ static void print_overview(json_t *out)
         printf("%-24s %-9s %-9s %-7s %5s %7lld %6lld %7lld %6lld %5lld %4lld %4lld %6lld\n",
                cli_str(s, "id"), cli_str(s, "relation"), cli_str(s, "status"),
                cli_str(s, "state"), phase, cnt(s, "pending"), cnt(s, "ready"), cnt(s, "claimed"),
-               cnt(s, "done"), cnt(s, "dead"), ival(s, "blockers"), ival(s, "helping"),
+               cnt(s, "done"), cnt(s, "dead"), ival(s, "open_blockers"), ival(s, "help_leases"),
                ival(s, "agents"));
         const char *st = cli_str(s, "status");
         if (!strcmp(st, "blocked") || !strcmp(st, "helping") || strcmp(cli_str(s, "state"), "active"))
@@ -122,7 +122,7 @@ static void print_swarm_status(json_t *s)
         cli_fmt_in(json_integer_value(eu) - now, in, sizeof in);
         printf("  estimated unblock: %s\n", in);
     }
-    json_array_foreach(json_object_get(s, "helping_on"), i, v)
+    json_array_foreach(json_object_get(s, "helping"), i, v)
         printf("  helping: %s on %s of swarm %s\n", cli_str(v, "agent"), cli_str(v, "blocked_task"),
                cli_str(v, "swarm"));
     json_t *ch = json_object_get(s, "can_help");
@@ -268,7 +268,7 @@ int cli_status_md(struct cli *c, const char *swarm, char **md, json_t **meta)
                                             cli_str(v, "state"), "agent",
                                             json_object_get(v, "agent")));
     json_t *helping = json_array();
-    json_array_foreach(json_object_get(s, "helping_on"), i, v)
+    json_array_foreach(json_object_get(s, "helping"), i, v)
         json_array_append_new(helping, json_pack("{s:s,s:s,s:s,s:s}", "swarm", cli_str(v, "swarm"),
                                                  "task", cli_str(v, "blocked_task"), "agent",
                                                  cli_str(v, "agent"), "help_task",

@@ -174,8 +174,8 @@ static json_t *swarm_json(const struct engine *e, uint32_t si, const struct acti
     json_object_set_new(o, "status",
                         json_string(swarm_status(e, s, &act[si], reason, sizeof reason)));
     json_object_set_new(o, "reason", json_string(reason));
-    json_object_set_new(o, "blockers", json_integer(act[si].blocked));
-    json_object_set_new(o, "helping", json_integer(act[si].helping));
+    json_object_set_new(o, "open_blockers", json_integer(act[si].blocked));
+    json_object_set_new(o, "help_leases", json_integer(act[si].helping));
     json_object_set_new(o, "created_at", json_integer(s->created_at));
     json_object_set_new(o, "tasks", counts_json(s->count));
     json_object_set_new(o, "agents", json_integer(s->nagents));
@@ -457,7 +457,7 @@ static json_t *status_json(struct engine *e, uint32_t si, const struct activity 
                                         bt ? e->swarms[bt->swarm].id : NULL, "expires_at",
                                         (json_int_t)t->due));
     }
-    json_object_set_new(o, "helping_on", helping);
+    json_object_set_new(o, "helping", helping);
     json_object_set_new(o, "can_help", can_help_json(e, si));
 
     /* health: from the swarm's most recent sign of life (claims, heartbeats, reports) */

@@ -357,7 +357,9 @@ int cli_git_export(const struct cli_cmd *cmd, int argc, char **argv)
         }
     }
     if (c.json) {
-        cli_print_json(json_pack("{s:s,s:O}", "repo", repo, "swarms", results));
+        json_t *o = json_pack("{s:s,s:O}", "repo", repo, "swarms", results);
+        cli_print_json(o);
+        json_decref(o);
     } else {
         size_t i;
         json_t *r;

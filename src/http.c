@@ -400,6 +400,11 @@ void http_defer(struct request *r, void (*work)(void *arg), void *arg,
                 void (*after)(struct request *r, void *arg), void (*release)(void *arg))
 {
     struct http_server *srv = r->srv;
+    if (!srv->worker_started) { /* no worker thread could be made: do it here, late but done */
+        work(arg);
+        after(r, arg);
+        return;
+    }
     struct defer_job *j = xcalloc(1, sizeof *j);
     j->r = r;
     j->work = work;

@@ -429,7 +429,8 @@ static int by_name(const void *a, const void *b)
 json_t *report_json(struct report *r)
 {
     /* sorted by swarm; the index is rebuilt for what follows */
-    qsort(r->sw, r->nsw, sizeof *r->sw, by_name);
+    if (r->nsw > 1)
+        qsort(r->sw, r->nsw, sizeof *r->sw, by_name);
     uint32_t *remap = xcalloc(r->nsw ? r->nsw : 1, sizeof *remap);
     for (size_t k = 0; k < r->nsw; k++)
         remap[map_get(&r->swarm_ix, r->sw[k].swarm)] = (uint32_t)k;

@@ -163,12 +163,29 @@ static void test_escaping(void **state)
     report_free(r);
 }
 
+static void test_empty(void **state)
+{
+    (void)state;
+    struct report *r = report_new(0, NULL);
+    json_t *j = report_json(r); /* nothing fed: no swarm, no division by zero */
+    assert_int_equal(json_array_size(get(j, "swarms")), 0);
+    assert_int_equal(iv(j, "overall.tasks.leases"), 0);
+    assert_true(json_is_null(get(j, "overall.velocity.speedup")));
+    char *md = report_markdown(j), *svg = report_svg(j);
+    assert_non_null(strstr(svg, "</svg>"));
+    free(md);
+    free(svg);
+    json_decref(j);
+    report_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_since_and_swarm),
         cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,6 +51,7 @@ const struct route api_routes[] = {
     {"GET", "/v1/swarms/:id/slo", api_slo, AUTH_TOKEN},
     {"GET", "/v1/slo", api_slo, AUTH_TOKEN},
     {"POST", "/v1/paths/check", api_paths_check, AUTH_TOKEN},
+    {"POST", "/v1/git/notify", api_git_notify, AUTH_TOKEN},
     {"PUT", "/v1/swarms/:id/contract", api_swarm_contract_put, AUTH_ADMIN},
     {"POST", "/v1/claim", api_claim, AUTH_TOKEN},
     {"GET", "/v1/events", api_events, AUTH_TOKEN},

@@ -51,6 +51,7 @@ void api_swarm_idle_put(struct request *r);
 void api_swarm_contract_get(struct request *r);
 void api_slo(struct request *r);
 void api_paths_check(struct request *r);
+void api_git_notify(struct request *r);
 void api_swarm_contract_put(struct request *r);
 void api_witness_list(struct request *r);
 void api_witness_checkpoints(struct request *r);

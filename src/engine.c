@@ -1737,24 +1737,39 @@ int eng_add_usage(struct engine *e, struct task *t, const struct usage *u, struc
     if (!u->present)
         return 0;
     int64_t cost = u->usd_micro;
-    if (cost < 0) {
-        uint32_t mi = NONE;
-        if (u->model) {
-            mi = map_get(&e->model_ix, u->model);
-            if (mi == MAP_NONE)
-                return s2_fail(err, S2_EINVAL, "unknown_model",
-                               "field 'usage.model': model '%s' is not in the model table",
-                               u->model);
-        } else if (t->owner != NONE) {
-            mi = e->agents[t->owner].model;
-        }
+    uint32_t mi = NONE;
+    if (u->model) {
+        mi = map_get(&e->model_ix, u->model);
+        if (mi == MAP_NONE)
+            return s2_fail(err, S2_EINVAL, "unknown_model",
+                           "field 'usage.model': model '%s' is not in the model table", u->model);
+    } else if (t->owner != NONE) {
+        mi = e->agents[t->owner].model;
+    }
+    if (cost < 0)
         cost = mi == NONE ? 0
                           : model_price(u->tokens_in, u->tokens_out, e->models[mi].usd_in_micro,
                                         e->models[mi].usd_out_micro);
-    }
     t->tokens_in += u->tokens_in;
     t->tokens_out += u->tokens_out;
     gov_spend(e, t, t->owner, cost);
+    if (!u->tokens_in && !u->tokens_out && !cost)
+        return 0; /* nothing was used: nothing to record */
+    /* what was used, on which model and tier, at what price: the report's cost by tier and
+     * its top-tier comparison are read from these entries */
+    struct buf p = BUF_INIT;
+    buf_adds(&p, "{\"model\":");
+    if (mi == NONE)
+        buf_adds(&p, "null");
+    else
+        buf_add_json_str(&p, e->models[mi].name);
+    buf_addf(&p,
+             ",\"tier\":%d,\"tokens_in\":%" PRId64 ",\"tokens_out\":%" PRId64
+             ",\"usd_micro\":%" PRId64 ",\"priced\":\"%s\"}",
+             mi == NONE ? 0 : e->models[mi].tier, u->tokens_in, u->tokens_out, cost,
+             u->usd_micro < 0 ? "tokens" : "usd");
+    eng_emit(e, "task.usage", t->swarm, t, t->owner, p.ptr);
+    buf_release(&p);
     return 0;
 }
 

@@ -58,6 +58,21 @@ struct http_server {
     char **bucket_names;
     size_t nbuckets, capbuckets;
     atomic_uint_fast64_t rate_limited;
+    /* the worker thread for deferred work (http_defer): jobs in arrival order */
+    pthread_t worker;
+    int worker_started;
+    pthread_mutex_t work_mu;
+    pthread_cond_t work_cv;
+    struct defer_job *work_head, *work_tail;
+    int work_stop;
+    int defer_fd; /* eventfd: deferred work finished, run libmicrohttpd to resume it */
+};
+
+struct defer_job {
+    struct request *r;
+    void (*work)(void *arg);
+    void *arg;
+    struct defer_job *next;
 };
 
 struct request {
@@ -80,6 +95,11 @@ struct request {
     char *claim_task;
     uint64_t claim_fence;
     int64_t t0;
+    /* http_defer: after runs on the loop thread once the worker has run the work */
+    void (*defer_after)(struct request *, void *);
+    void (*defer_release)(void *);
+    void *defer_arg;
+    atomic_int defer_done;
 };
 
 static pthread_key_t reader_key;
@@ -345,6 +365,66 @@ void http_note_claim(struct request *r, const char *task, uint64_t fence)
 static void release_done(struct cmd *c)
 {
     cmd_free(c);
+}
+
+/* ---- deferred work ---- */
+
+static void *worker_main(void *arg)
+{
+    struct http_server *srv = arg;
+    for (;;) {
+        pthread_mutex_lock(&srv->work_mu);
+        while (!srv->work_head && !srv->work_stop)
+            pthread_cond_wait(&srv->work_cv, &srv->work_mu);
+        struct defer_job *j = srv->work_head;
+        if (!j) { /* stopping, nothing left */
+            pthread_mutex_unlock(&srv->work_mu);
+            return NULL;
+        }
+        srv->work_head = j->next;
+        if (!srv->work_head)
+            srv->work_tail = NULL;
+        pthread_mutex_unlock(&srv->work_mu);
+        j->work(j->arg);
+        struct request *r = j->r;
+        free(j);
+        atomic_store(&r->defer_done, 1);
+        atomic_fetch_sub(&srv->suspended, 1);
+        MHD_resume_connection(r->conn);
+        /* the loop may sleep in epoll_wait until its next timer: wake it now */
+        uint64_t one = 1;
+        if (write(srv->defer_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+            log_warn("http: cannot wake the event loop: %s", strerror(errno));
+    }
+}
+
+void http_defer(struct request *r, void (*work)(void *arg), void *arg,
+                void (*after)(struct request *r, void *arg), void (*release)(void *arg))
+{
+    struct http_server *srv = r->srv;
+    if (!srv->worker_started) { /* no worker thread could be made: do it here, late but done */
+        work(arg);
+        after(r, arg);
+        return;
+    }
+    struct defer_job *j = xcalloc(1, sizeof *j);
+    j->r = r;
+    j->work = work;
+    j->arg = arg;
+    r->defer_after = after;
+    r->defer_release = release;
+    r->defer_arg = arg;
+    atomic_store(&r->defer_done, 0);
+    atomic_fetch_add(&srv->suspended, 1);
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_lock(&srv->work_mu);
+    if (srv->work_tail)
+        srv->work_tail->next = j;
+    else
+        srv->work_head = j;
+    srv->work_tail = j;
+    pthread_cond_signal(&srv->work_cv);
+    pthread_mutex_unlock(&srv->work_mu);
 }
 
 /* ---- server-sent events ---- */
@@ -615,7 +695,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * end of the request. */
         return MHD_YES;
     }
-    if (r->cmd && atomic_load(&r->cmd_done)) {
+    if (r->defer_after && atomic_load(&r->defer_done)) {
+        void (*after)(struct request *, void *) = r->defer_after;
+        void *arg = r->defer_arg;
+        r->defer_after = NULL;
+        r->defer_release = NULL;
+        r->defer_arg = NULL;
+        atomic_store(&r->defer_done, 0);
+        after(r, arg); /* owns arg; replies, or submits a command */
+        if (!r->resp && !r->cmd)
+            http_reply_fail(r, S2_EINTERNAL, "internal", "no reply was made");
+        if (!r->resp)
+            return MHD_YES;
+    } else if (r->cmd && atomic_load(&r->cmd_done)) {
         struct cmd *c = r->cmd;
         r->cmd = NULL;
         atomic_store(&r->cmd_done, 0);
@@ -672,6 +764,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_debug("%s %s %u %.3f ms%s", r->method, r->url, r->status,
                   (clock_mono_ns() - r->t0) / 1e6,
                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (not delivered)");
+    if (r->defer_release && r->defer_arg) /* its work ran, but never its reply (shutdown) */
+        r->defer_release(r->defer_arg);
     if (r->cmd && atomic_load(&r->cmd_done)) /* answered, but the client left first */
         cmd_free(r->cmd);
     else if (r->cmd) /* never finished: cannot happen once the engine has stopped */
@@ -738,8 +832,8 @@ static void *loop_main(void *arg)
     engine_set_driver(e);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    int fds[3] = {di ? di->epoll_fd : -1, engine_wake_fd(e), srv->stop_fd};
-    for (int i = 0; i < 3; i++) {
+    int fds[4] = {di ? di->epoll_fd : -1, engine_wake_fd(e), srv->stop_fd, srv->defer_fd};
+    for (int i = 0; i < 4; i++) {
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
         if (fds[i] >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev))
             log_error("http: epoll_ctl: %s", strerror(errno));
@@ -768,6 +862,11 @@ static void *loop_main(void *arg)
         struct epoll_event evs[4];
         int n = epoll_wait(ep, evs, 4, (int)to);
         for (int i = 0; i < n; i++) {
+            if (evs[i].data.fd == srv->defer_fd) {
+                uint64_t v;
+                if (read(srv->defer_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+                    log_warn("http: eventfd: %s", strerror(errno));
+            }
             if (evs[i].data.fd == srv->stop_fd && !stopping) {
                 stopping = 1;
                 deadline = clock_mono_ns() + (int64_t)srv->stop_timeout_ms * 1000000;
@@ -829,16 +928,19 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
         rl.rlim_cur < (rlim_t)limit + 64)
         limit = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
     srv->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    srv->defer_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
-    if (!srv->mhd || srv->stop_fd < 0) {
+    if (!srv->mhd || srv->stop_fd < 0 || srv->defer_fd < 0) {
         if (srv->mhd)
             MHD_stop_daemon(srv->mhd);
         if (srv->stop_fd >= 0)
             close(srv->stop_fd);
+        if (srv->defer_fd >= 0)
+            close(srv->defer_fd);
         free(srv->counts);
         free(srv);
         return s2_fail(err, S2_EUNAVAIL, "listen_failed",
@@ -849,11 +951,18 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
     if (pthread_create(&srv->loop, NULL, loop_main, srv)) {
         MHD_stop_daemon(srv->mhd);
         close(srv->stop_fd);
+        close(srv->defer_fd);
         free(srv->counts);
         free(srv);
         return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the event loop thread");
     }
     srv->loop_started = 1;
+    pthread_mutex_init(&srv->work_mu, NULL);
+    pthread_cond_init(&srv->work_cv, NULL);
+    if (pthread_create(&srv->worker, NULL, worker_main, srv) == 0)
+        srv->worker_started = 1;
+    else
+        log_warn("http: cannot start the worker thread: deferred requests will wait");
     *out = srv;
     return 0;
 }
@@ -873,8 +982,18 @@ void http_stop(struct http_server *s, int timeout_ms)
         log_warn("http: cannot signal the event loop to stop: %s", strerror(errno));
     if (s->loop_started)
         pthread_join(s->loop, NULL);
+    if (s->worker_started) { /* it finishes the jobs it has (the engine answers 503 now) */
+        pthread_mutex_lock(&s->work_mu);
+        s->work_stop = 1;
+        pthread_cond_signal(&s->work_cv);
+        pthread_mutex_unlock(&s->work_mu);
+        pthread_join(s->worker, NULL);
+        pthread_mutex_destroy(&s->work_mu);
+        pthread_cond_destroy(&s->work_cv);
+    }
     MHD_stop_daemon(s->mhd);
     close(s->stop_fd);
+    close(s->defer_fd);
     free(s->counts);
     map_release(&s->bucket_ix);
     for (size_t i = 0; i < s->nbuckets; i++)

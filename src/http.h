@@ -91,6 +91,13 @@ void http_set_header(struct request *r, const char *name, const char *value);
 /* Hand c to the engine; the request waits (suspended) until the engine is done with it,
  * then after(r, c) runs on an HTTP thread and must reply. c is freed afterwards. */
 void http_submit(struct request *r, struct cmd *c, void (*after)(struct request *, struct cmd *));
+/* Run work(arg) on the server's worker thread, with the request suspended: for work that
+ * may block for a while (reading a git repository), so that the event loop never waits on
+ * it. One worker runs jobs in arrival order. Then after(r, arg) runs on the event loop
+ * thread, owns arg, and must reply (or http_submit). If the request ends before after could
+ * run (shutdown), release(arg) frees it instead. work may engine_submit and wait. */
+void http_defer(struct request *r, void (*work)(void *arg), void *arg,
+                void (*after)(struct request *r, void *arg), void (*release)(void *arg));
 /* Remember that this reply hands over a lease, so that it is released if the reply cannot
  * be delivered. */
 void http_note_claim(struct request *r, const char *task, uint64_t fence);

@@ -57,6 +57,12 @@ CMD(cli_plan_simulate);
 CMD(cli_plan_apply);
 CMD(cli_plan_export);
 CMD(cli_worker);
+CMD(cli_git_import);
+CMD(cli_git_export);
+CMD(cli_git_notify);
+CMD(cli_git_guard);
+CMD(cli_git_hook);
+CMD(cli_report);
 static CMD(cli_help_cmd);
 static CMD(cli_version);
 
@@ -248,9 +254,18 @@ const struct cli_cmd cli_cmds[] = {
      "  --lease TOKEN       the lease (default $S2_LEASE, then the one `s2 claim` saved)\n"
      "  --no-retry          give up now: the task is dead\n"
      "  --model, --tokens-in, --tokens-out, --usd   usage, as for heartbeat\n" CLI_COMMON_HELP},
-    {"status", cli_status, "s2 status [SWARM] [--json]",
-     "One screen over all swarms, or one swarm in detail (phases, who works on what, what\n"
-     "it waits for).\n\n" CLI_COMMON_HELP},
+    {"status", cli_status, "s2 status [SWARM] [--md | --json]",
+     "One screen over all swarms (status waiting, working, blocked, helping or completed; state\n"
+     "active, paused or tripped; open blockers and helpers), with the reason of every swarm\n"
+     "that is blocked, helping, paused or tripped. With SWARM: that swarm in detail (phases,\n"
+     "who works on what, what it is blocked on, whom it helps, what it could help with,\n"
+     "health from the last heartbeat).\n\n"
+     "  --md                the swarm's STATUS.md in the seed's format: status, reason,\n"
+     "                      blocked_on, helping, can_help (expertise_available, current_load),\n"
+     "                      estimated_unblock, current_task and its milestone, progress and\n"
+     "                      phase completion, health, budget, breaker, SLO compliance, and the\n"
+     "                      signed witness checkpoint it reflects (`s2 git export` commits it)\n"
+     CLI_COMMON_HELP},
     {"watch", cli_watch, "s2 watch [--swarm S] [--from SEQ] [--json]",
      "Follow every state change as it commits (the server's event stream).\n\n"
      "  --swarm S           only this swarm\n"
@@ -459,6 +474,73 @@ const struct cli_cmd cli_cmds[] = {
      "  -h, --help          show this help\n"
      "The token comes from $S2_TOKEN (never passed to commands). Exit status: 0 when every\n"
      "task was run and reported, 1 when the worker could not do its job.\n"},
+    {"report", cli_report,
+     "s2 report [--since T] [--swarm S] [--json | --md] [--svg FILE]",
+     "Velocity and cost measured from the witness log (read through the API, a page at a\n"
+     "time), per swarm and overall: the sequential equivalent (sum of the durations of the\n"
+     "leases that finished their task, claim to done) against the wall-clock makespan (first\n"
+     "claim to last lease end) and their ratio, the speedup; cost by model tier from the\n"
+     "usage agents reported, and the saving against pricing the same tokens at the top tier;\n"
+     "blockers: time blocked, time to the first helper, how long helpers took to clear them;\n"
+     "tasks done, failed attempts, expired leases, dead and cancelled. Definitions in\n"
+     "docs/REPORT.md. A swarm token sees its own swarm.\n\n"
+     "  --since T           only leases, blockers and usage from T on: an ISO 8601 time\n"
+     "                      (2026-11-24T17:00:00Z, 2026-11-24), milliseconds since the epoch,\n"
+     "                      or a duration ago (90s, 30m, 2h, 7d)\n"
+     "  --swarm S           one swarm only\n"
+     "  --md                Markdown tables (the seed's velocity and cost tables, measured)\n"
+     "  --svg FILE          also write the numbers as an SVG chart to FILE (- for stdout)\n"
+     CLI_COMMON_HELP},
+    {"git import", cli_git_import, "s2 git import REPO [--ref R] [--dry-run] [--json]",
+     "Read the INSTRUCTIONS-<swarm>-PHASE-<n>.md files of a commit (default HEAD; at the top\n"
+     "of the tree and under instructions/) and create their tasks. Idempotent: a task that\n"
+     "exists and is identical is skipped; one that differs is reported as a conflict and\n"
+     "left as it is, never overwritten. A malformed file is reported as FILE:LINE: what is\n"
+     "wrong, and skipped; the valid files are still imported. The format is in docs/GIT.md.\n"
+     "Exits 1 when anything was reported.\n\n"
+     "  --ref R             the commit to read: a branch, tag or commit id (default HEAD)\n"
+     "  --dry-run           compare only: say what would be created\n" CLI_COMMON_HELP},
+    {"git export", cli_git_export, "s2 git export REPO [--swarm S] [--json]",
+     "Commit each swarm's STATUS.md (as `s2 status SWARM --md` renders it) to the swarm's\n"
+     "branch (its --branch, else s2/<swarm>), without touching the working tree or the index,\n"
+     "with a message naming the witness entries and the signed checkpoint it reflects. A\n"
+     "branch that does not exist starts from HEAD; an unchanged STATUS.md makes no commit; a\n"
+     "branch checked out in the repository's working tree is refused.\n\n"
+     "  --swarm S           only this swarm (default: every swarm the token sees)\n"
+     CLI_COMMON_HELP},
+    {"git hook", cli_git_hook,
+     "s2 git hook install|uninstall REPO [--ref BRANCH] [--token-file F] [--force]",
+     "Install (or remove) s2's git hooks in REPO: post-commit, post-merge and post-receive\n"
+     "run `s2 git notify`, so that new instructions are tasks at once instead of at the next\n"
+     "poll; pre-commit runs `s2 git guard`, which refuses a commit touching paths leased to\n"
+     "another agent's live claim, or made under a lease that is no longer live. Hooks that\n"
+     "are not s2's are refused unless --force, which keeps them as HOOK.pre-s2, run first.\n"
+     "The server ($S2_SERVER or --server) is recorded as git config s2.server.\n\n"
+     "  --ref BRANCH        only commits on this branch carry instructions (git config s2.ref)\n"
+     "  --token-file F      the hooks read their token from F (git config s2.tokenFile) when\n"
+     "                      $S2_TOKEN is not set; keep it chmod 600\n"
+     "  --force             keep foreign hooks as HOOK.pre-s2 instead of refusing\n"
+     CLI_COMMON_HELP},
+    {"git notify", cli_git_notify, "s2 git notify [REPO] [--ref R] [--hook NAME] [--timeout S]",
+     "Tell s2 that REPO (default: the repository git runs the hook in) changed: the server\n"
+     "imports the instruction files of R (default HEAD) at once, as `s2 git import` would,\n"
+     "and answers with what it created. Run by the hooks; in a hook (--hook) it never fails\n"
+     "the git command: problems are printed, and an unreachable server is a warning.\n\n"
+     "  --ref R             the ref to import (default HEAD; with git config s2.ref set, only\n"
+     "                      when HEAD is on that branch)\n"
+     "  --hook NAME         post-commit, post-merge or post-receive (reads the pushed refs\n"
+     "                      from stdin)\n"
+     "  --timeout S         give up after S seconds (default 10, or git config s2.timeout)\n"
+     CLI_COMMON_HELP},
+    {"git guard", cli_git_guard, "s2 git guard [REPO] [--timeout S]",
+     "The pre-commit check: the paths the commit changes (index against HEAD) are checked\n"
+     "against the live path leases (POST /v1/paths/check). Refuses (exit 1), naming the\n"
+     "holder and its task, when one is leased to another agent's claim; with $S2_LEASE set,\n"
+     "also when that lease is no longer live (fencing: a zombie agent cannot land stale work).\n"
+     "An unreachable server refuses an agent's commit (it has a lease to prove) and lets a\n"
+     "human's through with a warning (git config s2.guardFailClosed true refuses those too).\n\n"
+     "  --timeout S         give up after S seconds (default 5, or git config s2.timeout)\n"
+     CLI_COMMON_HELP},
     {"bench", cli_bench, "s2 bench [--tasks N] [--clients C] [--swarms S] [--push N] [--json]",
      "Load-generate against a running server: create N tasks over S swarms, then C\n"
      "concurrent agents claim+done until all are done; then measure push latency (a waiting\n"

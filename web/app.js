@@ -867,11 +867,11 @@ const swarmTable = new VTable($('swarm-table'), {
   },
   onView: () => jobs.visibleSwarms.want(),
   columns: [
-    { label: 'Swarm', width: '20%', cell: (sw) => h('td', { class: 'two-line' },
+    { label: 'Swarm', width: '19%', cell: (sw) => h('td', { class: 'two-line' },
       h('button', { type: 'button', class: 'link', dataset: { fkey: 'sw:' + sw.id }, onclick: () => selectSwarm(sw.id), 'aria-label': `${sw.id}: show details` }, sw.id),
       h('span', { class: 'sub' }, sw.role || '')) },
-    { label: 'Relation', width: '11%', cell: (sw) => h('span', { class: 'rel-' + sw.relation }, sw.relation === 'critical' ? '★ critical' : sw.relation) },
-    { label: 'Status', width: '12%', cell: (sw) => {
+    { label: 'Relation', width: '10%', cell: (sw) => h('span', { class: 'rel-' + sw.relation }, sw.relation === 'critical' ? '★ critical' : sw.relation) },
+    { label: 'Status', width: '13%', cell: (sw) => {
       const [stt, why] = statusOf(sw);
       return h('td', { title: why }, badge('s-' + stt, stt, STATUS_ICON[stt], why));
     } },
@@ -884,7 +884,7 @@ const swarmTable = new VTable($('swarm-table'), {
       ? bar(sw.spent, sw.reserved, sw.budget, `${usd(sw.spent)} of ${usd(sw.budget)}` + (sw.reserved ? ` (+${usd(sw.reserved)} reserved)` : ''))
       : h('span', { class: 'muted' }, `${usd(sw.spent)} spent · no budget`) },
     { label: 'Agents', width: '6%', cls: 'num', cell: (sw) => num(sw.agents) },
-    { label: 'Tasks', width: '10%', cls: 'two-line', cell: (sw) => {
+    { label: 'Tasks', width: '11%', cls: 'two-line', cell: (sw) => {
       const c = sw.tasks || {};
       return h('td', { class: 'two-line', title: `${c.pending} pending, ${c.ready} ready, ${c.claimed} claimed, ${c.done} done, ${c.dead} dead, ${c.cancelled} cancelled` },
         `${num(c.ready)} ready`, h('span', { class: 'sub' }, `${num(c.claimed)} claimed` + (c.dead ? ` · ${c.dead} dead` : '')));
@@ -1092,7 +1092,7 @@ function renderWitness() {
     tailBody = h('tbody');
     fill($('witness-tail'), h('div', { class: 'tail', tabindex: '0', role: 'region', 'aria-label': 'Latest witness entries' },
       h('table', { class: 'plain fixed' },
-        h('colgroup', null, ['9%', '11%', '18%', '18%', '22%', '10%', '12%'].map((w) => h('col', { style: { width: w } }))),
+        h('colgroup', null, ['8%', '12%', '20%', '17%', '21%', '9%', '13%'].map((w) => h('col', { style: { width: w } }))),
         h('thead', null, h('tr', null, ['Seq', 'Time', 'Operation', 'Swarm', 'Task', 'Agent', 'State'].map((t) => h('th', { scope: 'col' }, t)))),
         tailBody)));
   }

@@ -170,7 +170,7 @@ export class EventStream {
       this.lastError = e;
     } finally {
       clearTimeout(timer);
-      try { reader.cancel(); } catch { /* already closed */ }
+      reader.cancel().catch(() => { /* the connection is gone already */ });
     }
     return true;
   }

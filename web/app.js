@@ -880,10 +880,10 @@ const swarmTable = new VTable($('swarm-table'), {
       const ph = sw.current_phase === null ? (total ? 'all phases done' : 'no tasks') : `phase ${sw.current_phase}`;
       return bar(c ? c.done : 0, 0, total, `${ph} · ${num(c ? c.done : 0)}/${num(total)} done (${Math.floor(pct(c ? c.done : 0, total))}%)`, 'done');
     } },
-    { label: 'Budget', width: '20%', cell: (sw) => sw.budget > 0
+    { label: 'Budget', width: '19%', cell: (sw) => sw.budget > 0
       ? bar(sw.spent, sw.reserved, sw.budget, `${usd(sw.spent)} of ${usd(sw.budget)}` + (sw.reserved ? ` (+${usd(sw.reserved)} reserved)` : ''))
       : h('span', { class: 'muted' }, `${usd(sw.spent)} spent · no budget`) },
-    { label: 'Agents', width: '6%', cls: 'num', cell: (sw) => num(sw.agents) },
+    { label: 'Agents', width: '7%', cls: 'num', cell: (sw) => num(sw.agents) },
     { label: 'Tasks', width: '11%', cls: 'two-line', cell: (sw) => {
       const c = sw.tasks || {};
       return h('td', { class: 'two-line', title: `${c.pending} pending, ${c.ready} ready, ${c.claimed} claimed, ${c.done} done, ${c.dead} dead, ${c.cancelled} cancelled` },

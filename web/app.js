@@ -1159,12 +1159,14 @@ function renderHeader() {
   const words = {
     idle: ['○', 'not connected'],
     connecting: ['◌', 'connecting…'],
-    live: ['●', `live · event #${num(st.lastSeq)}`],
+    live: ['●', 'live'],
     reconnecting: ['◌', i.delay ? `reconnecting in ${(i.delay / 1000).toFixed(1)} s (attempt ${i.attempt})` : `reconnecting (attempt ${i.attempt})`],
     offline: ['✕', 'offline: ' + (i.reason || '')],
   }[st.conn];
   c.querySelector('.conn-icon').textContent = words[0];
-  c.querySelector('.conn-text').textContent = words[1];
+  // the live region says only what changes rarely; the event number beside it is not read out
+  if (c.querySelector('.conn-text').textContent !== words[1]) c.querySelector('.conn-text').textContent = words[1];
+  c.querySelector('.conn-seq').textContent = st.conn === 'live' ? ` · event #${num(st.lastSeq)}` : '';
   c.title = i.error ? 'last error: ' + i.error : '';
   const t = st.totals;
   if (t) {
@@ -1175,7 +1177,7 @@ function renderHeader() {
   if (st.who) {
     $('who-text').textContent = `signed in: ${st.who.kind}${st.who.swarm ? ' of ' + st.who.swarm : ''}${st.who.name ? ' (' + st.who.name + ')' : ''}`;
   }
-  $('foot').textContent = `s2 ${st.version} · ${location.host} · ${num(st.swarms.length)} swarms and ${num(st.agents.length)} agents in this page` +
+  $('foot').textContent = `s2 ${st.version} · ${location.host} · last event #${num(st.lastSeq)} · ${num(st.swarms.length)} swarms and ${num(st.agents.length)} agents in this page` +
     (st.dirtySwarms.size ? ` · ${num(st.dirtySwarms.size)} swarms being re-read` : '');
 }
 

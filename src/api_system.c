@@ -105,6 +105,60 @@ static void metrics_reply(struct request *r, struct cmd *c)
               json_object_get(s, "commit_hist"), commit_bounds, 13,
               json_number_value(json_object_get(s, "commit_seconds_total")),
               json_number_value(json_object_get(s, "commits")));
+    histogram(&b, "s2_claim_seconds",
+              "Claims that found a task: arrival to reply (durable), for claims not pushed.",
+              json_object_get(s, "claim_hist"), commit_bounds, 13,
+              json_number_value(json_object_get(s, "claim_seconds_total")),
+              json_number_value(json_object_get(s, "claims_timed")));
+    histogram(&b, "s2_push_seconds",
+              "Push: a task becomes ready to a waiting claimer's reply (durable).",
+              json_object_get(s, "push_hist"), commit_bounds, 13,
+              json_number_value(json_object_get(s, "push_seconds_total")),
+              json_number_value(json_object_get(s, "pushes_timed")));
+    metric(&b, "s2_breakers_open", "gauge", "Agents stopped by their circuit breaker.",
+           json_object_get(s, "breakers_open"));
+    metric(&b, "s2_breakers_half_open", "gauge", "Agents on a half-open breaker (one trial).",
+           json_object_get(s, "breakers_half_open"));
+    metric(&b, "s2_swarms_tripped", "gauge", "Swarms tripped by a spent budget.",
+           json_object_get(s, "swarms_tripped"));
+    metric(&b, "s2_swarms_budget_alert", "gauge", "Swarms past the budget alert share.",
+           json_object_get(s, "swarms_over_alert"));
+    metric(&b, "s2_blockers_open", "gauge", "Tasks reported blocked and not yet resolved.",
+           json_object_get(s, "blockers_open"));
+    metric(&b, "s2_escalations_total", "counter", "Escalations raised since start.",
+           json_object_get(s, "escalations"));
+    /* one family at a time: the exposition format wants each family's samples together */
+    static const char *const fam[3][3] = {
+        {"spent", "Spent, per swarm and global.", "global_spent"},
+        {"limit", "Budget, per swarm and global (0: none).", "global_limit"},
+        {"reserved", "Reserved by leases in flight.", "global_reserved"}};
+    for (int f = 0; f < 3; f++) {
+        buf_addf(&b, "# HELP s2_budget_%s_usd %s\n# TYPE s2_budget_%s_usd gauge\n", fam[f][0],
+                 fam[f][1], fam[f][0]);
+        buf_addf(&b, "s2_budget_%s_usd{scope=\"global\"} %.6f\n", fam[f][0],
+                 json_number_value(json_object_get(s, fam[f][2])));
+        size_t bi;
+        json_t *bv;
+        json_array_foreach(json_object_get(s, "budget_swarms"), bi, bv)
+        {
+            /* swarm ids are [A-Za-z0-9._:-]: nothing to escape in a label value */
+            buf_addf(&b, "s2_budget_%s_usd{scope=\"swarm\",swarm=\"%s\"} %.6f\n", fam[f][0],
+                     json_string_value(json_object_get(bv, "swarm")),
+                     json_number_value(json_object_get(bv, fam[f][0])));
+        }
+    }
+    metric(&b, "s2_witness_entries", "gauge", "Entries in the witness log.",
+           json_object_get(s, "witness_entries"));
+    metric(&b, "s2_witness_checkpoint_size", "gauge", "Tree size of the latest signed checkpoint.",
+           json_object_get(s, "witness_checkpoint_size"));
+    buf_addf(&b, "# HELP s2_witness_checkpoint_lag_entries Entries not yet under a signed checkpoint.\n"
+                 "# TYPE s2_witness_checkpoint_lag_entries gauge\ns2_witness_checkpoint_lag_entries %lld\n",
+             (long long)(json_integer_value(json_object_get(s, "witness_entries")) -
+                         json_integer_value(json_object_get(s, "witness_checkpoint_size"))));
+    buf_addf(&b, "# HELP s2_witness_checkpoint_timestamp_seconds When the latest checkpoint was "
+                 "signed (Unix seconds).\n# TYPE s2_witness_checkpoint_timestamp_seconds gauge\n"
+                 "s2_witness_checkpoint_timestamp_seconds %.3f\n",
+             json_integer_value(json_object_get(s, "witness_checkpoint_time")) / 1000.0);
     static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
     double batches = json_number_value(json_object_get(s, "batches"));
     histogram(&b, "s2_batch_size", "Commands per engine batch (group commit).",

@@ -45,6 +45,7 @@ struct bench {
     const char *server;
     const char *prefix;
     long long tasks, clients, swarms, push, seconds;
+    long long agents, caps; /* agents (>= clients) and the capability vocabulary (0: none) */
     _Atomic uint8_t *seen;
     atomic_long done, errors, finished;
     int64_t deadline_ns;
@@ -79,22 +80,33 @@ static void *claim_loop(void *arg)
         s2_error_release(&err);
         return NULL;
     }
-    char agent[160];
-    snprintf(agent, sizeof agent, "%s-a%d", b->prefix, w->index);
-    json_t *claim = json_pack("{s:s,s:i}", "agent", agent, "wait_ms", 0);
+    /* this thread's agents: every clients-th one, taken in turn until each has nothing */
+    long long mine = 0;
+    long long *ags = xcalloc((size_t)(b->agents / b->clients + 1), sizeof *ags);
+    for (long long a = w->index; a < b->agents; a += b->clients)
+        ags[mine++] = a;
+    long long turn = 0;
     long errors = 0;
-    while (clock_mono_ns() < b->deadline_ns && errors < 100) {
+    while (mine && clock_mono_ns() < b->deadline_ns && errors < 100) {
+        long long slot = turn++ % mine;
+        char agent[160];
+        snprintf(agent, sizeof agent, "%s-a%lld", b->prefix, ags[slot]);
+        json_t *claim = json_pack("{s:s,s:i}", "agent", agent, "wait_ms", 0);
         int64_t t0 = clock_mono_ns();
         json_t *out = NULL;
         long status = 0;
-        if (client_call(&c, "POST", "/v1/claim", claim, &status, &out, &err)) {
+        int rc = client_call(&c, "POST", "/v1/claim", claim, &status, &out, &err);
+        json_decref(claim);
+        if (rc) {
             errors++;
             s2_error_release(&err);
             continue;
         }
         int64_t t1 = clock_mono_ns();
-        if (status == 204 || !out)
-            break; /* nothing left for this agent */
+        if (status == 204 || !out) {
+            ags[slot] = ags[--mine]; /* nothing left for this agent */
+            continue;
+        }
         const char *id = json_string_value(json_object_get(json_object_get(out, "task"), "id"));
         const char *lease =
             json_string_value(json_object_get(json_object_get(out, "lease"), "token"));
@@ -121,7 +133,7 @@ static void *claim_loop(void *arg)
     }
     atomic_fetch_add(&b->errors, errors);
     atomic_fetch_add(&b->finished, 1);
-    json_decref(claim);
+    free(ags);
     client_release(&c);
     return NULL;
 }
@@ -291,7 +303,10 @@ int cli_bench(const struct cli_cmd *cmd, int argc, char **argv)
         {"tasks", required_argument, 0, 'n'},   {"clients", required_argument, 0, 'c'},
         {"swarms", required_argument, 0, 's'},  {"push", required_argument, 0, 'p'},
         {"seconds", required_argument, 0, 'S'}, {"prefix", required_argument, 0, 'P'},
-        {"keep", no_argument, 0, 'k'},          CLI_COMMON_OPTS, {0}};
+        {"keep", no_argument, 0, 'k'},          {"agents", required_argument, 0, 'A'},
+        {"caps", required_argument, 0, 'C'},    {"budget", required_argument, 0, 'B'},
+        CLI_COMMON_OPTS,                        {0}};
+    double budget = 0;
     CLI_OPTIONS(c, argc, argv, opts,
                 case 'n' : USAGE_IF(cli_int(&c, "--tasks", optarg, 0, 100000000, &b.tasks)); break;
                 case 'c' : USAGE_IF(cli_int(&c, "--clients", optarg, 1, 1024, &b.clients)); break;
@@ -299,13 +314,18 @@ int cli_bench(const struct cli_cmd *cmd, int argc, char **argv)
                 case 'p' : USAGE_IF(cli_int(&c, "--push", optarg, 0, 1000000, &b.push)); break;
                 case 'S' : USAGE_IF(cli_int(&c, "--seconds", optarg, 1, 86400, &b.seconds)); break;
                 case 'P' : snprintf(prefix, sizeof prefix, "%s", optarg); break;
-                case 'k' : keep = 1; break;);
+                case 'k' : keep = 1; break;
+                case 'A' : USAGE_IF(cli_int(&c, "--agents", optarg, 1, 1000000, &b.agents)); break;
+                case 'C' : USAGE_IF(cli_int(&c, "--caps", optarg, 0, 100000, &b.caps)); break;
+                case 'B' : USAGE_IF(cli_num(&c, "--budget", optarg, &budget)); break;);
     if (optind < argc) {
         rc = cli_usage(&c, "unexpected argument '%s'", argv[optind]);
         goto out;
     }
     b.server = c.server;
     b.prefix = prefix;
+    if (b.agents < b.clients)
+        b.agents = b.clients;
     if (b.swarms > b.tasks && b.tasks)
         b.swarms = b.tasks;
     json_t *health = NULL;
@@ -323,32 +343,52 @@ int cli_bench(const struct cli_cmd *cmd, int argc, char **argv)
         char id[160];
         snprintf(id, sizeof id, "%s-s%lld", prefix, s);
         json_t *o = json_pack("{s:s,s:s}", "id", id, "role", "bench");
+        if (budget > 0)
+            json_object_set_new(o, "budget", json_real(budget));
         rc = cli_call(&c, "POST", "/v1/swarms", o, NULL, NULL);
         json_decref(o);
         if (rc)
             goto out;
     }
-    for (long long a = 0; a < b.clients; a++) {
+    for (long long a = 0; a < b.agents; a++) {
         char id[160], sw[160];
         snprintf(id, sizeof id, "%s-a%lld", prefix, a);
         snprintf(sw, sizeof sw, "%s-s%lld", prefix, a % b.swarms);
         json_t *o = json_pack("{s:s,s:s}", "id", id, "swarm", sw);
+        if (b.caps) {
+            /* three capabilities each, from a vocabulary of --caps */
+            json_t *caps = json_array();
+            for (int k = 0; k < 3 && k < b.caps; k++) {
+                char cap[32];
+                snprintf(cap, sizeof cap, "cap-%lld", (a + k) % b.caps);
+                json_array_append_new(caps, json_string(cap));
+            }
+            json_object_set_new(o, "capabilities", caps);
+        }
         rc = cli_call(&c, "POST", "/v1/agents", o, NULL, NULL);
         json_decref(o);
         if (rc)
             goto out;
     }
-    /* 2. fill: tasks of swarm s go to agents a with a % S == s, so every task has a taker */
-    long long takers = b.clients < b.swarms ? b.clients : b.swarms;
+    /* 2. fill: task i is meant for agent i % A (its swarm, and with --caps one of its
+     * capabilities), so every task has a taker */
+    long long takers = b.agents < b.swarms ? b.agents : b.swarms;
     int64_t f0 = clock_mono_ns();
     for (long long i = 0; i < b.tasks;) {
         json_t *list = json_array();
         for (long long k = 0; k < FILL_BATCH && i < b.tasks; k++, i++) {
             char id[160], sw[160];
             snprintf(id, sizeof id, "%s-t%lld", prefix, i);
-            snprintf(sw, sizeof sw, "%s-s%lld", prefix, i % takers);
-            json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "id", id, "swarm", sw,
-                                                  "title", "bench task"));
+            long long ag = i % b.agents;
+            snprintf(sw, sizeof sw, "%s-s%lld", prefix, b.caps ? ag % b.swarms : i % takers);
+            json_t *t = json_pack("{s:s,s:s,s:s}", "id", id, "swarm", sw, "title", "bench task");
+            if (b.caps) {
+                char cap[32];
+                snprintf(cap, sizeof cap, "cap-%lld", ag % b.caps);
+                json_object_set_new(t, "requires", json_pack("[s]", cap));
+                json_object_set_new(t, "max_cost", json_real(0.01));
+            }
+            json_array_append_new(list, t);
         }
         json_t *o = json_pack("{s:o}", "tasks", list);
         rc = cli_call(&c, "POST", "/v1/tasks", o, NULL, NULL);

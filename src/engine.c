@@ -677,6 +677,7 @@ void eng_enqueue(struct engine *e, uint32_t ti)
         return;
     }
     t->due = 0;
+    t->ready_ns = clock_mono_ns();
     heap_push(&e->swarms[t->swarm].queues[t->queue].heap, ti);
     eng_mark_dirty(e, t->swarm);
 }
@@ -1087,8 +1088,10 @@ void eng_match_waiters(struct engine *e)
                     eng_waiter_unlink(e, wi);
                     /* a budget or breaker that tripped meanwhile answers the waiter */
                     if (!gov_may_claim(e, ai, &c->err) && !gov_can_reserve_task(e, ti, &c->err) &&
-                        eng_claim_task(e, ti, ai, c) == 0)
+                        eng_claim_task(e, ti, ai, c) == 0) {
                         e->stats.pushes++;
+                        c->out.push_from_ns = task_at(e, ti)->ready_ns;
+                    }
                     eng_reply(e, c);
                 }
             }
@@ -2453,10 +2456,36 @@ static void publish(struct engine *e, struct event *v, size_t n)
     }
 }
 
-static void answer(struct cmd **v, size_t n)
+/* Latency buckets (microseconds), shared by commits, claims and pushes. */
+static const int64_t lat_bounds_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
+                                        50000, 100000, 250000, 500000, 1000000};
+
+static void lat_count(uint64_t *hist, uint64_t *total, uint64_t *count, int64_t ns)
 {
+    int b = 0;
+    while (b < 13 && ns / 1000 > lat_bounds_us[b])
+        b++;
+    hist[b]++;
+    *total += (uint64_t)(ns > 0 ? ns : 0);
+    (*count)++;
+}
+
+static void answer(struct engine *e, struct cmd **v, size_t n)
+{
+    int64_t now = clock_mono_ns();
     for (size_t i = 0; i < n; i++) {
         struct cmd *c = v[i];
+        if (c->kind == CMD_CLAIM && c->out.got && !c->err.kind) {
+            /* a push is timed from the task becoming ready; a claim that found work, from
+             * its arrival */
+            struct engine_stats *st = &e->stats;
+            if (c->out.push_from_ns)
+                lat_count(st->push_hist, &st->push_ns_total, &st->pushes_timed,
+                          now - c->out.push_from_ns);
+            else
+                lat_count(st->claim_hist, &st->claim_ns_total, &st->claims_timed,
+                          now - c->t_submit_ns);
+        }
         if (c->err.kind && c->out.lease) {
             sodium_memzero(c->out.lease, strlen(c->out.lease));
             free(c->out.lease);
@@ -2515,7 +2544,7 @@ static void release_held(struct engine *e)
             }
         }
         publish(e, h->events, h->nevents);
-        answer(h->replies, h->nreplies);
+        answer(e, h->replies, h->nreplies);
         free(h->events);
         free(h->replies);
     }
@@ -2542,10 +2571,8 @@ static void finish_batch(struct engine *e)
         int64_t dt = clock_mono_ns() - t0;
         e->stats.commits++;
         e->stats.commit_ns_total += (uint64_t)dt;
-        static const int64_t bounds_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
-                                            50000, 100000, 250000, 500000, 1000000};
         int b = 0;
-        while (b < 13 && dt / 1000 > bounds_us[b])
+        while (b < 13 && dt / 1000 > lat_bounds_us[b])
             b++;
         e->stats.commit_hist[b]++;
     }
@@ -2633,7 +2660,7 @@ static void finish_batch(struct engine *e)
     while (bb < 11 && (size_t)1 << bb < n)
         bb++;
     e->stats.batch_hist[bb]++;
-    answer(e->replies, n);
+    answer(e, e->replies, n);
 }
 
 /* Write last_seen of agents seen in this batch (at most every 5 s per agent). */

@@ -176,6 +176,7 @@ struct cmd {
         uint64_t fence;
         int64_t expires_at; /* CMD_CLAIM, CMD_HEARTBEAT: lease expiry (ms) */
         int64_t retry_at;   /* CMD_FAIL: when the task can be claimed again, 0 if not */
+        int64_t push_from_ns; /* CMD_CLAIM answered by a push: when its task became ready */
         int64_t *rowids;    /* CMD_TASK_ADD: per task, in request order */
         int *states;
         char **ids;

@@ -118,6 +118,7 @@ void gov_escalate(struct engine *e, const char *kind, uint32_t si, uint32_t ti, 
     buf_release(&p);
     if (e->nbev)
         e->bev[e->nbev - 1].notify = 1;
+    e->stats.escalations++;
     log_warn("escalation %" PRId64 " (%s): %s", id, kind, msg);
     free(msg);
 }

@@ -127,6 +127,7 @@ struct task {
     int64_t estimate_micro;
     int64_t reserved_micro;   /* the current lease's reservation not yet used by reported cost */
     int64_t claimed_at;       /* when the current lease began (for latency) */
+    int64_t ready_ns;         /* monotonic time it last entered a ready queue (push latency) */
     uint32_t weight;          /* unfinished tasks it transitively blocks: the critical path */
     uint32_t mark;            /* graph walks: visited in walk number e->mark_gen */
     uint32_t blocker;         /* its open blocker (index in e->blockers), or NONE */
@@ -181,6 +182,9 @@ struct engine_stats {
     uint64_t claims, pushes, expired, events, checkpoints;
     uint64_t commit_ns_total;
     uint64_t commit_hist[16]; /* commit latency buckets, see engine_query.c */
+    uint64_t claim_hist[16], push_hist[16]; /* the same buckets, from submit / ready to reply */
+    uint64_t claim_ns_total, push_ns_total, claims_timed, pushes_timed;
+    uint64_t escalations;
     uint64_t batch_hist[12];  /* batch size buckets */
 };
 

@@ -294,6 +294,43 @@ static json_t *stats_json(const struct engine *e)
         json_array_append_new(bh, json_integer((json_int_t)st->batch_hist[i]));
     json_object_set_new(o, "commit_hist", ch);
     json_object_set_new(o, "batch_hist", bh);
+    json_t *clh = json_array(), *puh = json_array();
+    for (int i = 0; i < 14; i++) {
+        json_array_append_new(clh, json_integer((json_int_t)st->claim_hist[i]));
+        json_array_append_new(puh, json_integer((json_int_t)st->push_hist[i]));
+    }
+    json_object_set_new(o, "claim_hist", clh);
+    json_object_set_new(o, "push_hist", puh);
+    json_object_set_new(o, "claim_seconds_total", json_real(st->claim_ns_total / 1e9));
+    json_object_set_new(o, "push_seconds_total", json_real(st->push_ns_total / 1e9));
+    json_object_set_new(o, "claims_timed", json_integer((json_int_t)st->claims_timed));
+    json_object_set_new(o, "pushes_timed", json_integer((json_int_t)st->pushes_timed));
+    json_object_set_new(o, "escalations", json_integer((json_int_t)st->escalations));
+    /* the governor at a glance */
+    int open = 0, half = 0, tripped = 0, alert = 0;
+    for (uint32_t i = 0; i < e->nagents; i++) {
+        open += e->agents[i].brk.state == BRK_OPEN;
+        half += e->agents[i].brk.state == BRK_HALF_OPEN;
+    }
+    json_t *sw = json_array();
+    for (uint32_t i = 0; i < e->nswarms; i++) {
+        const struct swarm *s = &e->swarms[i];
+        tripped += s->state == SWARM_TRIPPED;
+        alert += s->ledger.alert_level >= 1;
+        if (s->ledger.spent || s->ledger.limit)
+            json_array_append_new(sw, json_pack("{s:s,s:f,s:f,s:f}", "swarm", s->id, "spent",
+                                                s->ledger.spent / 1e6, "limit", s->ledger.limit / 1e6,
+                                                "reserved", s->ledger.reserved / 1e6));
+    }
+    json_object_set_new(o, "breakers_open", json_integer(open));
+    json_object_set_new(o, "breakers_half_open", json_integer(half));
+    json_object_set_new(o, "swarms_tripped", json_integer(tripped));
+    json_object_set_new(o, "swarms_over_alert", json_integer(alert));
+    json_object_set_new(o, "budget_swarms", sw);
+    json_object_set_new(o, "global_spent", json_real(e->global.spent / 1e6));
+    json_object_set_new(o, "global_limit", json_real(e->global.limit / 1e6));
+    json_object_set_new(o, "global_reserved", json_real(e->global.reserved / 1e6));
+    json_object_set_new(o, "blockers_open", json_integer(e->open_blockers));
     json_object_set_new(o, "store_unavailable", json_boolean(e->unavailable_until > e->now));
     return o;
 }

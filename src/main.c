@@ -316,6 +316,10 @@ const struct cli_cmd cli_cmds[] = {
      "  --seconds S         stop the claim loop after S seconds (default 60)\n"
      "  --prefix P          name swarms P-0.. (default bench-<pid>)\n"
      "  --keep              fill only; leave the tasks ready (for restart tests)\n"
+     "  --agents N          agents (default: one per client; clients take turns over them)\n"
+     "  --caps K            give agents 3 capabilities each from K, each task 1 to match\n"
+     "                      (exercises the governor's matching; tasks carry max_cost $0.01)\n"
+     "  --budget USD        a budget on each swarm (reservations and ledgers at work)\n"
      CLI_COMMON_HELP},
     {"help", cli_help_cmd, "s2 help [COMMAND] [--markdown]",
      "Show the commands, or one command's help. --markdown prints the CLI reference.\n"},

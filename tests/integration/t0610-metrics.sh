@@ -1,0 +1,33 @@
+# t0610-metrics: GET /metrics in the Prometheus text format: every family the operations
+# guide promises is there, counts move with real work, and the exposition is well formed
+# (each family's HELP and TYPE once, before its samples, its samples together).
+. tests/lib.sh
+
+s2_start
+"$S2" bench --tasks 300 --clients 2 --push 20 >/dev/null 2>&1
+expect_http 403 "metrics need the admin token" GET /metrics "" "$("$S2" swarm add m --json | jq -r .token)"
+curl -sf -H "Authorization: Bearer $S2_TOKEN" "$S2_SERVER/metrics" >"$T_DIR/m.txt"
+for fam in s2_http_requests_total s2_claim_seconds s2_push_seconds s2_tasks s2_leases_expired_total \
+    s2_budget_spent_usd s2_budget_limit_usd s2_breakers_open s2_escalations_total \
+    s2_witness_entries s2_witness_checkpoint_lag_entries s2_store_commit_seconds s2_batch_size \
+    s2_blockers_open s2_swarms_tripped process_resident_memory_bytes; do
+    check "family $fam" grep -q "^# TYPE $fam " "$T_DIR/m.txt"
+done
+is "$(awk '/^s2_claim_seconds_count /{print ($2 >= 300)}' "$T_DIR/m.txt")" "1" "every claim of the bench was timed"
+is "$(awk '/^s2_push_seconds_count /{print ($2 >= 20)}' "$T_DIR/m.txt")" "1" "every push was timed"
+is "$(awk '/^s2_witness_checkpoint_lag_entries /{print $2}' "$T_DIR/m.txt")" "0" "no entry without a checkpoint"
+is "$(awk '/^s2_tasks\{state="done"\}/{print $2}' "$T_DIR/m.txt")" "320" "tasks done"
+# well formed: HELP/TYPE once per family, before and beside its samples
+bad=$(awk '
+/^# HELP /{ if (help[$3]++) print "second HELP for " $3; next }
+/^# TYPE /{ if (type[$3]++) print "second TYPE for " $3; fam=$3; kind[$3]=$4; next }
+/^#/ { next }
+/^$/ { next }
+{ name=$1; sub(/\{.*/, "", name);
+  base=name; if (kind[fam]=="histogram") sub(/_(bucket|sum|count)$/, "", base);
+  if (!(base in type)) print "sample before its TYPE: " name;
+  else if (base != fam) print "sample of " base " outside its group (in " fam ")";
+  if (NF != 2 || $2 !~ /^[-+0-9.eE]+$/ && $2 != "+Inf" && $2 != "NaN") print "bad sample line: " $0 }
+' "$T_DIR/m.txt")
+is "$bad" "" "the exposition is well formed"
+t_done

@@ -867,10 +867,10 @@ const swarmTable = new VTable($('swarm-table'), {
   },
   onView: () => jobs.visibleSwarms.want(),
   columns: [
-    { label: 'Swarm', width: '19%', cell: (sw) => h('td', { class: 'two-line' },
+    { label: 'Swarm', width: '18%', cell: (sw) => h('td', { class: 'two-line' },
       h('button', { type: 'button', class: 'link', dataset: { fkey: 'sw:' + sw.id }, onclick: () => selectSwarm(sw.id), 'aria-label': `${sw.id}: show details` }, sw.id),
       h('span', { class: 'sub' }, sw.role || '')) },
-    { label: 'Relation', width: '10%', cell: (sw) => h('span', { class: 'rel-' + sw.relation }, sw.relation === 'critical' ? '★ critical' : sw.relation) },
+    { label: 'Relation', width: '11%', cell: (sw) => h('span', { class: 'rel-' + sw.relation }, sw.relation === 'critical' ? '★ critical' : sw.relation) },
     { label: 'Status', width: '13%', cell: (sw) => {
       const [stt, why] = statusOf(sw);
       return h('td', { title: why }, badge('s-' + stt, stt, STATUS_ICON[stt], why));

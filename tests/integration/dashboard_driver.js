@@ -81,6 +81,7 @@ async function main() {
     await check('the page loads and asks for the token', async () => {
       await page.goto(env.S2_SERVER + '/');
       await page.waitForSelector('#login-form', { state: 'visible', timeout: T });
+      assert(!(await page.isVisible('main')), 'the (empty) dashboard shows before the token');
     });
     await check('a wrong token is refused with a message', async () => {
       await page.fill('#token', 's2a_not-a-real-token');

@@ -285,7 +285,10 @@ function markFirstScreen() {
 }
 
 async function refreshTotals() {
-  if (!st.swarmsLoaded) return;
+  if (!st.swarmsLoaded) {
+    jobs.totals.want(); // after the pages: a swarm made meanwhile may be past the last one
+    return;
+  }
   let after = st.swarms.length ? st.swarms[st.swarms.length - 1].id : null;
   for (;;) {
     const r = await st.api.get('/v1/status' + (after ? '?after=' + enc(after) : ''));
@@ -372,7 +375,10 @@ async function loadAgents(epoch) {
 }
 
 async function refreshNewAgents() {
-  if (!st.agentsLoaded) return;
+  if (!st.agentsLoaded) {
+    jobs.newAgents.want();
+    return;
+  }
   let after = st.agents.length ? st.agents[st.agents.length - 1].id : null;
   for (;;) {
     const r = await st.api.get(`/v1/agents?limit=${PAGE}` + (after ? '&after=' + enc(after) : ''));

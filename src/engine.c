@@ -110,6 +110,7 @@ void cmd_free(struct cmd *c)
         break;
     case CMD_QUERY:
         free(c->in.query.arg);
+        free(c->in.query.after);
         break;
     case CMD_POLICY_PUT:
         json_decref(c->in.policy.json);

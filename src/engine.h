@@ -64,7 +64,7 @@ enum query_kind {
     Q_SWARMS,       /* arg: optional cursor (swarm id); limit */
     Q_SWARM,        /* arg: swarm id */
     Q_SWARM_STATUS, /* arg: swarm id */
-    Q_AGENTS,       /* arg: optional swarm filter */
+    Q_AGENTS,       /* arg: optional swarm filter; after: optional cursor (agent id); limit */
     Q_AGENT,        /* arg: agent id */
     Q_MODELS,
     Q_STATS,        /* counters for /metrics and /healthz */
@@ -125,7 +125,8 @@ struct cmd {
         struct {
             enum query_kind what;
             char *arg;
-            int limit;
+            char *after; /* Q_AGENTS: the page starts after this agent (NULL: first) */
+            int limit;   /* 0: the query's default */
         } query;
         struct {
             json_t *json; /* CMD_POLICY_PUT: the members to change */

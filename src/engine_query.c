@@ -4,6 +4,7 @@
 #include "auth.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -688,7 +689,14 @@ void engine_run_query(struct engine *e, struct cmd *c)
                 break;
         }
         json_t *a = json_array();
-        for (uint32_t i = 0; i < e->nagents; i++) {
+        uint32_t i = 0;
+        if (c->in.query.after) {
+            uint32_t ai = map_get(&e->agent_ix, c->in.query.after);
+            i = ai == MAP_NONE ? e->nagents : ai + 1;
+        }
+        /* no limit: every agent (the CLI's list); with one, a page and its cursor */
+        size_t limit = c->in.query.limit > 0 ? (size_t)c->in.query.limit : SIZE_MAX;
+        for (; i < e->nagents && json_array_size(a) < limit; i++) {
             const struct agent *ag = &e->agents[i];
             if ((only != NONE && ag->swarm != only) ||
                 forbidden_swarm(c, e->swarms[ag->swarm].id))
@@ -697,6 +705,11 @@ void engine_run_query(struct engine *e, struct cmd *c)
         }
         c->out.json = json_object();
         json_object_set_new(c->out.json, "agents", a);
+        if (c->in.query.limit > 0)
+            json_object_set_new(c->out.json, "next",
+                                i < e->nagents && json_array_size(a)
+                                    ? json_string(e->agents[i - 1].id)
+                                    : json_null());
         break;
     }
     case Q_AGENT: {

@@ -300,6 +300,7 @@ struct task_filter {
     int state;         /* -1: any */
     int64_t after;     /* rowid cursor: rows after it */
     int limit;
+    int awaiting_approval; /* 1: only unfinished tasks still short of their approvals */
 };
 /* Calls fn for each matching row in rowid order; the row is released after each call. */
 int store_task_list(struct store_reader *rd, const struct task_filter *f,

@@ -1076,7 +1076,11 @@ int store_reader_open(struct store_reader **out, const char *path, struct s2_err
     const char *q1 = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1";
     const char *q2 = "SELECT " TASK_COLS " FROM tasks WHERE num = ?1";
     const char *q3 = "SELECT " TASK_COLS " FROM tasks WHERE (?1 IS NULL OR swarm = ?1)"
-                     " AND (?2 < 0 OR state = ?2) AND num > ?3 ORDER BY num LIMIT ?4";
+                     " AND (?2 < 0 OR state = ?2) AND num > ?3"
+                     " AND (?5 = 0 OR (approval <> 'none' AND state IN (0, 1) AND approvals <"
+                     "  (CASE WHEN approval = 'human' THEN 1"
+                     "   ELSE CAST(substr(approval, 8) AS INTEGER) END)))"
+                     " ORDER BY num LIMIT ?4";
     int rc = sqlite3_prepare_v3(db, q1, -1, SQLITE_PREPARE_PERSISTENT, &rd->by_id, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v3(db, q2, -1, SQLITE_PREPARE_PERSISTENT, &rd->by_rowid, NULL);
@@ -1144,6 +1148,7 @@ int store_task_list(struct store_reader *rd, const struct task_filter *f,
     sqlite3_bind_int(s, 2, f->state);
     sqlite3_bind_int64(s, 3, f->after);
     sqlite3_bind_int(s, 4, f->limit);
+    sqlite3_bind_int(s, 5, f->awaiting_approval);
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct task_row row;

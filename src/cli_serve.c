@@ -5,6 +5,7 @@
 #include "http.h"
 #include "governor.h"
 #include "keys.h"
+#include "store.h"
 #include "webhook.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -21,18 +22,100 @@
 #include <unistd.h>
 
 #define DEFAULT_DB "s2.db"
+#define DEFAULT_KEY "s2.key" /* PostgreSQL: the shared signing key */
+
+/* `s2 init --store postgres://...`: the key file is shared by every node (they all sign
+ * the one log), so an existing one is used; a database already initialised with the same
+ * key is left as it is (init is idempotent for deployment scripts), with another key it is
+ * refused. */
+static int init_pg(struct cli *c, const char *store, const char *keyfile)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    char *pub = NULL, *token = NULL, *have = NULL;
+    int rc = EXIT_FAIL, made_key = 0;
+    if (access(keyfile, F_OK) == 0) {
+        uint8_t sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+        if (keys_load(keyfile, sk, pk, &err))
+            goto fail;
+        sodium_memzero(sk, sizeof sk);
+        pub = keys_pub_b64(pk);
+    } else {
+        if (keys_create(keyfile, &pub, &err))
+            goto fail;
+        made_key = 1;
+    }
+    struct store_reader *rd = NULL;
+    if (store_reader_open(&rd, store, &err))
+        goto fail;
+    have = store_reader_meta(rd, "public_key");
+    store_reader_close(rd);
+    if (have) {
+        if (strcmp(have, pub)) {
+            rc = cli_failf("the database already holds an s2 deployment signed by another key "
+                           "(public key %s, not %s from '%s'): use its key file, or another "
+                           "database",
+                           have, pub, keyfile);
+            goto out;
+        }
+        if (c->json) {
+            json_t *o = json_pack("{s:s,s:b,s:s,s:s}", "store", store, "already_initialised", 1,
+                                  "public_key", pub, "key_file", keyfile);
+            cli_print_json(o);
+            json_decref(o);
+        } else {
+            printf("%s is already initialised with this key (%s): nothing to do\n", store, pub);
+        }
+        rc = EXIT_OK;
+        goto out;
+    }
+    if (engine_init_db(store, keyfile, &token, &err))
+        goto fail;
+    if (c->json) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "store", store, "db", store, "admin_token",
+                              token, "public_key", pub, "key_file", keyfile);
+        cli_print_json(o);
+        json_decref(o);
+    } else {
+        printf("initialised %s (signing key %s)\n", store, keyfile);
+        printf("admin token: %s\n", token);
+        printf("public key:  %s\n", pub);
+        printf("The admin token is shown only now: store it (export S2_TOKEN=...).\n"
+               "Every node serving this database needs a copy of the key file.\n");
+    }
+    sodium_memzero(token, strlen(token));
+    rc = EXIT_OK;
+    goto out;
+fail:
+    rc = cli_fail(&err);
+    if (made_key)
+        unlink(keyfile);
+out:
+    s2_error_release(&err);
+    free(token);
+    free(pub);
+    free(have);
+    return rc;
+}
 
 int cli_init(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli c = {.cmd = cmd};
-    const char *db = DEFAULT_DB;
-    static const struct option opts[] = {{"db", required_argument, 0, 'd'}, CLI_COMMON_OPTS, {0}};
+    const char *db = DEFAULT_DB, *key = NULL;
+    static const struct option opts[] = {{"db", required_argument, 0, 'd'},
+                                         {"store", required_argument, 0, 'd'},
+                                         {"key", required_argument, 0, 'k'},
+                                         CLI_COMMON_OPTS,
+                                         {0}};
     int rc;
-    CLI_OPTIONS(c, argc, argv, opts, case 'd' : db = optarg; break;);
+    CLI_OPTIONS(c, argc, argv, opts, case 'd' : db = optarg; break; case 'k' : key = optarg;
+                break;);
     if (optind < argc)
         return cli_usage(&c, "unexpected argument '%s'", argv[optind]);
+    if (store_location_is_pg(db))
+        return init_pg(&c, db, key ? key : DEFAULT_KEY);
+    db = store_location_path(db);
     struct s2_error err = S2_ERROR_INIT;
-    char *keyfile = xasprintf("%s.key", db);
+    char *keyfile = key ? xstrdup(key) : xasprintf("%s.key", db);
     char *pub = NULL, *token = NULL;
     if (access(db, F_OK) == 0) {
         free(keyfile);
@@ -110,11 +193,12 @@ static void on_escalation(void *ctx, const char *json)
 int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli c = {.cmd = cmd};
-    const char *db = DEFAULT_DB, *listen = "127.0.0.1:7411", *port_file = NULL;
+    const char *db = DEFAULT_DB, *listen = "127.0.0.1:7411", *port_file = NULL, *key = NULL;
     enum durability durability = DURABILITY_FULL;
     long long max_body = 16 * 1024 * 1024;
     static const struct option opts[] = {
         {"db", required_argument, 0, 'd'},        {"listen", required_argument, 0, 'l'},
+        {"store", required_argument, 0, 'd'},     {"key", required_argument, 0, 'k'},
         {"durability", required_argument, 0, 'D'},
         {"max-body", required_argument, 0, 'b'},  {"log-level", required_argument, 0, 'L'},
         {"port-file", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
@@ -126,6 +210,7 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
         case 'd': db = optarg; break;
         case 'l': listen = optarg; break;
         case 'p': port_file = optarg; break;
+        case 'k': key = optarg; break;
         case 'D':
             if (!strcmp(optarg, "full"))
                 durability = DURABILITY_FULL;
@@ -173,7 +258,10 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
 
     struct s2_error err = S2_ERROR_INIT;
     struct engine *eng = NULL;
-    struct engine_config ec = {.db_path = db, .durability = durability};
+    int pg = store_location_is_pg(db);
+    if (pg && !key)
+        key = DEFAULT_KEY;
+    struct engine_config ec = {.db_path = db, .key_path = key, .durability = durability};
     if (engine_open(&eng, &ec, &err)) {
         int rc = cli_fail(&err);
         s2_error_release(&err);

@@ -1,5 +1,6 @@
 /* cli_serve.c: `s2 init` and `s2 serve`: the only commands that touch the database directly. */
 #include "cli.h"
+#include "cluster.h"
 #include "engine.h"
 #include "events.h"
 #include "http.h"
@@ -190,15 +191,81 @@ static void on_escalation(void *ctx, const char *json)
         webhook_post(nc->wh, p->webhook_url, p->webhook_timeout_ms, p->webhook_retries, json);
 }
 
+/* A node of a PostgreSQL deployment: the database and the key are checked here, so that a
+ * mistake is reported at once rather than by a cluster thread later. */
+static int serve_cluster(const char *store, const char *key, enum durability durability,
+                         const char *listen, size_t max_body, const char *advertise,
+                         const char *node_id, const char *port_file, sigset_t *sigs)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    uint8_t sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+    if (keys_load(key, sk, pk, &err)) {
+        int rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    sodium_memzero(sk, sizeof sk);
+    struct store_reader *rd = NULL;
+    if (store_reader_open(&rd, store, &err)) {
+        int rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    char *want = store_reader_meta(rd, "public_key");
+    store_reader_close(rd);
+    char *have = keys_pub_b64(pk);
+    int bad = !want || strcmp(want, have);
+    if (bad) {
+        int rc = want ? cli_failf("the signing key '%s' (public key %s) is not the one of this "
+                                  "database (%s): every node needs the key `s2 init` used",
+                                  key, have, want)
+                      : cli_failf("'%s' holds no s2 deployment: create one with `s2 init "
+                                  "--store URL --key %s`",
+                                  store, key);
+        free(want);
+        free(have);
+        return rc;
+    }
+    free(want);
+    free(have);
+    struct cluster *cl = NULL;
+    struct http_server *srv = NULL;
+    struct cluster_config cc = {.location = store, .key_path = key, .durability = durability,
+                                .listen = listen, .max_body = max_body, .advertise = advertise,
+                                .node_id = node_id};
+    if (cluster_start(&cl, &srv, &cc, &err)) {
+        int rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    int port = http_port(srv);
+    log_info("s2 %s node serving port %d (PostgreSQL, durability %s)", S2_VERSION, port,
+             durability == DURABILITY_FULL ? "full" : "relaxed");
+    printf("listening on port %d (cluster node on PostgreSQL)\n", port);
+    fflush(stdout);
+    if (port_file && write_port_file(port_file, port))
+        log_warn("cannot write port file '%s': %s", port_file, strerror(errno));
+    int sig = 0;
+    do {
+        sigwait(sigs, &sig);
+    } while (sig == SIGPIPE);
+    log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    cluster_stop(cl);
+    log_info("stopped");
+    return EXIT_OK;
+}
+
 int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli c = {.cmd = cmd};
     const char *db = DEFAULT_DB, *listen = "127.0.0.1:7411", *port_file = NULL, *key = NULL;
+    const char *advertise = NULL, *node_id = NULL;
     enum durability durability = DURABILITY_FULL;
     long long max_body = 16 * 1024 * 1024;
     static const struct option opts[] = {
         {"db", required_argument, 0, 'd'},        {"listen", required_argument, 0, 'l'},
         {"store", required_argument, 0, 'd'},     {"key", required_argument, 0, 'k'},
+        {"advertise", required_argument, 0, 'A'}, {"node-id", required_argument, 0, 'N'},
         {"durability", required_argument, 0, 'D'},
         {"max-body", required_argument, 0, 'b'},  {"log-level", required_argument, 0, 'L'},
         {"port-file", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
@@ -211,6 +278,8 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
         case 'l': listen = optarg; break;
         case 'p': port_file = optarg; break;
         case 'k': key = optarg; break;
+        case 'A': advertise = optarg; break;
+        case 'N': node_id = optarg; break;
         case 'D':
             if (!strcmp(optarg, "full"))
                 durability = DURABILITY_FULL;
@@ -259,8 +328,9 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
     struct s2_error err = S2_ERROR_INIT;
     struct engine *eng = NULL;
     int pg = store_location_is_pg(db);
-    if (pg && !key)
-        key = DEFAULT_KEY;
+    if (pg)
+        return serve_cluster(db, key ? key : DEFAULT_KEY, durability, listen, (size_t)max_body,
+                             advertise, node_id, port_file, &sigs);
     struct engine_config ec = {.db_path = db, .key_path = key, .durability = durability};
     if (engine_open(&eng, &ec, &err)) {
         int rc = cli_fail(&err);

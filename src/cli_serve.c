@@ -8,6 +8,7 @@
 #include "keys.h"
 #include "store.h"
 #include "webhook.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "version.h"
@@ -385,4 +386,62 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
     events_free(ev);
     log_info("stopped");
     return EXIT_OK;
+}
+
+static void migrate_progress(void *ctx, const char *table, int64_t rows)
+{
+    struct cli *c = ctx;
+    if (!c->json)
+        printf("  %-12s %10lld rows\n", table, (long long)rows);
+}
+
+/* `s2 migrate --from sqlite:PATH --to postgres://...`: a deployment moves to PostgreSQL, its
+ * witness log included and still verifying (rows are copied as they are). */
+int cli_migrate(const struct cli_cmd *cmd, int argc, char **argv)
+{
+    struct cli c = {.cmd = cmd};
+    const char *from = NULL, *to = NULL;
+    static const struct option opts[] = {{"from", required_argument, 0, 'f'},
+                                         {"to", required_argument, 0, 't'},
+                                         CLI_COMMON_OPTS,
+                                         {0}};
+    int rc;
+    CLI_OPTIONS(c, argc, argv, opts, case 'f' : from = optarg; break; case 't' : to = optarg;
+                break;);
+    if (optind < argc)
+        return cli_usage(&c, "unexpected argument '%s'", argv[optind]);
+    if (!from || !to)
+        return cli_usage(&c, "give both --from sqlite:PATH and --to postgres://...");
+    if (store_location_is_pg(from))
+        return cli_usage(&c, "--from must be a SQLite database (sqlite:PATH or PATH)");
+    if (!store_location_is_pg(to))
+        return cli_usage(&c, "--to must be a PostgreSQL URL (postgres://...)");
+    struct s2_error err = S2_ERROR_INIT;
+    uint64_t entries = 0;
+    if (!c.json)
+        printf("copying %s into %s\n", from, to);
+    int64_t t0 = clock_mono_ns();
+    if (store_copy(from, to, migrate_progress, &c, &entries, &err)) {
+        rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    double secs = (clock_mono_ns() - t0) / 1e9;
+    const char *path = store_location_path(from);
+    if (c.json) {
+        json_t *o = json_pack("{s:s,s:s,s:I,s:f}", "from", from, "to", to, "witness_entries",
+                              (json_int_t)entries, "seconds", secs);
+        cli_print_json(o);
+        json_decref(o);
+    } else {
+        printf("done in %.1f s: %llu witness entries copied.\n"
+               "Check it with `s2 witness verify --db %s`; serve it with `s2 serve --store %s "
+               "--key %s.key` on every node (they share that key file). Changes the SQLite "
+               "server made after the copy began are not in it: stop that server before the "
+               "final copy.\n",
+               secs, (unsigned long long)entries, to, to, path);
+    }
+    rc = EXIT_OK;
+out:
+    return rc;
 }

@@ -67,6 +67,67 @@ STORE_OPS(STORE_DISPATCH)
 STORE_OPS_VOID(STORE_DISPATCH_VOID)
 #undef STORE_DISPATCH_VOID
 
+const char *const store_tables[] = {"meta",   "tokens",    "models",      "swarms",
+                                    "agents", "tasks",     "approvals",   "witness",
+                                    "checkpoints", "blockers", "posts", "escalations", NULL};
+
+struct copy_ctx {
+    const struct store_ops *to;
+    struct store_import *im;
+    struct s2_error *err;
+    const char *table;
+    int64_t rows;
+    uint64_t entries;
+    void (*progress)(void *ctx, const char *table, int64_t rows);
+    void *pctx;
+};
+
+static int copy_row(void *ctx, const char *table, int ncols, const char *const *names,
+                    const struct store_value *v)
+{
+    struct copy_ctx *cc = ctx;
+    if (cc->table && strcmp(cc->table, table) && cc->progress)
+        cc->progress(cc->pctx, cc->table, cc->rows);
+    if (!cc->table || strcmp(cc->table, table)) {
+        cc->table = table;
+        cc->rows = 0;
+    }
+    cc->rows++;
+    if (!strcmp(table, "witness"))
+        cc->entries++;
+    return cc->to->import_row(cc->im, table, ncols, names, v, cc->err) ? -1 : 0;
+}
+
+int store_copy(const char *from, const char *to,
+               void (*progress)(void *ctx, const char *table, int64_t rows), void *ctx,
+               uint64_t *entries, struct s2_error *err)
+{
+    const struct store_ops *src = ops_for(from), *dst = ops_for(to);
+    if (!src->dump)
+        return s2_fail(err, S2_EINVAL, "unsupported", "cannot copy from a %s store", src->name);
+    if (!dst->import_open)
+        return s2_fail(err, S2_EINVAL, "unsupported", "cannot copy into a %s store (only into "
+                       "PostgreSQL)", dst->name);
+    struct copy_ctx cc = {.to = dst, .err = err, .progress = progress, .pctx = ctx};
+    if (dst->import_open(&cc.im, target(to), err))
+        return err->kind;
+    struct s2_error derr = S2_ERROR_INIT;
+    int rc = src->dump(target(from), copy_row, &cc, &derr);
+    if (rc) {
+        if (!err->kind) /* the source failed, not the target */
+            s2_error_move(err, &derr);
+        s2_error_release(&derr);
+        dst->import_abort(cc.im);
+        return err->kind ? err->kind : S2_EINTERNAL;
+    }
+    if (cc.table && progress)
+        progress(ctx, cc.table, cc.rows);
+    if (dst->import_commit(cc.im, err))
+        return err->kind;
+    *entries = cc.entries;
+    return 0;
+}
+
 void task_row_release(struct task_row *r)
 {
     free(r->id);

@@ -324,6 +324,16 @@ int store_task_list(struct store_reader *rd, const struct task_filter *f,
                     void (*fn)(void *ctx, const struct task_row *row), void *ctx,
                     struct s2_error *err);
 
+/* ---- copying a deployment (s2 migrate) ---- */
+
+/* Copy every table of the deployment at `from` (SQLite, read in one snapshot: it may be in
+ * use) into `to` (PostgreSQL: created here, refused if it already holds a deployment), rows
+ * as they are, witness log and checkpoints included, in one transaction. progress (may be
+ * NULL) is told each table's row count. *entries receives the witness log's length. */
+int store_copy(const char *from, const char *to,
+               void (*progress)(void *ctx, const char *table, int64_t rows), void *ctx,
+               uint64_t *entries, struct s2_error *err);
+
 /* ---- the cluster (PostgreSQL only; cluster.c drives it) ----
  * Several `s2 serve` nodes share one database; exactly one, the leader, runs the engine.
  * Leadership is a session advisory lock held by a dedicated connection (the cluster's, one

@@ -168,8 +168,36 @@ struct store_cursor {
     X(reader_end, struct store_reader *rd, rd)                                                  \
     X(cursor_close, struct store_cursor *c, c)
 
+/* A value of a row copied between stores. */
+enum { SV_NULL, SV_INT, SV_REAL, SV_TEXT, SV_BLOB };
+struct store_value {
+    int type;
+    int64_t i;
+    double d;
+    const void *p; /* text (NUL-terminated) or blob */
+    size_t n;      /* blob size */
+};
+/* The tables of a deployment, in the order they are copied. */
+extern const char *const store_tables[];
+
+struct store_import;
+
 struct store_ops {
     const char *name; /* "sqlite", "postgres" */
+    /* Read every row of the tables (one snapshot); row's nonzero return stops. NULL: this
+     * store cannot be a source. */
+    int (*dump)(const char *location, int (*row)(void *ctx, const char *table, int ncols,
+                                                 const char *const *names,
+                                                 const struct store_value *v),
+                void *ctx, struct s2_error *err);
+    /* Create the schema at location and take rows in one transaction. NULL: cannot be a
+     * target. */
+    int (*import_open)(struct store_import **out, const char *location, struct s2_error *err);
+    int (*import_row)(struct store_import *im, const char *table, int ncols,
+                      const char *const *names, const struct store_value *v,
+                      struct s2_error *err);
+    int (*import_commit)(struct store_import *im, struct s2_error *err); /* and frees */
+    void (*import_abort)(struct store_import *im);                       /* and frees */
     int (*create)(const char *location, struct s2_error *err);
     int (*open)(struct store **out, const char *location, enum durability d,
                 struct s2_error *err);

@@ -2039,6 +2039,106 @@ static void pg_cursor_close(struct store_cursor *c_)
     free(c);
 }
 
+/* ---- copying in (s2 migrate) ---- */
+
+struct store_import {
+    struct pg_store w; /* a writer without statements: the pipeline and its collection */
+};
+
+static int pg_import_open(struct store_import **out, const char *url, struct s2_error *err)
+{
+    if (pg_create(url, err))
+        return err->kind;
+    struct store_import *im = xcalloc(1, sizeof *im);
+    im->w.base.ops = &store_pg_ops;
+    if (pg_connect(&im->w.conn, url, err)) {
+        free(im);
+        return err->kind;
+    }
+    if (exec_cmd(im->w.conn, "BEGIN", err)) {
+        PQfinish(im->w.conn);
+        free(im);
+        return err->kind;
+    }
+    im->w.in_tx = 1;
+    *out = im;
+    return 0;
+}
+
+static int pg_import_row(struct store_import *im, const char *table, int ncols,
+                         const char *const *names, const struct store_value *v,
+                         struct s2_error *err)
+{
+    struct pg_store *st = &im->w;
+    if (ncols > MAXP)
+        return s2_fail(err, S2_EINTERNAL, "store_error", "postgres: table %s has %d columns",
+                       table, ncols);
+    struct buf sql = BUF_INIT;
+    buf_addf(&sql, "INSERT INTO %s(", table);
+    for (int i = 0; i < ncols; i++)
+        buf_addf(&sql, "%s%s", i ? ", " : "", names[i]);
+    buf_adds(&sql, ") VALUES(");
+    for (int i = 0; i < ncols; i++)
+        buf_addf(&sql, "%s$%d", i ? ", " : "", i + 1);
+    buf_addch(&sql, ')');
+    struct params p = {0};
+    for (int i = 0; i < ncols; i++) {
+        switch (v[i].type) {
+        case SV_INT: p_int(&p, v[i].i); break;
+        case SV_REAL: p_double(&p, v[i].d); break;
+        case SV_TEXT: p_text(&p, v[i].p); break;
+        case SV_BLOB: p_blob(&p, v[i].n ? v[i].p : "", v[i].n); break;
+        default: p_text(&p, NULL); break;
+        }
+    }
+    int rc = 0;
+    if (st->failed) {
+        rc = s2_fail(err, S2_EINTERNAL, "store_error", "%s", st->failed);
+    } else {
+        if (!st->pipelined) {
+            if (!PQenterPipelineMode(st->conn))
+                rc = fail_result(err, st->conn, NULL, "enter pipeline mode");
+            else
+                st->pipelined = 1;
+        }
+        if (!rc && !PQsendQueryParams(st->conn, sql.ptr, p.n, NULL, p.v, p.len, p.fmt, 0))
+            rc = fail_result(err, st->conn, NULL, "copy row");
+        if (!rc && ++st->pending >= PIPELINE_MAX) {
+            drain(st);
+            if (st->failed)
+                rc = s2_fail(err, S2_EINTERNAL, "store_error", "copying %s: %s", table,
+                             st->failed);
+        }
+    }
+    buf_release(&sql);
+    return rc;
+}
+
+static void pg_import_abort(struct store_import *im)
+{
+    drain(&im->w);
+    PQfinish(im->w.conn);
+    free(im->w.failed);
+    free(im);
+}
+
+static int pg_import_commit(struct store_import *im, struct s2_error *err)
+{
+    struct pg_store *st = &im->w;
+    drain(st);
+    int rc = 0;
+    if (st->failed)
+        rc = s2_fail(err, S2_EINTERNAL, "store_error", "%s", st->failed);
+    else
+        rc = exec_cmd(st->conn, "COMMIT", err);
+    if (rc)
+        exec_cmd(st->conn, "ROLLBACK", NULL);
+    PQfinish(st->conn);
+    free(st->failed);
+    free(im);
+    return rc;
+}
+
 /* ---- the cluster (store.h "cluster"): leadership and the nodes' directory ---- */
 
 /* The advisory lock's key: one leader per database. */
@@ -2231,6 +2331,10 @@ int store_cluster_nodes(struct store_cluster *c, json_t **out, struct s2_error *
 
 const struct store_ops store_pg_ops = {
     .name = "postgres",
+    .import_open = pg_import_open,
+    .import_row = pg_import_row,
+    .import_commit = pg_import_commit,
+    .import_abort = pg_import_abort,
     .create = pg_create,
     .open = pg_open,
     .reader_open = pg_reader_open,

@@ -1618,6 +1618,82 @@ static int64_t sq_task_count(struct store *st_)
     return n;
 }
 
+/* ---- copying out (s2 migrate) ---- */
+
+/* Every row of every table, in one read transaction: a consistent snapshot of a database
+ * a server may be writing meanwhile (WAL). */
+static int sq_dump(const char *path, int (*row)(void *ctx, const char *table, int ncols,
+                                                const char *const *names,
+                                                const struct store_value *v),
+                   void *ctx, struct s2_error *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return s2_fail(err, S2_ENOTFOUND, "no_database", "no database at '%s'", path);
+    sqlite3 *db;
+    if (open_db(&db, path, SQLITE_OPEN_READONLY, err))
+        return S2_EUNAVAIL;
+    int v = user_version(db);
+    int rc = 0;
+    if (v != STORE_SCHEMA_VERSION) {
+        rc = s2_fail(err, S2_EINVAL, "schema_version",
+                     "'%s' has schema version %d, this s2 copies version %d: serve it once with "
+                     "this s2 (which upgrades it), then copy",
+                     path, v, STORE_SCHEMA_VERSION);
+        goto out;
+    }
+    if ((rc = exec(db, "BEGIN", err)))
+        goto out;
+    for (int t = 0; !rc && store_tables[t]; t++) {
+        char *sql = xasprintf("SELECT * FROM %s", store_tables[t]);
+        sqlite3_stmt *st;
+        int prc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        free(sql);
+        if (prc != SQLITE_OK) {
+            rc = db_fail(err, db, prc, "read for copy");
+            break;
+        }
+        int n = sqlite3_column_count(st);
+        const char **names = xcalloc((size_t)n, sizeof *names);
+        struct store_value *vals = xcalloc((size_t)n, sizeof *vals);
+        for (int i = 0; i < n; i++)
+            names[i] = sqlite3_column_name(st, i);
+        while ((prc = sqlite3_step(st)) == SQLITE_ROW) {
+            for (int i = 0; i < n; i++) {
+                struct store_value *x = &vals[i];
+                memset(x, 0, sizeof *x);
+                switch (sqlite3_column_type(st, i)) {
+                case SQLITE_INTEGER: x->type = SV_INT; x->i = sqlite3_column_int64(st, i); break;
+                case SQLITE_FLOAT: x->type = SV_REAL; x->d = sqlite3_column_double(st, i); break;
+                case SQLITE_TEXT:
+                    x->type = SV_TEXT;
+                    x->p = sqlite3_column_text(st, i);
+                    break;
+                case SQLITE_BLOB:
+                    x->type = SV_BLOB;
+                    x->p = sqlite3_column_blob(st, i);
+                    x->n = (size_t)sqlite3_column_bytes(st, i);
+                    break;
+                default: x->type = SV_NULL; break;
+                }
+            }
+            if (row(ctx, store_tables[t], n, names, vals)) {
+                rc = S2_EINTERNAL;
+                break;
+            }
+        }
+        if (!rc && prc != SQLITE_DONE)
+            rc = db_fail(err, db, prc, "read for copy");
+        free(names);
+        free(vals);
+        sqlite3_finalize(st);
+    }
+    exec(db, "COMMIT", NULL);
+out:
+    sqlite3_close(db);
+    return rc;
+}
+
 static int sq_commits_durable(struct store *st)
 {
     (void)st;
@@ -1626,6 +1702,7 @@ static int sq_commits_durable(struct store *st)
 
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
+    .dump = sq_dump,
     .create = sq_create,
     .open = sq_open,
     .reader_open = sq_reader_open,

@@ -250,8 +250,15 @@ static int serve_cluster(const char *store, const char *key, enum durability dur
     do {
         sigwait(sigs, &sig);
     } while (sig == SIGPIPE);
-    log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    char *fatal = cluster_fatal(cl);
+    if (!fatal)
+        log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     cluster_stop(cl);
+    if (fatal) {
+        int rc = cli_failf("%s", fatal);
+        free(fatal);
+        return rc;
+    }
     log_info("stopped");
     return EXIT_OK;
 }

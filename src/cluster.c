@@ -14,6 +14,7 @@
 #include "util/xalloc.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,6 +49,7 @@ struct cluster {
     struct engine *eng; /* the engine it handed over (the loop drives it) */
     char *following;    /* the URL the loop forwards to */
     struct notify_ctx *notifies; /* one per engine made (freed at the end) */
+    char *fatal; /* why this node cannot serve at all (under mu) */
 };
 
 struct notify_ctx {
@@ -236,6 +238,16 @@ static void *cluster_main(void *arg)
         if (got == 1) {
             if (take_over(c, epoch, &err)) {
                 log_error("cluster: cannot serve as leader: %s", err.msg);
+                if (err.kind != S2_EUNAVAIL) {
+                    /* not a passing failure (a tampered log, another key, a newer schema):
+                     * no node can serve this database until a human looks */
+                    pthread_mutex_lock(&c->mu);
+                    c->fatal = xstrdup(err.msg);
+                    pthread_mutex_unlock(&c->mu);
+                    s2_error_release(&err);
+                    kill(getpid(), SIGTERM); /* the main thread stops the node */
+                    break;
+                }
                 s2_error_release(&err);
                 struct s2_error rerr = S2_ERROR_INIT;
                 if (store_cluster_resign(c->sc, &rerr))
@@ -308,6 +320,14 @@ fail:
     return err->kind ? err->kind : S2_EINTERNAL;
 }
 
+char *cluster_fatal(struct cluster *c)
+{
+    pthread_mutex_lock(&c->mu);
+    char *m = c->fatal ? xstrdup(c->fatal) : NULL;
+    pthread_mutex_unlock(&c->mu);
+    return m;
+}
+
 int cluster_port(const struct cluster *c)
 {
     return http_port(c->srv);
@@ -335,6 +355,7 @@ void cluster_stop(struct cluster *c)
         free(n);
     }
     free(c->following);
+    free(c->fatal);
     free(c->node_id);
     free(c->url);
     pthread_mutex_destroy(&c->mu);

@@ -29,6 +29,9 @@ struct cluster_config {
 int cluster_start(struct cluster **out, struct http_server **srv, const struct cluster_config *cfg,
                   struct s2_error *err);
 int cluster_port(const struct cluster *c);
+/* Why the node stopped by itself (it cannot serve this database: a tampered log, another
+ * key...), or NULL (caller frees). It raises SIGTERM in the process when that happens. */
+char *cluster_fatal(struct cluster *c);
 /* Stop competing, stop serving (a leader's last batch commits), release the lock, free. */
 void cluster_stop(struct cluster *c);
 

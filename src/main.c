@@ -343,6 +343,9 @@ const struct cli_cmd cli_cmds[] = {
      "  --caps K            give agents 3 capabilities each from K, each task 1 to match\n"
      "                      (exercises the governor's matching; tasks carry max_cost $0.01)\n"
      "  --budget USD        a budget on each swarm (reservations and ledgers at work)\n"
+     "  --nodes URL,URL     cluster nodes: claim loops spread over them, and the push\n"
+     "                      claimer waits on the second while tasks are created through\n"
+     "                      --server (cross-node push latency)\n"
      CLI_COMMON_HELP},
     {"help", cli_help_cmd, "s2 help [COMMAND] [--markdown]",
      "Show the commands, or one command's help. --markdown prints the CLI reference.\n"},

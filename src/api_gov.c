@@ -392,6 +392,19 @@ static int check_contract(json_t *o, struct s2_error *err)
                                          "max_api_calls_per_second",
                                          "max_execution_time_seconds", "max_pids", NULL};
     static const char *const slos[] = {"p99_latency_ms", "success_rate", "availability", NULL};
+    json_t *sw = json_object_get(o, "swarm"), *ver = json_object_get(o, "version");
+    if (sw && (!json_is_string(sw) || model_check_id(json_string_value(sw), "contract.swarm", err)))
+        return err->kind ? err->kind
+                         : s2_fail(err, S2_EINVAL, "invalid_field", "contract.swarm must be a swarm id");
+    if (ver && (!json_is_string(ver) || json_string_length(ver) == 0 || json_string_length(ver) > 64))
+        return s2_fail(err, S2_EINVAL, "invalid_field",
+                       "contract.version must be a string of 1..64 characters (\"1.0.0\")");
+    struct strvec caps = STRVEC_INIT;
+    int cbad = json_strlist(o, "capabilities", 0, S2_CAPS_MAX, &caps, "contract", err) ||
+               model_check_caps(&caps, "contract.capabilities", err);
+    strvec_release(&caps);
+    if (cbad)
+        return S2_EINVAL;
     json_t *l = json_object_get(o, "limits"), *s = json_object_get(o, "slos");
     if (l && (!json_is_object(l) || json_only(l, limits, "contract.limits", err)))
         return err->kind ? err->kind

@@ -26,6 +26,8 @@ static void health_reply(struct request *r, struct cmd *c)
                           json_object_get(c->out.json, "durability"), "event_seq",
                           json_object_get(c->out.json, "event_seq"));
     http_reply_json(r, degraded ? 503 : 200, o);
+    if (degraded)
+        http_set_header(r, "Retry-After", "1");
 }
 
 void api_healthz(struct request *r)
@@ -182,13 +184,15 @@ void api_metrics(struct request *r)
 void api_whoami(struct request *r)
 {
     const struct principal *who = http_who(r);
-    http_reply_json(r, 200, json_pack("{s:s,s:s?,s:s?}", "kind",
-                                      who->kind == PRIN_ADMIN      ? "admin"
-                                      : who->kind == PRIN_APPROVER ? "approver"
-                                      : who->kind == PRIN_TASK     ? "task"
-                                                                   : "swarm",
-                                      "swarm",
-                                      who->swarm, "name", who->name));
+    json_t *o = json_pack("{s:s,s:s?,s:s?}", "kind",
+                          who->kind == PRIN_ADMIN      ? "admin"
+                          : who->kind == PRIN_APPROVER ? "approver"
+                          : who->kind == PRIN_TASK     ? "task"
+                                                       : "swarm",
+                          "swarm", who->swarm, "name", who->name);
+    if (who->kind == PRIN_TASK) /* a lease token: which task it acts on */
+        json_object_set_new(o, "task", json_string(who->task));
+    http_reply_json(r, 200, o);
 }
 
 static void status_reply(struct request *r, struct cmd *c)

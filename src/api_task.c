@@ -378,15 +378,16 @@ void api_task_cancel(struct request *r)
 void api_task_approve(struct request *r)
 {
     struct s2_error err = S2_ERROR_INIT;
+    char *comment = NULL;
     if (http_has_body(r)) {
         json_t *o = http_body_object(r, &err);
         static const char *const fields[] = {"comment", NULL};
-        char *comment = NULL;
         int bad = !o || json_only(o, fields, "", &err) ||
-                  json_str(o, "comment", 0, &comment, "", &err);
-        free(comment);
+                  json_str(o, "comment", 0, &comment, "", &err) ||
+                  (comment && model_check_text(comment, S2_TEXT_MAX, 1, "field 'comment'", &err));
         json_decref(o);
         if (bad) {
+            free(comment);
             http_reply_error(r, &err);
             s2_error_release(&err);
             return;
@@ -394,5 +395,6 @@ void api_task_approve(struct request *r)
     }
     struct cmd *c = cmd_new(CMD_APPROVE);
     c->in.approve.task = xstrdup(http_param(r, 0));
+    c->in.approve.comment = comment;
     http_submit(r, c, show_after);
 }

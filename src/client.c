@@ -137,6 +137,12 @@ const char *client_last_header(struct client *c, const char *name)
     return NULL;
 }
 
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return atomic_load((atomic_int *)ud) != 0;
+}
+
 int client_call(struct client *c, const char *method, const char *path, json_t *body,
                 long *status, json_t **out, struct s2_error *err)
 {
@@ -162,6 +168,11 @@ int client_call(struct client *c, const char *method, const char *path, json_t *
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, c->cancel ? 0L : 1L);
+    if (c->cancel) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c->cancel);
+    }
     CURLcode rc = curl_easy_perform(h);
     free(url);
     free(payload);

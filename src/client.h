@@ -5,6 +5,7 @@
 #define S2_CLIENT_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 
 #include "error.h"
 
@@ -15,6 +16,7 @@ struct client {
     void *headers; /* struct curl_slist * */
     long timeout_ms; /* per request; 0: none */
     char *last_body; /* the last reply when it was not JSON (e.g. /metrics text) */
+    atomic_int *cancel; /* when set and nonzero, the call in progress is abandoned */
 };
 
 #define S2_DEFAULT_SERVER "http://127.0.0.1:7411"

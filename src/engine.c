@@ -103,6 +103,7 @@ void cmd_free(struct cmd *c)
         break;
     case CMD_APPROVE:
         free(c->in.approve.task);
+        free(c->in.approve.comment);
         break;
     case CMD_RELEASE:
         free(c->in.release.task);
@@ -1152,7 +1153,8 @@ uint32_t eng_find_task(struct engine *e, const char *id, const struct principal 
     if (who->kind == PRIN_SWARM &&
         (!who->swarm || strcmp(who->swarm, e->swarms[t->swarm].id)) &&
         !(t->kind == TASK_KIND_HELP && t->owner != NONE &&
-          !strcmp(who->swarm ? who->swarm : "", e->swarms[e->agents[t->owner].swarm].id))) {
+          !strcmp(who->swarm ? who->swarm : "", e->swarms[e->agents[t->owner].swarm].id)) &&
+        !gov_helps(e, ti, who->swarm)) {
         s2_fail(err, S2_ENOTFOUND, "not_found", "task '%s' does not exist", id);
         return NONE;
     }
@@ -1844,6 +1846,11 @@ static void do_finish(struct engine *e, struct cmd *c)
 
 static void do_cancel(struct engine *e, struct cmd *c)
 {
+    if (c->who.kind == PRIN_APPROVER || c->who.kind == PRIN_TASK) {
+        s2_fail(&c->err, S2_EFORBIDDEN, "forbidden",
+                "cancelling needs the admin token or the task's swarm token");
+        return;
+    }
     uint32_t ti = eng_find_task(e, c->in.cancel.task, &c->who, &c->err);
     if (ti == NONE)
         return;
@@ -1932,7 +1939,12 @@ static void do_approve(struct engine *e, struct cmd *c)
     struct buf p = BUF_INIT;
     buf_adds(&p, "{\"by\":");
     buf_add_json_str(&p, who);
-    buf_addf(&p, ",\"approvals\":%u,\"needed\":%u}", t->approvals, t->approvals_needed);
+    buf_addf(&p, ",\"approvals\":%u,\"needed\":%u", t->approvals, t->approvals_needed);
+    if (c->in.approve.comment) {
+        buf_adds(&p, ",\"comment\":");
+        buf_add_json_str(&p, c->in.approve.comment);
+    }
+    buf_addch(&p, '}');
     eng_emit(e, "task.approve", t->swarm, t, NONE, p.ptr);
     buf_release(&p);
     eng_reevaluate(e, ti, "approved");

@@ -115,6 +115,7 @@ struct cmd {
         } cancel;
         struct {
             char *task;
+            char *comment; /* why, for the record (NULL: none) */
         } approve;
         struct {
             char *task;

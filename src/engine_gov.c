@@ -630,6 +630,21 @@ int gov_find_work(struct engine *e, uint32_t ai, struct cmd *c)
     return 0;
 }
 
+int gov_helps(struct engine *e, uint32_t ti, const char *swarm)
+{
+    const struct task *t = task_at(e, ti);
+    if (!swarm || !blocker_open(e, t->blocker))
+        return 0;
+    const struct blocker *b = &e->blockers[t->blocker];
+    for (uint32_t k = 0; k < b->helps.n; k++) {
+        const struct task *h = task_at(e, b->helps.v[k]);
+        if (h->state == TASK_CLAIMED && h->owner != NONE &&
+            !strcmp(e->swarms[e->agents[h->owner].swarm].id, swarm))
+            return 1;
+    }
+    return 0;
+}
+
 static void resolve_blocker(struct engine *e, uint32_t bi, const char *why)
 {
     struct blocker *b = &e->blockers[bi];
@@ -1095,7 +1110,7 @@ static void do_escalation_ack(struct engine *e, struct cmd *c)
         return;
     if (store_escalation_ack(e->store, c->in.ack.id, c->who.name ? c->who.name : "admin", e->now,
                              &err)) {
-        if (err.kind == S2_ENOTFOUND)
+        if (err.kind == S2_ENOTFOUND || err.kind == S2_ECONFLICT)
             s2_error_move(&c->err, &err);
         else
             eng_store_failed(e, &err);

@@ -388,6 +388,9 @@ void gov_task_closed(struct engine *e, uint32_t ti);
 /* Nothing ready in its swarm for agent ai: help on a blocker it matches, else one of its
  * swarm's idle tasks. Claims it for c and returns 1, or 0. */
 int gov_find_work(struct engine *e, uint32_t ai, struct cmd *c);
+/* Does an agent of this swarm hold live help on task ti's open blocker? (Its swarm token
+ * may then read and write ti's thread.) */
+int gov_helps(struct engine *e, uint32_t ti, const char *swarm);
 /* Timers of the governor (blockers escalating by themselves); the next one, or -1. */
 void gov_fire(struct engine *e);
 int64_t gov_next_timer(struct engine *e);

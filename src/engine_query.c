@@ -370,6 +370,18 @@ static void path_check(struct engine *e, struct cmd *c)
                 continue;
             for (size_t g = 0; g < t->paths->n; g++)
                 if (model_paths_overlap(path, t->paths->v[g])) {
+                    /* a swarm token learns that a path is taken, not what another swarm
+                     * is doing there */
+                    if (c->who.kind != PRIN_ADMIN && c->who.kind != PRIN_APPROVER &&
+                        (!c->who.swarm || strcmp(c->who.swarm, e->swarms[t->swarm].id)) &&
+                        !(c->who.kind == PRIN_TASK && own != NONE &&
+                          task_at(e, own)->swarm == t->swarm)) {
+                        json_array_append_new(
+                            conflicts, json_pack("{s:s,s:s,s:s,s:I}", "path", path, "glob",
+                                                 t->paths->v[g], "holder", "another swarm",
+                                                 "expires_at", (json_int_t)t->due));
+                        break;
+                    }
                     json_array_append_new(
                         conflicts,
                         json_pack("{s:s,s:s,s:s,s:s?,s:s,s:I}", "path", path, "glob", t->paths->v[g],

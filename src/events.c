@@ -120,6 +120,7 @@ struct event_sub *events_subscribe(struct events *ev, uint64_t after, const char
     buf_init(&s->frame, 0);
     s->last_write_ns = clock_mono_ns();
     pthread_mutex_lock(&ev->mu);
+    /* 0: what the ring holds (the whole log is GET /v1/witness); N: after N, backfilled */
     s->next = after == EVENTS_LIVE ? ev->last + 1 : after == 0 ? ev->first : after + 1;
     if (s->next > ev->last + 1) /* an id from a future (or an older server's) stream */
         s->next = ev->last + 1;

@@ -25,38 +25,43 @@ static const struct {
     {"production", 2, 5, 800, 2},
 };
 
-void policy_default(struct policy *p)
-{
-    struct s2_error err = S2_ERROR_INIT;
-    memset(p, 0, sizeof *p);
-    policy_preset(p, "default", &err);
-}
-
-int policy_preset(struct policy *p, const char *name, struct s2_error *err)
+/* A preset sets what it governs (helpers, max cost, match, breaker threshold); everything
+ * else (budgets, webhook, rate limits, gates) stays as it is. */
+static int preset_apply(struct policy *p, const char *name, struct s2_error *err)
 {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
         if (strcmp(presets[i].name, name))
             continue;
-        free(p->webhook_url);
-        memset(p, 0, sizeof *p);
         snprintf(p->preset, sizeof p->preset, "%s", name);
         p->min_match_permille = presets[i].match_permille;
         p->max_helpers = presets[i].helpers;
         p->max_cost_per_task = presets[i].max_cost_usd * S2_MICRO;
         p->breaker_failures = presets[i].failures;
-        p->breaker_cooldown_ms = 3600 * 1000LL;
-        p->cascade = 1;
-        p->blocker_escalate_ms = 30 * 60 * 1000LL;
-        p->budget_alert_pct = 80;
-        p->rate_limit_rps = 1000;
-        p->rate_limit_burst = 2000;
-        p->webhook_timeout_ms = 5000;
-        p->webhook_retries = 3;
         return 0;
     }
     return s2_fail(err, S2_EINVAL, "invalid_field",
                    "field 'preset': unknown preset '%.40s' (development, default or production)",
                    name);
+}
+
+void policy_default(struct policy *p)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    memset(p, 0, sizeof *p);
+    p->breaker_cooldown_ms = 3600 * 1000LL;
+    p->cascade = 1;
+    p->blocker_escalate_ms = 30 * 60 * 1000LL;
+    p->budget_alert_pct = 80;
+    p->rate_limit_rps = 1000;
+    p->rate_limit_burst = 2000;
+    p->webhook_timeout_ms = 5000;
+    p->webhook_retries = 3;
+    preset_apply(p, "default", &err);
+}
+
+int policy_preset(struct policy *p, const char *name, struct s2_error *err)
+{
+    return preset_apply(p, name, err);
 }
 
 void policy_release(struct policy *p)

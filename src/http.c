@@ -79,6 +79,7 @@ struct http_server {
     size_t max_body;
     int port;
     atomic_int suspended;
+    atomic_int live; /* requests begun and not yet completed */
     atomic_uint_fast64_t *counts; /* [(api_nroutes + 1) * NSTATUS] */
     /* per-swarm token buckets (the loop thread only) */
     struct map bucket_ix;
@@ -209,7 +210,8 @@ void http_reply_json(struct request *r, unsigned status, json_t *body)
         body = json_pack("{s:{s:s,s:s}}", "error", "code", "internal", "message",
                          "internal error: the reply could not be encoded");
     }
-    char *s = json_dumps(body, JSON_COMPACT);
+    /* 15 significant digits: a micro-dollar amount reads as written (0.15, not 0.1499...) */
+    char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(body);
     if (!s)
         xalloc_die(0);
@@ -1029,6 +1031,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->t0 = clock_mono_ns();
         buf_init(&r->body, srv->max_body);
         *con_cls = r;
+        atomic_fetch_add(&srv->live, 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body)
@@ -1118,8 +1121,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_debug("%s %s %u %.3f ms%s", r->method, r->url, r->status,
                   (clock_mono_ns() - r->t0) / 1e6,
                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (not delivered)");
-    if (r->cmd) /* never finished: cannot happen once the engine has stopped */
+    if (r->cmd && atomic_load(&r->cmd_done)) /* answered, but the client left first */
+        cmd_free(r->cmd);
+    else if (r->cmd) /* never finished: cannot happen once the engine has stopped */
         log_error("http: request %s %s ended with its command in flight", r->method, r->url);
+    atomic_fetch_sub(&srv->live, 1);
     buf_release(&r->body);
     buf_release(&r->fwd_body);
     free(r->fwd_type);
@@ -1265,7 +1271,8 @@ static void *loop_main(void *arg)
             MHD_run(srv->mhd); /* send what the batch answered */
         }
         if (stopping) {
-            if (atomic_load(&srv->suspended) <= 0)
+            /* every request answered and its reply handed to the socket, not only resumed */
+            if (atomic_load(&srv->suspended) <= 0 && atomic_load(&srv->live) <= 0)
                 break;
             if (clock_mono_ns() > deadline) {
                 log_warn("http: %d requests still suspended at shutdown",

@@ -191,7 +191,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_POST_VERDICT] = "UPDATE posts SET verdict = ?2, verdict_at = ?3 WHERE id = ?1",
     [S_ESCALATION_INSERT] = "INSERT INTO escalations(kind, swarm, task, agent, message, created_at)"
                             " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [S_ESCALATION_ACK] = "UPDATE escalations SET acked_at = ?2, acked_by = ?3 WHERE id = ?1",
+    [S_ESCALATION_ACK] = "UPDATE escalations SET acked_at = ?2, acked_by = ?3"
+                         " WHERE id = ?1 AND acked_at = 0",
     [S_SWARM_SLO] = "UPDATE swarms SET slo = ?2 WHERE id = ?1",
     [S_AGENT_SLO] = "UPDATE agents SET slo = ?2 WHERE id = ?1",
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -309,6 +310,10 @@ static int sq_create(const char *path, struct s2_error *err)
     sqlite3 *db;
     if (open_db(&db, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err))
         return S2_EUNAVAIL;
+    /* tasks, results and threads are in it: readable by its owner only, like the key file
+     * (SQLite gives the -wal and -shm files the database file's mode) */
+    if (chmod(path, 0600) != 0)
+        log_warn("cannot make '%s' private (mode 0600): %s", path, strerror(errno));
     int rc = exec(db, "PRAGMA journal_mode=WAL", err);
     if (!rc)
         rc = migrate(db, path, err);
@@ -820,8 +825,20 @@ static int sq_escalation_ack(struct store *st_, int64_t id, const char *by, int6
     sqlite3_bind_int64(s, 2, now);
     bind_text(s, 3, by);
     int rc = run(st, s, "escalation ack", err);
-    if (!rc && sqlite3_changes(st->db) == 0)
-        rc = s2_fail(err, S2_ENOTFOUND, "not_found", "no escalation %lld", (long long)id);
+    if (!rc && sqlite3_changes(st->db) == 0) {
+        /* either there is none, or it was acknowledged before: say which */
+        sqlite3_stmt *q;
+        int exists = 0;
+        if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM escalations WHERE id = ?1", -1, &q, NULL) ==
+            SQLITE_OK) {
+            sqlite3_bind_int64(q, 1, id);
+            exists = sqlite3_step(q) == SQLITE_ROW;
+            sqlite3_finalize(q);
+        }
+        rc = exists ? s2_fail(err, S2_ECONFLICT, "already_acked",
+                              "escalation %lld was already acknowledged", (long long)id)
+                    : s2_fail(err, S2_ENOTFOUND, "not_found", "no escalation %lld", (long long)id);
+    }
     return rc;
 }
 

@@ -40,19 +40,26 @@ alive() {
 }
 
 restart
+# the load abandons leases on purpose: keep the governor's agent breakers (3 failures in a
+# row, tested in t0600) out of it
+expect_http 200 "policy: no breaker trips in this test" PUT /v1/policy '{"breaker_failures":100}'
 
 # ---- leases across a crash ----
 check "swarm add lx" "$S2" swarm add lx
 check "agent add lxa" "$S2" agent add lxa --swarm lx --max-leases 3
-for t in "L1 60000" "L2 1000" "L3 5000"; do
-    set -- $t
-    expect_http 201 "create $1 (lease_ms $2)" POST /v1/tasks \
-        "{\"id\":\"$1\",\"swarm\":\"lx\",\"title\":\"lease $2\",\"lease_ms\":$2,\"retry_backoff_ms\":0}"
+# one batch, then claims in priority order: L2, the shortest lease, last, so that its
+# expiry cannot race the other claims on a loaded machine
+expect_http 201 "create L1, L2, L3 (lease_ms 60000, 1000, 5000)" POST /v1/tasks '{"tasks":[
+    {"id":"L1","swarm":"lx","title":"long lease","lease_ms":60000,"priority":3},
+    {"id":"L2","swarm":"lx","title":"short lease","lease_ms":1000,"priority":1,"retry_backoff_ms":0},
+    {"id":"L3","swarm":"lx","title":"mid lease","lease_ms":5000,"priority":2,"retry_backoff_ms":0}]}'
+for t in L1 L3 L2; do
     http POST /v1/claim '{"agent":"lxa"}'
-    is "$(j .task.id)" "$1" "lxa claims $1"
-    eval "LEASE_$1=\$(j .lease.token) EXP_$1=\$(j .lease.expires_at)"
+    is "$(j .task.id)" "$t" "lxa claims $t"
+    eval "LEASE_$t=\$(j .lease.token) EXP_$t=\$(j .lease.expires_at)"
 done
 s2_kill
+[ "$(now_ms)" -lt "$EXP_L2" ] || note "this machine is slow: L2 expired before the kill, not while the server was down"
 wait_until_ms $((EXP_L2 + 100))
 restart
 task() { http GET "/v1/tasks/$1"; }
@@ -99,12 +106,13 @@ T0=$(now_ms)
 "$CRASH" load "$T_DIR" kx 2 4 >"$T_DIR/load.out" 2>&1 &
 LOAD=$!
 lines() { wc -l <"$T_DIR/ledger" 2>/dev/null || echo 0; }
-dones() { grep -c '^D ' "$T_DIR/ledger" 2>/dev/null || echo 0; }
+# (cat: grep -c on a missing ledger would print nothing, on one without a match 0 and fail)
+dones() { cat "$T_DIR/ledger" 2>/dev/null | grep -c '^D '; }
 r=1
 while [ $r -le $rounds ]; do
     # let the load make progress on this server, then pull the plug mid-flight
-    want=$(($(dones) + 60 + r * 7))
-    if ! wait_for 60 sh -c "[ \$(grep -c '^D ' '$T_DIR/ledger' 2>/dev/null || echo 0) -ge $want ]"; then
+    want=$(($(dones) + 50 + r * 5))
+    if ! wait_for 60 sh -c "[ \$(cat '$T_DIR/ledger' 2>/dev/null | grep -c '^D ') -ge $want ]"; then
         not_ok "round $r: the load makes progress (dones $(dones), wanted $want)"
         break
     fi
@@ -138,7 +146,7 @@ is "$(val phantoms)" 0 "no task exists that was not asked for"
 is "$(val torn_batches)" 0 "batch creates are all or nothing across crashes"
 is "$(val not_done)" 0 "after the drain every task is done"
 check "the campaign did real work ($(val created) created, $(val dones) done, $(val refused) refused, $(val abandoned) abandoned)" \
-    test "$(val dones)" -ge 300 -a "$(val abandoned)" -ge 1
+    test "$(val dones)" -ge 250 -a "$(val abandoned)" -ge 1
 
 # the state survives one more crash at rest
 s2_kill

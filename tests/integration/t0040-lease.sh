@@ -36,14 +36,14 @@ check "agent add la1" "$S2" agent add la1 --swarm ls
 check "agent add la2" "$S2" agent add la2 --swarm ls
 
 # ---- expiry by the timer ----
-# (2 s: long enough for the re-claimer below to finish its checks on a slow machine)
-add e1 '{"id":"e1","swarm":"ls","title":"short lease","lease_ms":2000,"retry_backoff_ms":0}'
+# (4 s: long enough for the re-claimer below to finish its checks on a loaded machine)
+add e1 '{"id":"e1","swarm":"ls","title":"short lease","lease_ms":4000,"retry_backoff_ms":0}'
 claim la1
 is "$HTTP_STATUS $(j .task.id) $(j .lease.fence)" "200 e1 1" "la1 claims e1 (fence 1)"
 L1=$(j .lease.token)
 X1=$(j .lease.expires_at)
 d=$((X1 - $(now_ms)))
-check "the lease expires at most lease_ms after the claim ($d ms from now)" test "$d" -le 2000
+check "the lease expires at most lease_ms after the claim ($d ms from now)" test "$d" -le 4000
 wait_until_ms "$X1"
 check "e1 is ready again without any request to the engine" wait_for 10 state_is e1 ready
 task e1
@@ -88,18 +88,18 @@ contains "$(j .error.message)" "is done" "the message says the task is done"
 
 alive "after the stale-lease checks"
 # ---- heartbeat extends the lease ----
-add h1 '{"id":"h1","swarm":"ls","title":"heartbeats","lease_ms":1500}'
+add h1 '{"id":"h1","swarm":"ls","title":"heartbeats","lease_ms":3000}'
 claim la1
 is "$(j .task.id)" h1 "la1 claims h1"
 LH=$(j .lease.token)
 XH=$(j .lease.expires_at)
-wait_until_ms $((XH - 1000))
+wait_until_ms $((XH - 2500))
 expect_http 200 "heartbeat" POST /v1/tasks/h1/heartbeat "{\"lease\":\"$LH\"}"
 XH2=$(j .lease.expires_at)
 check "heartbeat moves expires_at forward ($XH -> $XH2)" test "$XH2" -ge $((XH + 400))
 task h1
 is "$(j .task.lease_expires_at)" "$XH2" "the task shows the new expiry"
-wait_until_ms $((XH2 - 1000))
+wait_until_ms $((XH2 - 2500))
 out=$("$S2" heartbeat h1 --lease "$LH" 2>&1)
 contains "$out" "lease extended" "s2 heartbeat extends it too"
 XH3=$(curl -s -H "Authorization: Bearer $S2_TOKEN" "$S2_SERVER/v1/tasks/h1" | jq -r .task.lease_expires_at)
@@ -110,7 +110,8 @@ expect_http 200 "done after heartbeats" POST /v1/tasks/h1/done "{\"lease\":\"$LH
 
 alive "after the heartbeats"
 # ---- a waiting claimer gets an expired task pushed ----
-add w1 '{"id":"w1","swarm":"ls","title":"abandoned","lease_ms":400,"retry_backoff_ms":0}'
+# (3 s: the new holder gets the same lease to finish in, on a loaded machine too)
+add w1 '{"id":"w1","swarm":"ls","title":"abandoned","lease_ms":3000,"retry_backoff_ms":0}'
 claim la1
 is "$(j .task.id)" w1 "la1 claims w1 and abandons it"
 XW=$(j .lease.expires_at)
@@ -148,26 +149,37 @@ contains "$(j .error.message)" "dead" "the message says the task is dead"
 
 alive "after max_attempts"
 # ---- retry backoff ----
-add b1 '{"id":"b1","swarm":"ls","title":"backs off","retry_backoff_ms":1500,"max_attempts":5}'
+add b1 '{"id":"b1","swarm":"ls","title":"backs off","retry_backoff_ms":2500,"max_attempts":5}'
 claim la1
 LB=$(j .lease.token)
 expect_http 200 "fail b1" POST /v1/tasks/b1/fail "{\"lease\":\"$LB\",\"reason\":\"flaky\"}"
 RB=$(j .task.retry_at)
 is "$(j .task.state)" ready "a failed task with attempts left is ready"
-task b1
-is "$(j .task.ready_at)" "$RB" "ready_at is the retry_at the fail reply named"
-is "$(($(j .task.ready_at) - $(j .task.updated_at)))" 1500 "ready_at = failure time + retry_backoff_ms"
-is "$(j .task.reason)" flaky "the failure reason is kept"
 claim la1
-is "$HTTP_STATUS" 204 "b1 is not handed out during its backoff"
-claim la1 10000
-at=$(now_ms)
-is "$HTTP_STATUS $(j .task.id) $(j .task.attempts)" "200 b1 2" "a waiting claim gets b1 when its backoff ends"
-check "not before ready_at ($at >= $RB)" test "$at" -ge "$RB"
+t=$(now_ms)
+if [ "$HTTP_STATUS" = 204 ]; then
+    ok "b1 is not handed out during its backoff"
+    task b1
+    is "$(j .task.ready_at)" "$RB" "ready_at is the retry_at the fail reply named"
+    is "$(($(j .task.ready_at) - $(j .task.updated_at)))" 2500 "ready_at = failure time + retry_backoff_ms"
+    claim la1 10000
+    at=$(now_ms)
+    is "$HTTP_STATUS $(j .task.id) $(j .task.attempts)" "200 b1 2" "a waiting claim gets b1 when its backoff ends"
+    check "not before ready_at ($at >= $RB)" test "$at" -ge "$RB"
+elif [ "$t" -ge "$RB" ]; then
+    note "this machine took the whole backoff to send one claim: the backoff check is skipped"
+    is "$HTTP_STATUS $(j .task.id) $(j .task.attempts)" "200 b1 2" "after its backoff b1 is handed out"
+else
+    not_ok "b1 is not handed out during its backoff (got $HTTP_STATUS at $t, ready at $RB)"
+fi
 LB=$(j .lease.token)
-expect_http 200 "fail b1 again" POST /v1/tasks/b1/fail "{\"lease\":\"$LB\",\"reason\":\"again\"}"
 task b1
-is "$(($(j .task.ready_at) - $(j .task.updated_at)))" 3000 "the backoff doubles on the second failure"
+is "$(j .task.state) $(j .task.reason)" "claimed flaky" "the failure reason is kept"
+expect_http 200 "fail b1 again" POST /v1/tasks/b1/fail "{\"lease\":\"$LB\",\"reason\":\"again\"}"
+RB2=$(j .task.retry_at)
+task b1
+is "$(j .task.ready_at)" "$RB2" "ready_at is the retry_at of the second failure"
+is "$(($(j .task.ready_at) - $(j .task.updated_at)))" 5000 "ready_at = failure time + backoff, doubled on the second failure"
 expect_http 200 "cancel b1" POST /v1/tasks/b1/cancel
 
 add x1 '{"id":"x1","swarm":"ls","title":"expires into backoff","lease_ms":200,"retry_backoff_ms":700}'
@@ -176,6 +188,7 @@ wait_until_ms "$(j .lease.expires_at)"
 check "x1 expires to ready" wait_for 10 state_is x1 ready
 task x1
 is "$(($(j .task.ready_at) - $(j .task.updated_at)))" 700 "an expiry backs off too: ready_at = expiry + retry_backoff_ms"
+expect_http 200 "cancel x1" POST /v1/tasks/x1/cancel
 
 alive "after the backoffs"
 # ---- refused claims are answered at once, even with wait_ms ----

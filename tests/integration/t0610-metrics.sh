@@ -13,8 +13,11 @@ for fam in s2_http_requests_total s2_claim_seconds s2_push_seconds s2_tasks s2_l
     s2_blockers_open s2_swarms_tripped process_resident_memory_bytes; do
     check "family $fam" grep -q "^# TYPE $fam " "$T_DIR/m.txt"
 done
-is "$(awk '/^s2_claim_seconds_count /{print ($2 >= 300)}' "$T_DIR/m.txt")" "1" "every claim of the bench was timed"
-is "$(awk '/^s2_push_seconds_count /{print ($2 >= 20)}' "$T_DIR/m.txt")" "1" "every push was timed"
+# every claim that got a task is timed: as a push when it was waiting when the task became
+# ready, else as a claim (on a loaded machine a push sample can arrive after its task)
+is "$(awk '/^s2_(claim|push)_seconds_count /{n += $2} END {print n}' "$T_DIR/m.txt")" "320" \
+    "every claim that got a task was timed"
+is "$(awk '/^s2_push_seconds_count /{print ($2 >= 1)}' "$T_DIR/m.txt")" "1" "pushes were timed"
 is "$(awk '/^s2_witness_checkpoint_lag_entries /{print $2}' "$T_DIR/m.txt")" "0" "no entry without a checkpoint"
 is "$(awk '/^s2_tasks\{state="done"\}/{print $2}' "$T_DIR/m.txt")" "320" "tasks done"
 # well formed: HELP/TYPE once per family, before and beside its samples

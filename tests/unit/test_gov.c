@@ -62,11 +62,12 @@ static void test_policy_json(void **state)
     assert_int_equal(p.max_helpers, 4);
     assert_int_equal(p.max_cost_per_task, 2500000);
     assert_string_equal(p.webhook_url, "http://h/x");
-    /* a preset first resets, then the other members apply */
+    /* a preset sets what it governs, then the other members apply; the rest stays */
     assert_int_equal(apply(&p, "{\"preset\":\"production\",\"max_helpers\":9}", &err), 0);
     assert_int_equal(p.max_helpers, 9);
     assert_int_equal(p.min_match_permille, 800);
-    assert_null(p.webhook_url);
+    assert_int_equal(p.max_cost_per_task, 5 * S2_MICRO);
+    assert_string_equal(p.webhook_url, "http://h/x");
     /* all or nothing: a bad member leaves the policy as it was */
     const char *bad[] = {
         "{\"min_capability_match\":1.2}", "{\"max_helpers\":0}",   "{\"max_cost_per_task\":-1}",

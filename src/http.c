@@ -1125,7 +1125,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         cmd_free(r->cmd);
     else if (r->cmd) /* never finished: cannot happen once the engine has stopped */
         log_error("http: request %s %s ended with its command in flight", r->method, r->url);
-    atomic_fetch_sub(&srv->live, 1);
+    if (r->conn) /* counted when on_request began it */
+        atomic_fetch_sub(&srv->live, 1);
     buf_release(&r->body);
     buf_release(&r->fwd_body);
     free(r->fwd_type);

@@ -192,7 +192,8 @@ static const char *const pg_sql[P_NSTMTS] = {
     [P_POST_VERDICT] = "UPDATE posts SET verdict = $2, verdict_at = $3 WHERE id = $1",
     [P_ESCALATION_INSERT] = "INSERT INTO escalations(id, kind, swarm, task, agent, message,"
                             " created_at) VALUES($1, $2, $3, $4, $5, $6, $7)",
-    [P_ESCALATION_ACK] = "UPDATE escalations SET acked_at = $2, acked_by = $3 WHERE id = $1",
+    [P_ESCALATION_ACK] = "UPDATE escalations SET acked_at = $2, acked_by = $3"
+                         " WHERE id = $1 AND acked_at = 0",
     [P_SWARM_SLO] = "UPDATE swarms SET slo = $2 WHERE id = $1",
     [P_AGENT_SLO] = "UPDATE agents SET slo = $2 WHERE id = $1",
     [P_FENCE] = "SELECT s2_fence($1)",
@@ -1204,9 +1205,19 @@ static int pg_escalation_ack(struct store *st_, int64_t id, const char *by, int6
         return err->kind;
     int changed = atoi(PQcmdTuples(r));
     PQclear(r);
-    if (!changed)
-        return s2_fail(err, S2_ENOTFOUND, "not_found", "no escalation %lld", (long long)id);
-    return 0;
+    if (changed)
+        return 0;
+    /* either there is none, or it was acknowledged before: say which */
+    struct params q = {0};
+    p_int(&q, id);
+    r = writer_read(st, "SELECT 1 FROM escalations WHERE id = $1", &q, "escalation ack", err);
+    if (!r)
+        return err->kind;
+    int exists = PQntuples(r) == 1;
+    PQclear(r);
+    return exists ? s2_fail(err, S2_ECONFLICT, "already_acked",
+                            "escalation %lld was already acknowledged", (long long)id)
+                  : s2_fail(err, S2_ENOTFOUND, "not_found", "no escalation %lld", (long long)id);
 }
 
 static int pg_post_get(struct store *st_, int64_t id, char **task, char **agent, int *verdict,

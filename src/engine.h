@@ -204,10 +204,11 @@ struct cmd *cmd_new(enum cmd_kind kind);
 void cmd_free(struct cmd *c);
 
 struct engine_config {
-    const char *db_path;
+    const char *db_path; /* the store's location: a SQLite path or a postgres:// URL */
     const char *key_path; /* the checkpoint signing key; NULL: db_path + ".key" */
     enum durability durability;
     int64_t (*now_ms)(void); /* NULL: the wall clock (tests inject one) */
+    int64_t fence_epoch;     /* PostgreSQL: the leadership epoch fencing every commit (0: none) */
 };
 
 /* Open the store at cfg->db_path and build the in-memory state from it, after a quick

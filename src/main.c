@@ -10,6 +10,7 @@
 #define CMD(fn) int fn(const struct cli_cmd *cmd, int argc, char **argv)
 CMD(cli_init);
 CMD(cli_serve);
+CMD(cli_migrate);
 CMD(cli_swarm_add);
 CMD(cli_swarm_list);
 CMD(cli_swarm_show);
@@ -67,10 +68,15 @@ static CMD(cli_help_cmd);
 static CMD(cli_version);
 
 const struct cli_cmd cli_cmds[] = {
-    {"init", cli_init, "s2 init [--db PATH] [--json]",
+    {"init", cli_init, "s2 init [--db PATH | --store postgres://...] [--key FILE] [--json]",
      "Create a new database (schema, default model table, admin token) and a signing key.\n"
      "The admin token is printed once and stored only hashed: keep it.\n\n"
      "  --db PATH           database file (default ./s2.db; the key goes to PATH.key)\n"
+     "  --store URL         PostgreSQL instead (postgres://user@host:port/db): the schema is\n"
+     "                      created; a database already initialised with the same key is\n"
+     "                      left as it is, with another key refused\n"
+     "  --key FILE          the signing key (PostgreSQL default ./s2.key, used if it exists:\n"
+     "                      every node of the deployment needs a copy)\n"
      "  --json              print {\"db\", \"admin_token\", \"public_key\"}\n"
      "  -h, --help          show this help\n"},
     {"serve", cli_serve,
@@ -78,6 +84,13 @@ const struct cli_cmd cli_cmds[] = {
      "Run the coordinator: HTTP API, event stream and dashboard. Stops cleanly on SIGINT or\n"
      "SIGTERM (waiting claims are answered, the last batch commits).\n\n"
      "  --db PATH           database file (default ./s2.db)\n"
+     "  --store URL         serve a PostgreSQL database (postgres://...) as one node of a\n"
+     "                      cluster: the leader runs the engine, the others forward to it\n"
+     "                      (docs/OPERATIONS-PG.md)\n"
+     "  --key FILE          the signing key (default PATH.key; PostgreSQL ./s2.key)\n"
+     "  --advertise URL     PostgreSQL: the URL other nodes reach this one at (default\n"
+     "                      http://HOST:PORT of --listen)\n"
+     "  --node-id ID        PostgreSQL: this node's name (default HOSTNAME:PORT)\n"
      "  --listen HOST:PORT  address to listen on (default 127.0.0.1:7411; port 0 picks one)\n"
      "  --durability MODE   full: fsync before every reply (default); relaxed: fsync at\n"
      "                      most every second (an OS crash or power loss can lose up to the\n"
@@ -136,6 +149,16 @@ const struct cli_cmd cli_cmds[] = {
      "  --help-efficiency E share of a helper's speed that goes into the blocker\n"
      "                      (default 0.5; the seed measured about 0.11)\n"
      "  --json              print the results as JSON\n"
+     "  -h, --help          show this help\n"},
+    {"migrate", cli_migrate, "s2 migrate --from sqlite:PATH --to postgres://... [--json]",
+     "Copy a deployment from SQLite into PostgreSQL: every table, the witness log and its\n"
+     "checkpoints included (rows as they are, so `s2 witness verify --db URL` passes). The\n"
+     "source is read in one snapshot and may be in use; the target database must hold no\n"
+     "deployment yet (its schema is created). Serve the target with the source's key file\n"
+     "(`s2 serve --store URL --key PATH.key`).\n\n"
+     "  --from sqlite:PATH  the SQLite database (a plain path works too)\n"
+     "  --to URL            the PostgreSQL database (postgres://user@host:port/db)\n"
+     "  --json              print {\"from\", \"to\", \"witness_entries\", \"seconds\"}\n"
      "  -h, --help          show this help\n"},
     {"swarm add", cli_swarm_add,
      "s2 swarm add ID [--role TEXT] [--relation peer|critical|support] [--capabilities A,B] "
@@ -557,6 +580,9 @@ const struct cli_cmd cli_cmds[] = {
      "  --caps K            give agents 3 capabilities each from K, each task 1 to match\n"
      "                      (exercises the governor's matching; tasks carry max_cost $0.01)\n"
      "  --budget USD        a budget on each swarm (reservations and ledgers at work)\n"
+     "  --nodes URL,URL     cluster nodes: claim loops spread over them, and the push\n"
+     "                      claimer waits on the second while tasks are created through\n"
+     "                      --server (cross-node push latency)\n"
      CLI_COMMON_HELP},
     {"help", cli_help_cmd, "s2 help [COMMAND] [--markdown]",
      "Show the commands, or one command's help. --markdown prints the CLI reference.\n"},

@@ -413,11 +413,18 @@ static int drain(void)
     pthread_t *th = xcalloc((size_t)nclaimers, sizeof *th);
     for (long i = 0; i < nclaimers; i++)
         pthread_create(&th[i], NULL, chaos ? chaos_claimer : claimer, (void *)(intptr_t)i);
-    if (chaos) { /* the server says when everything is done (lost replies included) */
+    int node = 0; /* the node c talks to: the test may kill any of them */
+    if (chaos) {      /* the server says when everything is done (lost replies included) */
         char *path = xasprintf("/v1/swarms/%s/status", swarm);
         while (clock_wall_ms() < t_end) {
             json_t *out = NULL;
             long st = call(&c, "GET", path, NULL, &out, &err);
+            if (st != 200 && nurls > 1) { /* ask the next node next time */
+                node = (node + 1) % nurls;
+                client_release(&c);
+                if (client_init(&c, urls[node], NULL, &err))
+                    die("client", &err);
+            }
             long long done = json_integer_value(
                 json_object_get(json_object_get(out, "tasks"), "done"));
             json_decref(out);

@@ -32,8 +32,9 @@ LDLIBS = $(PKG_LIBS) -lm
 
 SRCS := $(wildcard src/*.c src/util/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
-OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
+GEN_OBJS := $(BUILD)/gen/web_assets.o $(BUILD)/gen/wasm_assets.o
+OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(GEN_OBJS)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(GEN_OBJS)
 WEB := $(sort $(wildcard web/*))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -70,6 +71,12 @@ $(BUILD)/gen/web_assets.c: $(BUILD)/tools/embed $(WEB)
 	@mkdir -p $(dir $@)
 	$(BUILD)/tools/embed $@ $(WEB)
 $(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+# The WASI host that `s2 worker --wasm` compiles with each module (src/wasm/, not part of s2).
+$(BUILD)/gen/wasm_assets.c: $(BUILD)/tools/embed src/wasm/wasi_host.c
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $@ -n wasm src/wasm/wasi_host.c
+$(BUILD)/gen/wasm_assets.o: $(BUILD)/gen/wasm_assets.c
 	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS)

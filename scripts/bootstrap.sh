@@ -8,7 +8,7 @@ set -eu
 pkgs="gcc make pkg-config libc6-dev libsqlite3-dev libsodium-dev libmicrohttpd-dev
 libcurl4-openssl-dev libjansson-dev libyaml-dev libseccomp-dev libgit2-dev libpq-dev"
 if [ "${1:-}" = test ]; then
-    pkgs="$pkgs libcmocka-dev curl procps jq sqlite3"
+    pkgs="$pkgs libcmocka-dev curl procps jq sqlite3 git wabt"
 fi
 
 missing=""

@@ -968,10 +968,43 @@ static int plan_build(struct chassis *ch, const struct chassis_spec *spec, const
         p->early[p->nearly] = x;
         add_op(p, OP_BIND_FD, x, t, NULL, MS_REC | RO, FD_EARLY + p->nearly++);
     }
+    /* the run's own read-only paths (a repository's git directory), at the same place;
+     * opened early too: they may lie under a hidden directory */
+    for (size_t i = 0; spec->ro_paths && spec->ro_paths[i]; i++) {
+        const char *x = spec->ro_paths[i];
+        struct stat st;
+        if (x[0] != '/' || stat(x, &st)) {
+            int e = x[0] != '/' ? EINVAL : errno;
+            plan_release(p);
+            return s2_fail(err, S2_EINVAL, "usage", "cannot show '%s' read-only: %s", x,
+                           strerror(e));
+        }
+        if (p->nearly >= (int)(sizeof p->early / sizeof p->early[0]) - 1) {
+            plan_release(p);
+            return s2_fail(err, S2_EINVAL, "usage", "too many read-only paths (at most 62)");
+        }
+        const char *t = under_root(p, x);
+        add_op(p, OP_MKDIRS, NULL, t, NULL, S_ISDIR(st.st_mode) ? 0 : 1, 0);
+        p->early[p->nearly] = x;
+        add_op(p, OP_BIND_FD, x, t, NULL, MS_REC | RO, FD_EARLY + p->nearly++);
+    }
+    for (size_t i = 0; spec->masked && spec->masked[i]; i++)
+        if (spec->masked[i][0] == '/')
+            add_op(p, OP_MASK, NULL, under_root(p, spec->masked[i]), NULL, 0, OPT_SKIP_DENIED);
     /* the task directory, read-write, at /s2 */
     const char *s2 = under_root(p, CHASSIS_TASK_ROOT);
     add_op(p, OP_MKDIR, NULL, s2, NULL, 0, 0);
     add_op(p, OP_BIND_FD, spec->task_dir, s2, NULL, MS_NOSUID | MS_NODEV, FD_EARLY);
+    /* a workspace of its own (a git worktree) over /s2/ws */
+    if (spec->workspace) {
+        if (p->nearly >= (int)(sizeof p->early / sizeof p->early[0])) {
+            plan_release(p);
+            return s2_fail(err, S2_EINVAL, "usage", "too many paths to bind (at most 63)");
+        }
+        p->early[p->nearly] = spec->workspace;
+        add_op(p, OP_BIND_FD, spec->workspace, under_root(p, CHASSIS_TASK_ROOT "/ws"), NULL,
+               MS_NOSUID | MS_NODEV, FD_EARLY + p->nearly++);
+    }
     add_op(p, OP_RDONLY, NULL, p->root, NULL, MS_NOSUID | MS_NODEV, 0);
     return 0;
 }
@@ -1896,7 +1929,8 @@ static int start_none(struct run *rn, const struct plan *p, int in, int out_w, i
                       struct s2_error *err)
 {
     int sync[2], ep[2];
-    char *cwd = xasprintf("%s/ws", rn->spec->task_dir);
+    char *cwd = rn->spec->workspace ? xstrdup(rn->spec->workspace)
+                                    : xasprintf("%s/ws", rn->spec->task_dir);
     if (pipe2(sync, O_CLOEXEC)) {
         free(cwd);
         return s2_fail(err, S2_EIO, "sandbox", "pipe: %s", strerror(errno));
@@ -1992,13 +2026,14 @@ int chassis_run(struct chassis *ch, const struct chassis_spec *spec, struct chas
     buf_init(&rn.lines.cur, LINE_MAX_STDERR);
     rn.t0 = clock_mono_ns();
 
-    exec_path = chassis_find_command(spec->argv[0], spec->envp, err);
-    if (!exec_path) {
+    if (spec->exec_inside && ch->mode == CHASSIS_STRICT)
+        exec_path = xstrdup(spec->exec_inside);
+    else if (!(exec_path = chassis_find_command(spec->argv[0], spec->envp, err))) {
         rc = S2_EINVAL;
         goto out;
     }
     if (ch->mode == CHASSIS_STRICT) {
-        if (chassis_command_visible(ch, exec_path, err)) {
+        if (!spec->exec_inside && chassis_command_visible(ch, exec_path, err)) {
             rc = S2_EINVAL;
             goto out;
         }

@@ -3,6 +3,7 @@
 #   make run        set up, initialise ./s2.db when missing, serve on 127.0.0.1:7411
 #   make test       build and run every test (also under ASan+UBSan); last line: N passed, N failed
 #   make bench      s2 bench against a fresh server (see bench/README.md)
+#   make bench-pg   s2 on two PostgreSQL nodes vs a plain SKIP LOCKED loop (bench/pg.sh)
 #   make check-long long campaigns (soak, big crash loops)
 #   make SANITIZE=address,undefined   the sanitizer build, in build-asan/
 #   make install    PREFIX=/usr/local
@@ -102,6 +103,14 @@ check-long: test-bins
 bench: $(S2)
 	@bench/run.sh
 
+# s2 on two PostgreSQL nodes against a plain SKIP LOCKED loop on the same PostgreSQL.
+bench-pg: $(S2) $(BUILD)/bench/pgloop
+	@bench/pg.sh
+
+$(BUILD)/bench/pgloop: bench/pgloop.c | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+
 run: $(S2)
 	@scripts/run.sh
 
@@ -115,7 +124,7 @@ fmt:
 clean:
 	rm -rf build build-asan s2 tests/out
 
-.PHONY: all deps test test-bins check-long bench run install fmt clean
+.PHONY: all deps test test-bins check-long bench bench-pg run install fmt clean
 .DELETE_ON_ERROR:
 
 -include $(OBJS:.o=.d)

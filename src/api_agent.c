@@ -74,7 +74,24 @@ fail:
 
 void api_agent_list(struct request *r)
 {
-    api_query(r, Q_AGENTS, http_query(r, "swarm"), 0);
+    /* ?after=ID&limit=N pages (the dashboard with thousands of agents); no limit: all */
+    const char *lim = http_query(r, "limit"), *after = http_query(r, "after");
+    int limit = 0;
+    if (lim) {
+        char *end;
+        long v = strtol(lim, &end, 10);
+        if (end == lim || *end || v < 1 || v > 10000) {
+            http_reply_fail(r, S2_EINVAL, "invalid_query", "limit must be from 1 to 10000");
+            return;
+        }
+        limit = (int)v;
+    }
+    struct cmd *c = cmd_new(CMD_QUERY);
+    c->in.query.what = Q_AGENTS;
+    c->in.query.arg = http_query(r, "swarm") ? xstrdup(http_query(r, "swarm")) : NULL;
+    c->in.query.after = after ? xstrdup(after) : NULL;
+    c->in.query.limit = limit;
+    http_submit(r, c, api_reply_query);
 }
 
 void api_agent_get(struct request *r)

@@ -487,6 +487,14 @@ void api_swarm_contract_put(struct request *r)
     swarm_text(r, STORE_SWARM_CONTRACT);
 }
 
+void api_swarm_idle_get(struct request *r)
+{
+    struct cmd *c = cmd_new(CMD_QUERY);
+    c->in.query.what = Q_IDLE_TASKS;
+    c->in.query.arg = xstrdup(http_param(r, 0));
+    http_submit(r, c, api_reply_query);
+}
+
 void api_paths_check(struct request *r)
 {
     struct s2_error err = S2_ERROR_INIT;

@@ -275,8 +275,18 @@ void api_task_list(struct request *r)
     struct task_filter f = {.swarm = http_query(r, "swarm"), .state = -1, .after = 0,
                             .limit = 100};
     const char *state = http_query(r, "state"), *lim = http_query(r, "limit"),
-               *after = http_query(r, "after");
+               *after = http_query(r, "after"), *approval = http_query(r, "approval");
     long long v;
+    if (approval) {
+        /* what waits for a human: the dashboard's approvals list, without paging through
+         * every pending task */
+        if (strcmp(approval, "waiting")) {
+            http_reply_fail(r, S2_EINVAL, "invalid_query",
+                            "approval '%.40s' is not a filter: use approval=waiting", approval);
+            return;
+        }
+        f.awaiting_approval = 1;
+    }
     if (state && (f.state = task_state_parse(state)) < 0) {
         http_reply_fail(r, S2_EINVAL, "invalid_query",
                         "state '%.40s' is not one of pending, ready, claimed, done, dead, "

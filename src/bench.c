@@ -43,6 +43,8 @@ static double pct_ms(struct lat *l, double p)
 
 struct bench {
     const char *server;
+    char *nodes[16]; /* --nodes: claim loops spread over these (default: server) */
+    int nnodes;
     const char *prefix;
     long long tasks, clients, swarms, push, seconds;
     long long agents, caps; /* agents (>= clients) and the capability vocabulary (0: none) */
@@ -75,7 +77,7 @@ static void *claim_loop(void *arg)
     struct bench *b = w->b;
     struct client c;
     struct s2_error err = S2_ERROR_INIT;
-    if (client_init(&c, b->server, NULL, &err)) {
+    if (client_init(&c, b->nnodes ? b->nodes[w->index % b->nnodes] : b->server, NULL, &err)) {
         atomic_fetch_add(&b->errors, 1);
         s2_error_release(&err);
         return NULL;
@@ -157,7 +159,10 @@ static void *push_consumer(void *arg)
     struct s2_error err = S2_ERROR_INIT;
     char agent[160];
     snprintf(agent, sizeof agent, "%s-push-a", p->b->prefix);
-    int ok = client_init(&c, p->b->server, NULL, &err) == 0;
+    /* with several nodes, the claimer waits on another node than the one the producer
+     * creates tasks through: the push crosses nodes */
+    const char *at = p->b->nnodes > 1 ? p->b->nodes[1] : p->b->server;
+    int ok = client_init(&c, at, NULL, &err) == 0;
     json_t *claim = json_pack("{s:s,s:i}", "agent", agent, "wait_ms", 2000);
     pthread_mutex_lock(&p->mu);
     p->ready = ok ? 1 : -1;
@@ -286,6 +291,15 @@ static long long server_rss(struct client *ctl)
     return p ? atoll(p + 31) : -1;
 }
 
+/* --nodes URL,URL,... */
+static void parse_nodes(struct bench *b, const char *arg)
+{
+    char *save = NULL, *list = xstrdup(arg);
+    for (char *u = strtok_r(list, ",", &save); u && b->nnodes < 16; u = strtok_r(NULL, ",", &save))
+        b->nodes[b->nnodes++] = xstrdup(u);
+    free(list);
+}
+
 int cli_bench(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli c = {.cmd = cmd};
@@ -305,6 +319,7 @@ int cli_bench(const struct cli_cmd *cmd, int argc, char **argv)
         {"seconds", required_argument, 0, 'S'}, {"prefix", required_argument, 0, 'P'},
         {"keep", no_argument, 0, 'k'},          {"agents", required_argument, 0, 'A'},
         {"caps", required_argument, 0, 'C'},    {"budget", required_argument, 0, 'B'},
+        {"nodes", required_argument, 0, 'N'},
         CLI_COMMON_OPTS,                        {0}};
     double budget = 0;
     CLI_OPTIONS(c, argc, argv, opts,
@@ -317,7 +332,8 @@ int cli_bench(const struct cli_cmd *cmd, int argc, char **argv)
                 case 'k' : keep = 1; break;
                 case 'A' : USAGE_IF(cli_int(&c, "--agents", optarg, 1, 1000000, &b.agents)); break;
                 case 'C' : USAGE_IF(cli_int(&c, "--caps", optarg, 0, 100000, &b.caps)); break;
-                case 'B' : USAGE_IF(cli_num(&c, "--budget", optarg, &budget)); break;);
+                case 'B' : USAGE_IF(cli_num(&c, "--budget", optarg, &budget)); break;
+                case 'N' : parse_nodes(&b, optarg); break;);
     if (optind < argc) {
         rc = cli_usage(&c, "unexpected argument '%s'", argv[optind]);
         goto out;
@@ -503,6 +519,8 @@ out:
     free(claim.v);
     free(op.v);
     free(push.lat.v);
+    for (int i = 0; i < b.nnodes; i++)
+        free(b.nodes[i]);
     free(w);
     free(th);
     free((void *)b.seen);

@@ -106,4 +106,10 @@ int cli_lease_save(const char *server, const char *task, const char *lease);
 char *cli_lease_load(const char *server, const char *task);
 void cli_lease_forget(const char *server, const char *task);
 
+/* STATUS.md of a swarm in the seed's format (cli_status.c): its fields as YAML front
+ * matter, then the same for people, naming the signed checkpoint it reflects. *md (caller
+ * frees); *meta (optional, caller owns): {"swarm","status","branch","witness_seq",
+ * "tree_size","root_hash"}. Returns EXIT_OK or prints the error and returns EXIT_FAIL. */
+int cli_status_md(struct cli *c, const char *swarm, char **md, json_t **meta);
+
 #endif

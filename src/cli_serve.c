@@ -1,11 +1,14 @@
 /* cli_serve.c: `s2 init` and `s2 serve`: the only commands that touch the database directly. */
 #include "cli.h"
+#include "cluster.h"
 #include "engine.h"
 #include "events.h"
 #include "http.h"
 #include "governor.h"
 #include "keys.h"
+#include "store.h"
 #include "webhook.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "version.h"
@@ -21,18 +24,100 @@
 #include <unistd.h>
 
 #define DEFAULT_DB "s2.db"
+#define DEFAULT_KEY "s2.key" /* PostgreSQL: the shared signing key */
+
+/* `s2 init --store postgres://...`: the key file is shared by every node (they all sign
+ * the one log), so an existing one is used; a database already initialised with the same
+ * key is left as it is (init is idempotent for deployment scripts), with another key it is
+ * refused. */
+static int init_pg(struct cli *c, const char *store, const char *keyfile)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    char *pub = NULL, *token = NULL, *have = NULL;
+    int rc = EXIT_FAIL, made_key = 0;
+    if (access(keyfile, F_OK) == 0) {
+        uint8_t sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+        if (keys_load(keyfile, sk, pk, &err))
+            goto fail;
+        sodium_memzero(sk, sizeof sk);
+        pub = keys_pub_b64(pk);
+    } else {
+        if (keys_create(keyfile, &pub, &err))
+            goto fail;
+        made_key = 1;
+    }
+    struct store_reader *rd = NULL;
+    if (store_reader_open(&rd, store, &err))
+        goto fail;
+    have = store_reader_meta(rd, "public_key");
+    store_reader_close(rd);
+    if (have) {
+        if (strcmp(have, pub)) {
+            rc = cli_failf("the database already holds an s2 deployment signed by another key "
+                           "(public key %s, not %s from '%s'): use its key file, or another "
+                           "database",
+                           have, pub, keyfile);
+            goto out;
+        }
+        if (c->json) {
+            json_t *o = json_pack("{s:s,s:b,s:s,s:s}", "store", store, "already_initialised", 1,
+                                  "public_key", pub, "key_file", keyfile);
+            cli_print_json(o);
+            json_decref(o);
+        } else {
+            printf("%s is already initialised with this key (%s): nothing to do\n", store, pub);
+        }
+        rc = EXIT_OK;
+        goto out;
+    }
+    if (engine_init_db(store, keyfile, &token, &err))
+        goto fail;
+    if (c->json) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "store", store, "db", store, "admin_token",
+                              token, "public_key", pub, "key_file", keyfile);
+        cli_print_json(o);
+        json_decref(o);
+    } else {
+        printf("initialised %s (signing key %s)\n", store, keyfile);
+        printf("admin token: %s\n", token);
+        printf("public key:  %s\n", pub);
+        printf("The admin token is shown only now: store it (export S2_TOKEN=...).\n"
+               "Every node serving this database needs a copy of the key file.\n");
+    }
+    sodium_memzero(token, strlen(token));
+    rc = EXIT_OK;
+    goto out;
+fail:
+    rc = cli_fail(&err);
+    if (made_key)
+        unlink(keyfile);
+out:
+    s2_error_release(&err);
+    free(token);
+    free(pub);
+    free(have);
+    return rc;
+}
 
 int cli_init(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli c = {.cmd = cmd};
-    const char *db = DEFAULT_DB;
-    static const struct option opts[] = {{"db", required_argument, 0, 'd'}, CLI_COMMON_OPTS, {0}};
+    const char *db = DEFAULT_DB, *key = NULL;
+    static const struct option opts[] = {{"db", required_argument, 0, 'd'},
+                                         {"store", required_argument, 0, 'd'},
+                                         {"key", required_argument, 0, 'k'},
+                                         CLI_COMMON_OPTS,
+                                         {0}};
     int rc;
-    CLI_OPTIONS(c, argc, argv, opts, case 'd' : db = optarg; break;);
+    CLI_OPTIONS(c, argc, argv, opts, case 'd' : db = optarg; break; case 'k' : key = optarg;
+                break;);
     if (optind < argc)
         return cli_usage(&c, "unexpected argument '%s'", argv[optind]);
+    if (store_location_is_pg(db))
+        return init_pg(&c, db, key ? key : DEFAULT_KEY);
+    db = store_location_path(db);
     struct s2_error err = S2_ERROR_INIT;
-    char *keyfile = xasprintf("%s.key", db);
+    char *keyfile = key ? xstrdup(key) : xasprintf("%s.key", db);
     char *pub = NULL, *token = NULL;
     if (access(db, F_OK) == 0) {
         free(keyfile);
@@ -107,14 +192,88 @@ static void on_escalation(void *ctx, const char *json)
         webhook_post(nc->wh, p->webhook_url, p->webhook_timeout_ms, p->webhook_retries, json);
 }
 
+/* A node of a PostgreSQL deployment: the database and the key are checked here, so that a
+ * mistake is reported at once rather than by a cluster thread later. */
+static int serve_cluster(const char *store, const char *key, enum durability durability,
+                         const char *listen, size_t max_body, const char *advertise,
+                         const char *node_id, const char *port_file, sigset_t *sigs)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    uint8_t sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+    if (keys_load(key, sk, pk, &err)) {
+        int rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    sodium_memzero(sk, sizeof sk);
+    struct store_reader *rd = NULL;
+    if (store_reader_open(&rd, store, &err)) {
+        int rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    char *want = store_reader_meta(rd, "public_key");
+    store_reader_close(rd);
+    char *have = keys_pub_b64(pk);
+    int bad = !want || strcmp(want, have);
+    if (bad) {
+        int rc = want ? cli_failf("the signing key '%s' (public key %s) is not the one of this "
+                                  "database (%s): every node needs the key `s2 init` used",
+                                  key, have, want)
+                      : cli_failf("'%s' holds no s2 deployment: create one with `s2 init "
+                                  "--store URL --key %s`",
+                                  store, key);
+        free(want);
+        free(have);
+        return rc;
+    }
+    free(want);
+    free(have);
+    struct cluster *cl = NULL;
+    struct http_server *srv = NULL;
+    struct cluster_config cc = {.location = store, .key_path = key, .durability = durability,
+                                .listen = listen, .max_body = max_body, .advertise = advertise,
+                                .node_id = node_id};
+    if (cluster_start(&cl, &srv, &cc, &err)) {
+        int rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    int port = http_port(srv);
+    log_info("s2 %s node serving port %d (PostgreSQL, durability %s)", S2_VERSION, port,
+             durability == DURABILITY_FULL ? "full" : "relaxed");
+    printf("listening on port %d (cluster node on PostgreSQL)\n", port);
+    fflush(stdout);
+    if (port_file && write_port_file(port_file, port))
+        log_warn("cannot write port file '%s': %s", port_file, strerror(errno));
+    int sig = 0;
+    do {
+        sigwait(sigs, &sig);
+    } while (sig == SIGPIPE);
+    char *fatal = cluster_fatal(cl);
+    if (!fatal)
+        log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    cluster_stop(cl);
+    if (fatal) {
+        int rc = cli_failf("%s", fatal);
+        free(fatal);
+        return rc;
+    }
+    log_info("stopped");
+    return EXIT_OK;
+}
+
 int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli c = {.cmd = cmd};
-    const char *db = DEFAULT_DB, *listen = "127.0.0.1:7411", *port_file = NULL;
+    const char *db = DEFAULT_DB, *listen = "127.0.0.1:7411", *port_file = NULL, *key = NULL;
+    const char *advertise = NULL, *node_id = NULL;
     enum durability durability = DURABILITY_FULL;
     long long max_body = 16 * 1024 * 1024;
     static const struct option opts[] = {
         {"db", required_argument, 0, 'd'},        {"listen", required_argument, 0, 'l'},
+        {"store", required_argument, 0, 'd'},     {"key", required_argument, 0, 'k'},
+        {"advertise", required_argument, 0, 'A'}, {"node-id", required_argument, 0, 'N'},
         {"durability", required_argument, 0, 'D'},
         {"max-body", required_argument, 0, 'b'},  {"log-level", required_argument, 0, 'L'},
         {"port-file", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
@@ -126,6 +285,9 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
         case 'd': db = optarg; break;
         case 'l': listen = optarg; break;
         case 'p': port_file = optarg; break;
+        case 'k': key = optarg; break;
+        case 'A': advertise = optarg; break;
+        case 'N': node_id = optarg; break;
         case 'D':
             if (!strcmp(optarg, "full"))
                 durability = DURABILITY_FULL;
@@ -173,7 +335,11 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
 
     struct s2_error err = S2_ERROR_INIT;
     struct engine *eng = NULL;
-    struct engine_config ec = {.db_path = db, .durability = durability};
+    int pg = store_location_is_pg(db);
+    if (pg)
+        return serve_cluster(db, key ? key : DEFAULT_KEY, durability, listen, (size_t)max_body,
+                             advertise, node_id, port_file, &sigs);
+    struct engine_config ec = {.db_path = db, .key_path = key, .durability = durability};
     if (engine_open(&eng, &ec, &err)) {
         int rc = cli_fail(&err);
         s2_error_release(&err);
@@ -227,4 +393,62 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
     events_free(ev);
     log_info("stopped");
     return EXIT_OK;
+}
+
+static void migrate_progress(void *ctx, const char *table, int64_t rows)
+{
+    struct cli *c = ctx;
+    if (!c->json)
+        printf("  %-12s %10lld rows\n", table, (long long)rows);
+}
+
+/* `s2 migrate --from sqlite:PATH --to postgres://...`: a deployment moves to PostgreSQL, its
+ * witness log included and still verifying (rows are copied as they are). */
+int cli_migrate(const struct cli_cmd *cmd, int argc, char **argv)
+{
+    struct cli c = {.cmd = cmd};
+    const char *from = NULL, *to = NULL;
+    static const struct option opts[] = {{"from", required_argument, 0, 'f'},
+                                         {"to", required_argument, 0, 't'},
+                                         CLI_COMMON_OPTS,
+                                         {0}};
+    int rc;
+    CLI_OPTIONS(c, argc, argv, opts, case 'f' : from = optarg; break; case 't' : to = optarg;
+                break;);
+    if (optind < argc)
+        return cli_usage(&c, "unexpected argument '%s'", argv[optind]);
+    if (!from || !to)
+        return cli_usage(&c, "give both --from sqlite:PATH and --to postgres://...");
+    if (store_location_is_pg(from))
+        return cli_usage(&c, "--from must be a SQLite database (sqlite:PATH or PATH)");
+    if (!store_location_is_pg(to))
+        return cli_usage(&c, "--to must be a PostgreSQL URL (postgres://...)");
+    struct s2_error err = S2_ERROR_INIT;
+    uint64_t entries = 0;
+    if (!c.json)
+        printf("copying %s into %s\n", from, to);
+    int64_t t0 = clock_mono_ns();
+    if (store_copy(from, to, migrate_progress, &c, &entries, &err)) {
+        rc = cli_fail(&err);
+        s2_error_release(&err);
+        return rc;
+    }
+    double secs = (clock_mono_ns() - t0) / 1e9;
+    const char *path = store_location_path(from);
+    if (c.json) {
+        json_t *o = json_pack("{s:s,s:s,s:I,s:f}", "from", from, "to", to, "witness_entries",
+                              (json_int_t)entries, "seconds", secs);
+        cli_print_json(o);
+        json_decref(o);
+    } else {
+        printf("done in %.1f s: %llu witness entries copied.\n"
+               "Check it with `s2 witness verify --db %s`; serve it with `s2 serve --store %s "
+               "--key %s.key` on every node (they share that key file). Changes the SQLite "
+               "server made after the copy began are not in it: stop that server before the "
+               "final copy.\n",
+               secs, (unsigned long long)entries, to, to, path);
+    }
+    rc = EXIT_OK;
+out:
+    return rc;
 }

@@ -62,7 +62,7 @@ static int resolve_key(struct cli *c, const struct wopts *o, struct store_reader
     }
     const char *kf = o->key_file;
     char *dbkey = NULL;
-    if (!kf && o->db) {
+    if (!kf && o->db && !store_location_is_pg(o->db)) {
         dbkey = xasprintf("%s.key", o->db);
         if (access(dbkey, R_OK) == 0)
             kf = dbkey;
@@ -116,7 +116,7 @@ static int resolve_key(struct cli *c, const struct wopts *o, struct store_reader
 static int open_db(const char *path, struct store_reader **rd)
 {
     struct s2_error err = S2_ERROR_INIT;
-    if (access(path, R_OK) != 0)
+    if (!store_location_is_pg(path) && access(store_location_path(path), R_OK) != 0)
         return cli_failf("cannot read database '%s': %s", path, strerror(errno));
     if (store_reader_open(rd, path, &err)) {
         int rc = cli_fail(&err);

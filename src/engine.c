@@ -110,6 +110,7 @@ void cmd_free(struct cmd *c)
         break;
     case CMD_QUERY:
         free(c->in.query.arg);
+        free(c->in.query.after);
         break;
     case CMD_POLICY_PUT:
         json_decref(c->in.policy.json);
@@ -1738,24 +1739,39 @@ int eng_add_usage(struct engine *e, struct task *t, const struct usage *u, struc
     if (!u->present)
         return 0;
     int64_t cost = u->usd_micro;
-    if (cost < 0) {
-        uint32_t mi = NONE;
-        if (u->model) {
-            mi = map_get(&e->model_ix, u->model);
-            if (mi == MAP_NONE)
-                return s2_fail(err, S2_EINVAL, "unknown_model",
-                               "field 'usage.model': model '%s' is not in the model table",
-                               u->model);
-        } else if (t->owner != NONE) {
-            mi = e->agents[t->owner].model;
-        }
+    uint32_t mi = NONE;
+    if (u->model) {
+        mi = map_get(&e->model_ix, u->model);
+        if (mi == MAP_NONE)
+            return s2_fail(err, S2_EINVAL, "unknown_model",
+                           "field 'usage.model': model '%s' is not in the model table", u->model);
+    } else if (t->owner != NONE) {
+        mi = e->agents[t->owner].model;
+    }
+    if (cost < 0)
         cost = mi == NONE ? 0
                           : model_price(u->tokens_in, u->tokens_out, e->models[mi].usd_in_micro,
                                         e->models[mi].usd_out_micro);
-    }
     t->tokens_in += u->tokens_in;
     t->tokens_out += u->tokens_out;
     gov_spend(e, t, t->owner, cost);
+    if (!u->tokens_in && !u->tokens_out && !cost)
+        return 0; /* nothing was used: nothing to record */
+    /* what was used, on which model and tier, at what price: the report's cost by tier and
+     * its top-tier comparison are read from these entries */
+    struct buf p = BUF_INIT;
+    buf_adds(&p, "{\"model\":");
+    if (mi == NONE)
+        buf_adds(&p, "null");
+    else
+        buf_add_json_str(&p, e->models[mi].name);
+    buf_addf(&p,
+             ",\"tier\":%d,\"tokens_in\":%" PRId64 ",\"tokens_out\":%" PRId64
+             ",\"usd_micro\":%" PRId64 ",\"priced\":\"%s\"}",
+             mi == NONE ? 0 : e->models[mi].tier, u->tokens_in, u->tokens_out, cost,
+             u->usd_micro < 0 ? "tokens" : "usd");
+    eng_emit(e, "task.usage", t->swarm, t, t->owner, p.ptr);
+    buf_release(&p);
     return 0;
 }
 
@@ -1978,9 +1994,22 @@ static void do_release(struct engine *e, struct cmd *c)
     eng_emit(e, "task.release", t->swarm, t, owner, params);
 }
 
+static void engine_reload(struct engine *e);
+
 static void process(struct engine *e, struct cmd *c)
 {
     e->stats.commands++;
+    if (e->need_reload) {
+        if (e->unavailable_until <= e->now)
+            engine_reload(e);
+        if (e->need_reload) {
+            s2_fail(&c->err, S2_EUNAVAIL, "store_unavailable",
+                    "the store is unavailable (%s); retry shortly",
+                    e->batch_err.msg ? e->batch_err.msg : "reloading");
+            eng_reply(e, c);
+            return;
+        }
+    }
     if (is_write(c) && e->unavailable_until > e->now) {
         s2_fail(&c->err, S2_EUNAVAIL, "store_unavailable",
                 "the store cannot take writes right now (%s); retry shortly",
@@ -2515,6 +2544,8 @@ static void hold_batch(struct engine *e)
     GROW(e, e->held, e->nheld, e->capheld);
     struct held_batch *h = &e->held[e->nheld++];
     h->tag = ++e->commits_written;
+    /* a batch may have no replies (a claim that went on waiting) or no events: memcpy
+     * with a NULL pointer is undefined even for 0 bytes */
     h->replies = e->nreplies ? xmalloc(e->nreplies * sizeof *h->replies) : NULL;
     if (e->nreplies)
         memcpy(h->replies, e->replies, e->nreplies * sizeof *h->replies);
@@ -2565,6 +2596,28 @@ static void release_held(struct engine *e)
         memmove(e->held, e->held + k, (e->nheld - k) * sizeof *e->held);
         e->nheld -= k;
     }
+}
+
+/* Rebuild the in-memory state from the store (after a failed commit). While that fails
+ * (the database is down, or restarting) the engine holds no state: every command is
+ * answered 503 and the reload is tried again, with the same back-off as writes. */
+static void engine_reload(struct engine *e)
+{
+    engine_clear(e);
+    struct s2_error lerr = S2_ERROR_INIT;
+    int64_t t = e->clock();
+    if (engine_load(e, &lerr)) {
+        log_error("reload after failed commit failed (retrying): %s", lerr.msg);
+        s2_error_move(&e->batch_err, &lerr);
+        engine_clear(e);
+        e->unavailable_backoff = e->unavailable_backoff ? e->unavailable_backoff * 2 : 100;
+        if (e->unavailable_backoff > 5000)
+            e->unavailable_backoff = 5000;
+        e->unavailable_until = t + e->unavailable_backoff;
+        return;
+    }
+    e->need_reload = 0;
+    log_info("state reloaded from the store");
 }
 
 static void finish_batch(struct engine *e)
@@ -2622,12 +2675,11 @@ static void finish_batch(struct engine *e)
             e->unavailable_backoff = 5000;
         e->unavailable_until = e->now + e->unavailable_backoff;
         if (e->mutated) {
-            engine_clear(e);
-            struct s2_error lerr = S2_ERROR_INIT;
-            if (engine_load(e, &lerr)) {
-                log_error("reload after failed commit failed: %s", lerr.msg);
-                s2_error_release(&lerr);
-            }
+            /* the memory is ahead of the store: start again from what the store holds */
+            e->in_tx = 0;
+            e->batch_failed = 0;
+            e->need_reload = 1;
+            engine_reload(e);
         }
     } else {
         int wrote = e->in_tx;
@@ -2654,7 +2706,7 @@ static void finish_batch(struct engine *e)
                 auth_add(e->auth, hash, "approver", NULL, c->in.approver.name);
             }
         }
-        if (wrote && e->flusher_on && e->durability == DURABILITY_FULL) {
+        if (wrote && e->flusher_on && e->durability == DURABILITY_FULL && !e->commits_durable) {
             /* durable only once the flusher has synced this commit: replies and events wait */
             hold_batch(e);
         } else {
@@ -3002,15 +3054,21 @@ int engine_open(struct engine **out, const struct engine_config *cfg, struct s2_
     e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     engine_init_tables(e);
     policy_default(&e->policy);
-    char *key_path = cfg->key_path ? xstrdup(cfg->key_path) : xasprintf("%s.key", cfg->db_path);
+    char *key_path = cfg->key_path ? xstrdup(cfg->key_path)
+                                   : xasprintf("%s.key", store_location_path(cfg->db_path));
     int krc = keys_load(key_path, e->sk, e->pk, err);
     free(key_path);
     if (krc) {
         engine_free(e);
         return err->kind;
     }
-    if (store_open(&e->store, cfg->db_path, cfg->durability, err) || engine_check_key(e, err) ||
-        engine_load(e, err)) {
+    if (store_open(&e->store, cfg->db_path, cfg->durability, err)) {
+        engine_free(e);
+        return err->kind ? err->kind : S2_EINTERNAL;
+    }
+    store_set_fence(e->store, cfg->fence_epoch);
+    e->commits_durable = store_commits_durable(e->store);
+    if (engine_check_key(e, err) || engine_load(e, err)) {
         engine_free(e);
         return err->kind ? err->kind : S2_EINTERNAL;
     }
@@ -3264,7 +3322,8 @@ int engine_init_db(const char *path, const char *key_path, char **admin_token,
     free(pub);
     if (rc) {
         free(tok);
-        unlink(path);
+        if (!store_location_is_pg(path))
+            unlink(store_location_path(path));
         return rc;
     }
     *admin_token = tok;

@@ -64,7 +64,7 @@ enum query_kind {
     Q_SWARMS,       /* arg: optional cursor (swarm id); limit */
     Q_SWARM,        /* arg: swarm id */
     Q_SWARM_STATUS, /* arg: swarm id */
-    Q_AGENTS,       /* arg: optional swarm filter */
+    Q_AGENTS,       /* arg: optional swarm filter; after: optional cursor (agent id); limit */
     Q_AGENT,        /* arg: agent id */
     Q_MODELS,
     Q_STATS,        /* counters for /metrics and /healthz */
@@ -75,6 +75,7 @@ enum query_kind {
     Q_BLOCKERS,     /* arg: optional swarm */
     Q_TASK_VISIBLE, /* arg: task id: {"task": id} if this principal may see it */
     Q_CONTRACT,     /* arg: swarm id */
+    Q_IDLE_TASKS,   /* arg: swarm id */
     Q_SLO,          /* arg: swarm id, or NULL for every swarm */
     Q_PATHS,        /* arg: JSON {"paths": [...], "lease": optional}: live path leases hit */
 };
@@ -124,7 +125,8 @@ struct cmd {
         struct {
             enum query_kind what;
             char *arg;
-            int limit;
+            char *after; /* Q_AGENTS: the page starts after this agent (NULL: first) */
+            int limit;   /* 0: the query's default */
         } query;
         struct {
             json_t *json; /* CMD_POLICY_PUT: the members to change */
@@ -203,10 +205,11 @@ struct cmd *cmd_new(enum cmd_kind kind);
 void cmd_free(struct cmd *c);
 
 struct engine_config {
-    const char *db_path;
+    const char *db_path; /* the store's location: a SQLite path or a postgres:// URL */
     const char *key_path; /* the checkpoint signing key; NULL: db_path + ".key" */
     enum durability durability;
     int64_t (*now_ms)(void); /* NULL: the wall clock (tests inject one) */
+    int64_t fence_epoch;     /* PostgreSQL: the leadership epoch fencing every commit (0: none) */
 };
 
 /* Open the store at cfg->db_path and build the in-memory state from it, after a quick

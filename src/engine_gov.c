@@ -1412,6 +1412,27 @@ void gov_query(struct engine *e, struct cmd *c)
         c->out.json = json_pack("{s:s,s:o}", "swarm", s->id, "contract", ct ? ct : json_null());
         break;
     }
+    case Q_IDLE_TASKS: {
+        uint32_t si = map_get(&e->swarm_ix, arg ? arg : "");
+        if (si == MAP_NONE || !sees(c, e->swarms[si].id)) {
+            s2_fail(&c->err, S2_ENOTFOUND, "not_found", "swarm '%s' does not exist",
+                    arg ? arg : "");
+            break;
+        }
+        /* the idle tasks as they were set: [{title, body, requires}] */
+        const struct swarm *s = &e->swarms[si];
+        json_t *a = json_array();
+        for (uint32_t k = 0; k < s->nidle; k++) {
+            const struct idle_task *it = &s->idle[k];
+            json_t *o = json_pack("{s:s,s:o}", "title", it->title, "requires",
+                                  engine_reqset_json(e, it->reqset));
+            if (it->body)
+                json_object_set_new(o, "body", json_string(it->body));
+            json_array_append_new(a, o);
+        }
+        c->out.json = json_pack("{s:s,s:o}", "swarm", s->id, "idle_tasks", a);
+        break;
+    }
     default: s2_fail(&c->err, S2_EINTERNAL, "internal", "not a governor query"); break;
     }
 }

@@ -256,6 +256,8 @@ struct engine {
     struct u32vec dirty_swarms;
     struct u32vec touched_agents;
     int64_t unavailable_until; /* after a failed commit: refuse writes until then */
+    int need_reload;           /* the state was cleared and could not be loaded yet */
+    int commits_durable;       /* the store's commits are durable when they return */
     int64_t unavailable_backoff;
 
     /* the queue of submitted commands (any thread) */

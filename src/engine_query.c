@@ -4,6 +4,7 @@
 #include "auth.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,43 +49,103 @@ static const char *health(const struct engine *e, int64_t last_seen)
     return age < HEALTH_WARN_MS ? "healthy" : age < HEALTH_FROZEN_MS ? "warning" : "frozen";
 }
 
-/* The seed's STATUS vocabulary, derived from task counts. */
-static const char *swarm_status(const struct swarm *s, const char **reason)
+/* What a swarm's agents are doing right now, from one pass over the claimed tasks and the
+ * open blockers (so the overview of many swarms costs one pass, not one per swarm). */
+struct activity {
+    uint32_t working; /* leases on its own tasks that are not blocked */
+    uint32_t helping; /* help leases its agents hold on other swarms' blockers */
+    uint32_t blocked; /* its open blockers */
+    uint32_t help_task, blocker_task; /* an example of each (task index), NONE if none */
+};
+
+static struct activity *activity_new(const struct engine *e)
+{
+    struct activity *act = xcalloc(e->nswarms ? e->nswarms : 1, sizeof *act);
+    for (uint32_t i = 0; i < e->nswarms; i++)
+        act[i].help_task = act[i].blocker_task = NONE;
+    /* every claimed task sits in the timer heap */
+    for (size_t k = 0; k < e->timers.n; k++) {
+        uint32_t ti = e->timers.v[k];
+        const struct task *t = task_at(e, ti);
+        if (t->state != TASK_CLAIMED)
+            continue;
+        if (t->kind == TASK_KIND_HELP && t->owner != NONE) {
+            struct activity *a = &act[e->agents[t->owner].swarm];
+            a->helping++;
+            if (a->help_task == NONE)
+                a->help_task = ti;
+        } else if (t->blocker == NONE) {
+            act[t->swarm].working++;
+        }
+    }
+    for (uint32_t bi = 0; bi < e->nblockers; bi++) {
+        const struct blocker *b = &e->blockers[bi];
+        if (b->state != BLOCKER_OPEN)
+            continue;
+        struct activity *a = &act[task_at(e, b->task)->swarm];
+        a->blocked++;
+        if (a->blocker_task == NONE)
+            a->blocker_task = b->task;
+    }
+    return act;
+}
+
+/* The seed's STATUS vocabulary (waiting, working, blocked, helping, completed), from task
+ * counts and what the agents are doing. A paused or tripped swarm is blocked: its state
+ * field says which. reason is filled with why (at most len bytes). */
+static const char *swarm_status(const struct engine *e, const struct swarm *s,
+                                const struct activity *act, char *reason, size_t len)
 {
     const uint32_t *c = s->count;
     uint32_t total = 0;
     for (int i = 0; i < TASK_NSTATES; i++)
         total += c[i];
     uint32_t open = c[TASK_PENDING] + c[TASK_READY] + c[TASK_CLAIMED] + c[TASK_DEAD];
-    if (s->state == SWARM_PAUSED) {
-        *reason = "paused by an operator";
-        return "paused";
-    }
-    if (s->state == SWARM_TRIPPED) {
-        *reason = "circuit breaker tripped";
-        return "tripped";
-    }
-    if (total && !open) {
-        *reason = "every task is done or cancelled";
+    if (total && !open && !act->helping) { /* done, and not helping anyone either */
+        snprintf(reason, len, "every task is done or cancelled");
         return "completed";
     }
-    if (c[TASK_CLAIMED]) {
-        *reason = "agents hold leases";
+    if (s->state == SWARM_PAUSED) {
+        snprintf(reason, len, "paused by an operator");
+        return "blocked";
+    }
+    if (s->state == SWARM_TRIPPED) {
+        snprintf(reason, len, "circuit breaker tripped: its budget is spent");
+        return "blocked";
+    }
+    if (act->working) {
+        snprintf(reason, len, "%u lease%s held on its tasks", act->working,
+                 act->working == 1 ? "" : "s");
         return "working";
     }
+    if (act->helping) {
+        const struct task *h = task_at(e, act->help_task);
+        const struct task *bt = h->help_for != NONE ? task_at(e, h->help_for) : NULL;
+        if (bt)
+            snprintf(reason, len, "helping swarm '%s' on blocked task '%s'",
+                     e->swarms[bt->swarm].id, bt->id);
+        else
+            snprintf(reason, len, "helping another swarm on a blocker");
+        return "helping";
+    }
+    if (act->blocked) {
+        snprintf(reason, len, "task '%s' is blocked and waits for help",
+                 task_at(e, act->blocker_task)->id);
+        return "blocked";
+    }
     if (c[TASK_READY]) {
-        *reason = "ready work, no agent holds it yet";
+        snprintf(reason, len, "ready work, no agent holds it yet");
         return "waiting";
     }
     if (c[TASK_DEAD]) {
-        *reason = "a task exhausted its attempts";
+        snprintf(reason, len, "a task exhausted its attempts");
         return "blocked";
     }
     if (c[TASK_PENDING]) {
-        *reason = "waiting for dependencies, an earlier phase or approval";
+        snprintf(reason, len, "waiting for dependencies, an earlier phase or approval");
         return "blocked";
     }
-    *reason = "no tasks";
+    snprintf(reason, len, "no tasks");
     return "waiting";
 }
 
@@ -96,10 +157,10 @@ static int64_t first_open(const struct swarm *s)
     return -1;
 }
 
-static json_t *swarm_json(const struct engine *e, uint32_t si)
+static json_t *swarm_json(const struct engine *e, uint32_t si, const struct activity *act)
 {
     const struct swarm *s = &e->swarms[si];
-    const char *reason;
+    char reason[256];
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(s->id));
     json_object_set_new(o, "role", json_string(s->role));
@@ -111,7 +172,11 @@ static json_t *swarm_json(const struct engine *e, uint32_t si)
     json_object_set_new(o, "idle_tasks", json_integer(s->nidle));
     json_object_set_new(o, "branch", s->branch ? json_string(s->branch) : json_null());
     json_object_set_new(o, "state", json_string(swarm_state_name(s->state)));
-    json_object_set_new(o, "status", json_string(swarm_status(s, &reason)));
+    json_object_set_new(o, "status",
+                        json_string(swarm_status(e, s, &act[si], reason, sizeof reason)));
+    json_object_set_new(o, "reason", json_string(reason));
+    json_object_set_new(o, "open_blockers", json_integer(act[si].blocked));
+    json_object_set_new(o, "help_leases", json_integer(act[si].helping));
     json_object_set_new(o, "created_at", json_integer(s->created_at));
     json_object_set_new(o, "tasks", counts_json(s->count));
     json_object_set_new(o, "agents", json_integer(s->nagents));
@@ -178,13 +243,75 @@ static uint32_t find_swarm(struct engine *e, struct cmd *c)
     return si;
 }
 
-static json_t *status_json(struct engine *e, uint32_t si)
+/* When a claimed task is expected to end: the end of its current lease (an agent that
+ * heartbeats keeps pushing it, so it is a horizon, not a promise). */
+static int64_t expected_end(const struct task *t)
+{
+    return t->state == TASK_CLAIMED ? t->due : 0;
+}
+
+/* The seed's can_help: the expertise of its agents with room for another lease, its load,
+ * and the open blockers of other swarms that one of those agents qualifies for. */
+static json_t *can_help_json(const struct engine *e, uint32_t si)
+{
+    json_t *o = json_object(), *exp = json_array(), *blockers = json_array();
+    uint32_t held = 0, cap = 0;
+    struct map seen;
+    map_init(&seen);
+    for (uint32_t ai = 0; ai < e->nagents; ai++) {
+        const struct agent *a = &e->agents[ai];
+        if (a->swarm != si)
+            continue;
+        held += a->held;
+        cap += a->max_leases;
+        if (a->held >= a->max_leases || a->brk.state == BRK_OPEN)
+            continue;
+        for (size_t k = 0; k < a->caps.n; k++)
+            if (map_get(&seen, a->caps.v[k]) == MAP_NONE) {
+                map_put(&seen, a->caps.v[k], 1);
+                json_array_append_new(exp, json_string(a->caps.v[k]));
+            }
+    }
+    map_release(&seen);
+    for (uint32_t bi = 0; bi < e->nblockers && json_array_size(blockers) < 50; bi++) {
+        const struct blocker *b = &e->blockers[bi];
+        const struct task *bt = task_at(e, b->task);
+        if (b->state != BLOCKER_OPEN || bt->swarm == si)
+            continue;
+        const struct reqset *rs = &e->reqsets[b->reqset];
+        int best = -1;
+        for (uint32_t ai = 0; ai < e->nagents; ai++) {
+            const struct agent *a = &e->agents[ai];
+            if (a->swarm != si || a->held >= a->max_leases || a->brk.state == BRK_OPEN)
+                continue;
+            int m = gov_match(rs->caps, rs->n, a->capids, a->ncaps);
+            if (gov_qualifies(&e->policy, m) && m > best)
+                best = m;
+        }
+        if (best >= 0)
+            json_array_append_new(blockers,
+                                  json_pack("{s:s,s:s,s:o,s:f}", "task", bt->id, "swarm",
+                                            e->swarms[bt->swarm].id, "needs",
+                                            engine_reqset_json(e, b->reqset), "match",
+                                            best / 1000.0));
+    }
+    /* load: share of its agents' lease slots in use */
+    const char *load = !cap || held * 3 < cap ? "low" : held * 3 < cap * 2 ? "medium" : "high";
+    json_object_set_new(o, "expertise_available", exp);
+    json_object_set_new(o, "current_load", json_string(load));
+    json_object_set_new(o, "leases_held", json_integer(held));
+    json_object_set_new(o, "lease_slots", json_integer(cap));
+    json_object_set_new(o, "blockers", blockers);
+    return o;
+}
+
+static json_t *status_json(struct engine *e, uint32_t si, const struct activity *act)
 {
     const struct swarm *s = &e->swarms[si];
-    json_t *o = swarm_json(e, si);
-    const char *reason;
-    swarm_status(s, &reason);
-    json_object_set_new(o, "reason", json_string(reason));
+    json_t *o = swarm_json(e, si, act);
+    /* the witness entries this view reflects: 1..witness_seq (the checkpoint covering them
+     * is the first with tree_size >= witness_seq) */
+    json_object_set_new(o, "witness_seq", json_integer((json_int_t)e->chain.seq));
 
     json_t *phases = json_array();
     uint32_t total = 0, done = 0;
@@ -208,7 +335,8 @@ static json_t *status_json(struct engine *e, uint32_t si)
     json_t *prog = json_object();
     json_object_set_new(prog, "done", json_integer(done));
     json_object_set_new(prog, "in_progress", json_integer(s->count[TASK_CLAIMED]));
-    json_object_set_new(prog, "remaining", json_integer(total - done - s->count[TASK_CANCELLED]));
+    json_object_set_new(prog, "remaining", json_integer(total - done - s->count[TASK_CANCELLED] -
+                                                            s->count[TASK_CLAIMED]));
     json_object_set_new(prog, "percent", json_integer(total ? (json_int_t)done * 100 / total : 0));
     json_object_set_new(o, "progress", prog);
 
@@ -227,6 +355,11 @@ static json_t *status_json(struct engine *e, uint32_t si)
                                                     ? json_null()
                                                     : json_string(e->agents[t->owner].id));
                 json_object_set_new(w, "expires_at", json_integer(t->due));
+                json_object_set_new(w, "phase", json_integer(t->phase));
+                json_object_set_new(w, "kind", json_string(t->kind == TASK_KIND_HELP   ? "help"
+                                                           : t->kind == TASK_KIND_IDLE ? "idle"
+                                                                                       : "task"));
+                json_object_set_new(w, "blocked", json_boolean(t->blocker != NONE));
                 json_array_append_new(working, w);
             } else if (t->state == TASK_PENDING && t->unmet) {
                 for (uint32_t d = 0; d < t->deps.n; d++) {
@@ -239,6 +372,12 @@ static json_t *status_json(struct engine *e, uint32_t si)
                     json_object_set_new(b, "task", json_string(dt->id));
                     json_object_set_new(b, "swarm", json_string(e->swarms[dt->swarm].id));
                     json_object_set_new(b, "state", json_string(task_state_name(dt->state)));
+                    json_object_set_new(b, "agent",
+                                        dt->state == TASK_CLAIMED && dt->owner != NONE
+                                            ? json_string(e->agents[dt->owner].id)
+                                            : json_null());
+                    int64_t end = expected_end(dt);
+                    json_object_set_new(b, "expected_end", end ? json_integer(end) : json_null());
                     json_array_append_new(blocked_on, b);
                 }
             }
@@ -247,11 +386,94 @@ static json_t *status_json(struct engine *e, uint32_t si)
     map_release(&seen);
     json_object_set_new(o, "working", working);
     json_object_set_new(o, "blocked_on", blocked_on);
+
+    /* its own blocked tasks (s2 block), with their helpers */
+    json_t *blockers = json_array();
+    int unknown_unblock = 0;
+    int64_t unblock = 0;
+    for (uint32_t bi = 0; bi < e->nblockers && json_array_size(blockers) < 50; bi++) {
+        const struct blocker *b = &e->blockers[bi];
+        const struct task *bt = task_at(e, b->task);
+        if (b->state != BLOCKER_OPEN || bt->swarm != si)
+            continue;
+        json_t *helpers = json_array();
+        int64_t latest = 0;
+        for (uint32_t k = 0; k < b->helps.n; k++) {
+            const struct task *h = task_at(e, b->helps.v[k]);
+            if (h->state != TASK_CLAIMED)
+                continue;
+            json_array_append_new(helpers,
+                                  json_pack("{s:s,s:s?,s:s?,s:I}", "task", h->id, "agent",
+                                            h->owner != NONE ? e->agents[h->owner].id : NULL,
+                                            "swarm",
+                                            h->owner != NONE
+                                                ? e->swarms[e->agents[h->owner].swarm].id
+                                                : NULL,
+                                            "expires_at", (json_int_t)h->due));
+            if (h->due > latest)
+                latest = h->due;
+        }
+        /* helped: cleared, at the latest, when the helpers' leases end; unhelped: unknown */
+        if (json_array_size(helpers)) {
+            if (latest > unblock)
+                unblock = latest;
+        } else {
+            unknown_unblock = 1;
+        }
+        json_array_append_new(
+            blockers,
+            json_pack("{s:s,s:s?,s:o,s:s,s:I,s:b,s:o}", "task", bt->id, "agent",
+                      b->agent != NONE ? e->agents[b->agent].id : NULL, "needs",
+                      engine_reqset_json(e, b->reqset), "reason", b->reason, "since",
+                      (json_int_t)b->created_at, "escalated", b->escalated, "helpers", helpers));
+    }
+    json_object_set_new(o, "blockers", blockers);
+    /* what blocks it on other swarms: cleared when those tasks' leases end, if they succeed */
+    size_t i;
+    json_t *v;
+    json_array_foreach(blocked_on, i, v) {
+        json_t *end = json_object_get(v, "expected_end");
+        if (!json_is_integer(end))
+            unknown_unblock = 1;
+        else if (json_integer_value(end) > unblock)
+            unblock = json_integer_value(end);
+    }
+    int blocked = json_array_size(blockers) || json_array_size(blocked_on);
+    json_object_set_new(o, "estimated_unblock",
+                        blocked && !unknown_unblock && unblock ? json_integer(unblock)
+                                                               : json_null());
+
+    /* the help its agents give other swarms */
+    json_t *helping = json_array();
+    for (size_t k = 0; k < e->timers.n && json_array_size(helping) < 50; k++) {
+        const struct task *t = task_at(e, e->timers.v[k]);
+        if (t->state != TASK_CLAIMED || t->kind != TASK_KIND_HELP || t->owner == NONE ||
+            e->agents[t->owner].swarm != si)
+            continue;
+        const struct task *bt = t->help_for != NONE ? task_at(e, t->help_for) : NULL;
+        json_array_append_new(helping,
+                              json_pack("{s:s,s:s,s:s?,s:s?,s:I}", "task", t->id, "agent",
+                                        e->agents[t->owner].id, "blocked_task",
+                                        bt ? bt->id : NULL, "swarm",
+                                        bt ? e->swarms[bt->swarm].id : NULL, "expires_at",
+                                        (json_int_t)t->due));
+    }
+    json_object_set_new(o, "helping", helping);
+    json_object_set_new(o, "can_help", can_help_json(e, si));
+
+    /* health: from the swarm's most recent sign of life (claims, heartbeats, reports) */
     json_t *agents = json_array();
-    for (uint32_t i = 0; i < e->nagents; i++)
-        if (e->agents[i].swarm == si)
-            json_array_append_new(agents, agent_json(e, i, 0));
+    int64_t last = 0;
+    for (uint32_t k = 0; k < e->nagents; k++)
+        if (e->agents[k].swarm == si) {
+            json_array_append_new(agents, agent_json(e, k, 0));
+            if (e->agents[k].last_seen > last)
+                last = e->agents[k].last_seen;
+        }
     json_object_set_new(o, "agent_list", agents);
+    json_object_set_new(o, "health", json_pack("{s:s,s:o}", "status", health(e, last),
+                                               "last_heartbeat",
+                                               last ? json_integer(last) : json_null()));
     return o;
 }
 
@@ -410,12 +632,14 @@ void engine_run_query(struct engine *e, struct cmd *c)
     case Q_BLOCKERS:
     case Q_TASK_VISIBLE:
     case Q_CONTRACT:
+    case Q_IDLE_TASKS:
     case Q_SLO:
         gov_query(e, c);
         break;
     case Q_SWARMS:
     case Q_OVERVIEW: {
         json_t *a = json_array();
+        struct activity *act = activity_new(e);
         uint32_t start = 0;
         if (arg) {
             uint32_t si = map_get(&e->swarm_ix, arg);
@@ -426,7 +650,7 @@ void engine_run_query(struct engine *e, struct cmd *c)
         for (i = start; i < e->nswarms && (int)json_array_size(a) < limit; i++) {
             if (forbidden_swarm(c, e->swarms[i].id))
                 continue;
-            json_array_append_new(a, swarm_json(e, i));
+            json_array_append_new(a, swarm_json(e, i, act));
         }
         c->out.json = json_object();
         json_object_set_new(c->out.json, "swarms", a);
@@ -436,18 +660,25 @@ void engine_run_query(struct engine *e, struct cmd *c)
                                 : json_null());
         if (c->in.query.what == Q_OVERVIEW)
             json_object_set_new(c->out.json, "totals", counts_json(e->count));
+        free(act);
         break;
     }
     case Q_SWARM: {
         uint32_t si = find_swarm(e, c);
-        if (si != NONE)
-            c->out.json = swarm_json(e, si);
+        if (si != NONE) {
+            struct activity *act = activity_new(e);
+            c->out.json = swarm_json(e, si, act);
+            free(act);
+        }
         break;
     }
     case Q_SWARM_STATUS: {
         uint32_t si = find_swarm(e, c);
-        if (si != NONE)
-            c->out.json = status_json(e, si);
+        if (si != NONE) {
+            struct activity *act = activity_new(e);
+            c->out.json = status_json(e, si, act);
+            free(act);
+        }
         break;
     }
     case Q_AGENTS: {
@@ -458,7 +689,14 @@ void engine_run_query(struct engine *e, struct cmd *c)
                 break;
         }
         json_t *a = json_array();
-        for (uint32_t i = 0; i < e->nagents; i++) {
+        uint32_t i = 0;
+        if (c->in.query.after) {
+            uint32_t ai = map_get(&e->agent_ix, c->in.query.after);
+            i = ai == MAP_NONE ? e->nagents : ai + 1;
+        }
+        /* no limit: every agent (the CLI's list); with one, a page and its cursor */
+        size_t limit = c->in.query.limit > 0 ? (size_t)c->in.query.limit : SIZE_MAX;
+        for (; i < e->nagents && json_array_size(a) < limit; i++) {
             const struct agent *ag = &e->agents[i];
             if ((only != NONE && ag->swarm != only) ||
                 forbidden_swarm(c, e->swarms[ag->swarm].id))
@@ -467,6 +705,11 @@ void engine_run_query(struct engine *e, struct cmd *c)
         }
         c->out.json = json_object();
         json_object_set_new(c->out.json, "agents", a);
+        if (c->in.query.limit > 0)
+            json_object_set_new(c->out.json, "next",
+                                i < e->nagents && json_array_size(a)
+                                    ? json_string(e->agents[i - 1].id)
+                                    : json_null());
         break;
     }
     case Q_AGENT: {

@@ -16,6 +16,7 @@
 #include "util/xalloc.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -39,14 +40,42 @@ static const unsigned counted_status[] = {200, 201, 204, 400, 401, 403, 404,
                                           405, 409, 413, 429, 500, 503};
 #define NSTATUS (sizeof counted_status / sizeof counted_status[0] + 1)
 
+/* An engine this loop drives (a leader's), with its event stream. Requests dispatched to it
+ * hold a reference, so that after a step-down it lives until the last of them is done. */
+struct lead {
+    struct engine *e;
+    struct events *ev;
+    int refs;
+    int retired;
+    int owned; /* freed through cfg.retire when retired and unreferenced */
+    struct lead *next;
+};
+
 struct http_server {
     struct MHD_Daemon *mhd;
     pthread_t loop;
     int loop_started;
     int stop_fd;        /* eventfd: http_stop asks the loop to wind down */
     int stop_timeout_ms;
-    struct engine *engine;
-    struct events *events;
+    struct lead *lead;    /* the engine served (NULL: a follower, or no leader) */
+    struct lead *retired; /* stepped-down engines still referenced by requests */
+    char *store_location;
+    char *leader_url;     /* follower: where requests go (NULL: no leader known) */
+    void (*retire)(void *ctx, struct engine *e, struct events *ev);
+    json_t *(*status)(void *ctx);
+    void *ctx;
+    /* leadership changes, handed over to the loop (ctl_*: under ctl_mu) */
+    pthread_mutex_t ctl_mu;
+    int ctl_fd;
+    int ctl_set_lead;               /* a new lead (ctl_lead, may be NULL: step down) */
+    struct lead *ctl_lead;
+    int ctl_set_url;
+    char *ctl_url;
+    int ep;                         /* the loop's epoll */
+    /* the follower's forwarding (libcurl multi, driven by the same loop) */
+    CURLM *multi;
+    int64_t curl_deadline;          /* monotonic ms, -1 none */
+    atomic_uint_fast64_t forwarded, forward_failed;
     size_t max_body;
     int port;
     atomic_int suspended;
@@ -58,6 +87,21 @@ struct http_server {
     char **bucket_names;
     size_t nbuckets, capbuckets;
     atomic_uint_fast64_t rate_limited;
+    /* the worker thread for deferred work (http_defer): jobs in arrival order */
+    pthread_t worker;
+    int worker_started;
+    pthread_mutex_t work_mu;
+    pthread_cond_t work_cv;
+    struct defer_job *work_head, *work_tail;
+    int work_stop;
+    int defer_fd; /* eventfd: deferred work finished, run libmicrohttpd to resume it */
+};
+
+struct defer_job {
+    struct request *r;
+    void (*work)(void *arg);
+    void *arg;
+    struct defer_job *next;
 };
 
 struct request {
@@ -80,6 +124,23 @@ struct request {
     char *claim_task;
     uint64_t claim_fence;
     int64_t t0;
+    /* http_defer: after runs on the loop thread once the worker has run the work */
+    void (*defer_after)(struct request *, void *);
+    void (*defer_release)(void *);
+    void *defer_arg;
+    atomic_int defer_done;
+    struct lead *lead; /* the engine this request was dispatched to (a reference) */
+    char *raw_uri;     /* as received, query string included (for forwarding) */
+    /* forwarding to the leader */
+    CURL *fwd;
+    struct curl_slist *fwd_headers;
+    struct buf fwd_body;   /* what the leader answered (a stream: what is not sent yet) */
+    long fwd_status;
+    char *fwd_type, *fwd_retry, *fwd_reason, *fwd_auth, *fwd_allow;
+    int fwd_streaming;     /* the reply is an event stream, passed on as it comes */
+    int fwd_done;          /* the leader's reply ended */
+    int fwd_armed;         /* stream: the connection waits (suspended) for more */
+    int fwd_paused;        /* stream: the transfer waits for the client to drain */
 };
 
 static pthread_key_t reader_key;
@@ -112,6 +173,24 @@ unsigned http_status_of(enum s2_err kind)
     case S2_EIO: return 500;
     }
     return 500;
+}
+
+static void http_free(struct http_server *s);
+
+/* ---- leads ---- */
+
+static void lead_unref(struct http_server *srv, struct lead *l)
+{
+    if (!l || --l->refs > 0 || !l->retired)
+        return;
+    struct lead **pp = &srv->retired;
+    while (*pp && *pp != l)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = l->next;
+    if (l->owned && srv->retire)
+        srv->retire(srv->ctx, l->e, l->ev);
+    free(l);
 }
 
 /* ---- replies ---- */
@@ -273,7 +352,7 @@ const struct principal *http_who(struct request *r)
 
 struct engine *http_engine(struct request *r)
 {
-    return r->srv->engine;
+    return r->lead->e;
 }
 
 struct http_server *http_server_of(struct request *r)
@@ -296,7 +375,7 @@ static struct store_reader *thread_reader(struct http_server *srv, struct s2_err
     pthread_once(&reader_once, reader_key_init);
     struct store_reader *rd = pthread_getspecific(reader_key);
     if (!rd) {
-        if (store_reader_open(&rd, engine_db_path(srv->engine), err))
+        if (store_reader_open(&rd, srv->store_location, err))
             return NULL;
         pthread_setspecific(reader_key, rd);
     }
@@ -332,7 +411,7 @@ void http_submit(struct request *r, struct cmd *c, void (*after)(struct request 
     /* Suspend before submitting: the engine may finish (and resume) at once. */
     atomic_fetch_add(&r->srv->suspended, 1);
     MHD_suspend_connection(r->conn);
-    engine_submit(r->srv->engine, c);
+    engine_submit(r->lead->e, c);
 }
 
 void http_note_claim(struct request *r, const char *task, uint64_t fence)
@@ -345,6 +424,66 @@ void http_note_claim(struct request *r, const char *task, uint64_t fence)
 static void release_done(struct cmd *c)
 {
     cmd_free(c);
+}
+
+/* ---- deferred work ---- */
+
+static void *worker_main(void *arg)
+{
+    struct http_server *srv = arg;
+    for (;;) {
+        pthread_mutex_lock(&srv->work_mu);
+        while (!srv->work_head && !srv->work_stop)
+            pthread_cond_wait(&srv->work_cv, &srv->work_mu);
+        struct defer_job *j = srv->work_head;
+        if (!j) { /* stopping, nothing left */
+            pthread_mutex_unlock(&srv->work_mu);
+            return NULL;
+        }
+        srv->work_head = j->next;
+        if (!srv->work_head)
+            srv->work_tail = NULL;
+        pthread_mutex_unlock(&srv->work_mu);
+        j->work(j->arg);
+        struct request *r = j->r;
+        free(j);
+        atomic_store(&r->defer_done, 1);
+        atomic_fetch_sub(&srv->suspended, 1);
+        MHD_resume_connection(r->conn);
+        /* the loop may sleep in epoll_wait until its next timer: wake it now */
+        uint64_t one = 1;
+        if (write(srv->defer_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+            log_warn("http: cannot wake the event loop: %s", strerror(errno));
+    }
+}
+
+void http_defer(struct request *r, void (*work)(void *arg), void *arg,
+                void (*after)(struct request *r, void *arg), void (*release)(void *arg))
+{
+    struct http_server *srv = r->srv;
+    if (!srv->worker_started) { /* no worker thread could be made: do it here, late but done */
+        work(arg);
+        after(r, arg);
+        return;
+    }
+    struct defer_job *j = xcalloc(1, sizeof *j);
+    j->r = r;
+    j->work = work;
+    j->arg = arg;
+    r->defer_after = after;
+    r->defer_release = release;
+    r->defer_arg = arg;
+    atomic_store(&r->defer_done, 0);
+    atomic_fetch_add(&srv->suspended, 1);
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_lock(&srv->work_mu);
+    if (srv->work_tail)
+        srv->work_tail->next = j;
+    else
+        srv->work_head = j;
+    srv->work_tail = j;
+    pthread_cond_signal(&srv->work_cv);
+    pthread_mutex_unlock(&srv->work_mu);
 }
 
 /* ---- server-sent events ---- */
@@ -410,13 +549,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     struct request *r = cls;
-    ssize_t n = events_read(r->srv->events, r->sub, buf, max, sse_arm, r);
+    ssize_t n = events_read(r->lead->ev, r->sub, buf, max, sse_arm, r);
     return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
 }
 
 void http_stream_events(struct request *r, uint64_t after, const char *swarm)
 {
-    r->sub = events_subscribe(r->srv->events, after, swarm, sse_wake, r);
+    r->sub = events_subscribe(r->lead->ev, after, swarm, sse_wake, r);
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, r, NULL);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -510,7 +649,7 @@ static int authenticate(struct request *r, enum route_auth need)
     const char *tok = h + 7;
     while (*tok == ' ')
         tok++;
-    if (engine_authenticate(r->srv->engine, tok, &r->who)) {
+    if (engine_authenticate(r->lead->e, tok, &r->who)) {
         http_reply_fail(r, S2_EUNAUTH, "unauthorized", "unknown or revoked token");
         return -1;
     }
@@ -526,7 +665,7 @@ static int authenticate(struct request *r, enum route_auth need)
 static int rate_limited(struct request *r)
 {
     struct http_server *srv = r->srv;
-    const struct policy *p = engine_policy(srv->engine);
+    const struct policy *p = engine_policy(r->lead->e);
     if (p->rate_limit_rps <= 0)
         return 0;
     uint32_t i = map_get(&srv->bucket_ix, r->who.swarm);
@@ -553,6 +692,370 @@ static int rate_limited(struct request *r)
     return 1;
 }
 
+/* ---- a follower forwards every request to the leader (libcurl multi, same loop) ---- */
+
+/* The largest stream backlog a slow client may leave before the transfer pauses. */
+#define FWD_STREAM_MAX (1 << 20)
+
+static void cluster_reply(struct request *r)
+{
+    struct http_server *srv = r->srv;
+    json_t *o = srv->status ? srv->status(srv->ctx) : NULL;
+    if (!o) {
+        http_reply_fail(r, S2_ENOTFOUND, "no_cluster",
+                        "this server is not part of a cluster (it serves one SQLite database)");
+        return;
+    }
+    http_reply_json(r, 200, o);
+}
+
+static void fwd_wake(struct request *r)
+{
+    if (r->fwd_armed) {
+        r->fwd_armed = 0;
+        atomic_fetch_sub(&r->srv->suspended, 1);
+        MHD_resume_connection(r->conn);
+    }
+}
+
+static ssize_t fwd_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    struct request *r = cls;
+    if (r->fwd_body.len) {
+        size_t n = r->fwd_body.len < max ? r->fwd_body.len : max;
+        memcpy(out, r->fwd_body.ptr, n);
+        memmove(r->fwd_body.ptr, r->fwd_body.ptr + n, r->fwd_body.len - n);
+        r->fwd_body.len -= n;
+        r->fwd_body.ptr[r->fwd_body.len] = 0;
+        if (r->fwd_paused && r->fwd_body.len < FWD_STREAM_MAX / 2 && r->fwd) {
+            r->fwd_paused = 0;
+            curl_easy_pause(r->fwd, CURLPAUSE_CONT);
+        }
+        return (ssize_t)n;
+    }
+    if (r->fwd_done || !r->fwd)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    /* nothing yet: wait, suspended, for the leader's next bytes */
+    r->fwd_armed = 1;
+    atomic_fetch_add(&r->srv->suspended, 1);
+    MHD_suspend_connection(r->conn);
+    return 0;
+}
+
+/* The leader's reply to a stream: passed on as it comes (once its headers are known). */
+static void fwd_start_stream(struct request *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, fwd_read, r, NULL);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->fwd_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    set_response(r, (unsigned)r->fwd_status, resp);
+    r->fwd_streaming = 1;
+    /* the request waits suspended since forward_start: let MHD queue the reply */
+    atomic_fetch_sub(&r->srv->suspended, 1);
+    MHD_resume_connection(r->conn);
+}
+
+static size_t fwd_header(char *line, size_t size, size_t n, void *arg)
+{
+    struct request *r = arg;
+    size_t len = size * n;
+    struct {
+        const char *name;
+        char **slot;
+    } keep[] = {{"content-type:", &r->fwd_type},
+                {"retry-after:", &r->fwd_retry},
+                {"s2-reason:", &r->fwd_reason},
+                {"www-authenticate:", &r->fwd_auth},
+                {"allow:", &r->fwd_allow}};
+    if (len >= 5 && !strncmp(line, "HTTP/", 5)) {
+        /* a new status line (after a 100 Continue, say): forget what came before */
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+            free(*keep[i].slot);
+            *keep[i].slot = NULL;
+        }
+        return len;
+    }
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        size_t k = strlen(keep[i].name);
+        if (len > k && !strncasecmp(line, keep[i].name, k)) {
+            const char *v = line + k;
+            while (*v == ' ')
+                v++;
+            size_t vl = (size_t)(line + len - v);
+            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+                vl--;
+            free(*keep[i].slot);
+            *keep[i].slot = xstrndup(v, vl);
+        }
+    }
+    if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) { /* end of the headers */
+        curl_easy_getinfo(r->fwd, CURLINFO_RESPONSE_CODE, &r->fwd_status);
+        if (r->fwd_status == 200 && r->fwd_type &&
+            !strncmp(r->fwd_type, "text/event-stream", 17))
+            fwd_start_stream(r);
+    }
+    return len;
+}
+
+static size_t fwd_write(char *data, size_t size, size_t n, void *arg)
+{
+    struct request *r = arg;
+    size_t len = size * n;
+    if (r->fwd_streaming && r->fwd_body.len > FWD_STREAM_MAX) {
+        r->fwd_paused = 1;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    buf_add(&r->fwd_body, data, len);
+    if (r->fwd_streaming)
+        fwd_wake(r);
+    return len;
+}
+
+/* Stop forwarding r (done, or the client went away). */
+static void forward_end(struct http_server *srv, struct request *r)
+{
+    curl_multi_remove_handle(srv->multi, r->fwd);
+    curl_easy_cleanup(r->fwd);
+    curl_slist_free_all(r->fwd_headers);
+    r->fwd = NULL;
+    r->fwd_headers = NULL;
+}
+
+static void forward_unavailable(struct request *r, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void forward_unavailable(struct request *r, const char *code, const char *fmt, ...)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    err.msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    err.kind = S2_EUNAVAIL;
+    err.code = code;
+    http_reply_error(r, &err); /* 503 with Retry-After */
+    s2_error_release(&err);
+}
+
+static void forward_start(struct request *r)
+{
+    struct http_server *srv = r->srv;
+    if (!srv->leader_url) {
+        forward_unavailable(r, "no_leader",
+                            "no leader is serving right now (one is being chosen or loading); "
+                            "retry shortly");
+        return;
+    }
+    CURL *h = curl_easy_init();
+    if (!h)
+        xalloc_die(0);
+    char *url = xasprintf("%s%s", srv->leader_url, r->raw_uri ? r->raw_uri : r->url);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    free(url);
+    static const char *const pass[] = {"Authorization", "Content-Type", "S2-Trace-Id",
+                                       "traceparent",   "Last-Event-ID", "Accept"};
+    struct curl_slist *hl = NULL;
+    for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++) {
+        const char *v = http_header(r, pass[i]);
+        if (v) {
+            char *line = xasprintf("%s: %s", pass[i], v);
+            hl = curl_slist_append(hl, line);
+            free(line);
+        }
+    }
+    hl = curl_slist_append(hl, "Expect:");
+    r->fwd_headers = hl;
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    if (strcmp(r->method, "GET")) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+        if (r->body.len || !strcmp(r->method, "POST") || !strcmp(r->method, "PUT")) {
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)r->body.len);
+            curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, r->body.ptr);
+        }
+    }
+    curl_easy_setopt(h, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, fwd_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fwd_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    r->fwd = h;
+    atomic_fetch_add(&srv->forwarded, 1);
+    atomic_fetch_add(&srv->suspended, 1);
+    MHD_suspend_connection(r->conn);
+    curl_multi_add_handle(srv->multi, h);
+}
+
+/* Transfers that ended: their replies go to the clients. */
+static void forward_collect(struct http_server *srv)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(srv->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        struct request *r = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        CURLcode res = m->data.result;
+        r->fwd_done = 1;
+        if (r->fwd_streaming) { /* the stream ends with what was sent */
+            fwd_wake(r);
+            forward_end(srv, r);
+            continue;
+        }
+        if (res != CURLE_OK) {
+            atomic_fetch_add(&srv->forward_failed, 1);
+            forward_unavailable(r, "leader_unreachable",
+                                "the leader (%s) did not answer: %s; retry shortly",
+                                srv->leader_url ? srv->leader_url : "none",
+                                curl_easy_strerror(res));
+        } else {
+            long status = 0;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+            http_reply_raw(r, (unsigned)status, r->fwd_type, r->fwd_body.ptr, r->fwd_body.len);
+            const char *names[] = {MHD_HTTP_HEADER_RETRY_AFTER, "S2-Reason",
+                                   MHD_HTTP_HEADER_WWW_AUTHENTICATE, MHD_HTTP_HEADER_ALLOW};
+            char *vals[] = {r->fwd_retry, r->fwd_reason, r->fwd_auth, r->fwd_allow};
+            for (int i = 0; i < 4; i++)
+                if (vals[i])
+                    http_set_header(r, names[i], vals[i]);
+            http_set_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        }
+        forward_end(srv, r);
+        atomic_fetch_sub(&srv->suspended, 1);
+        MHD_resume_connection(r->conn);
+    }
+}
+
+/* libcurl tells which sockets to watch: into the loop's epoll, beside libmicrohttpd's. */
+static int curl_socket_cb(CURL *h, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+    (void)h;
+    struct http_server *srv = arg;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(srv->ep, EPOLL_CTL_DEL, fd, NULL);
+        curl_multi_assign(srv->multi, fd, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.events = (what & CURL_POLL_IN ? EPOLLIN : 0) |
+                                       (what & CURL_POLL_OUT ? EPOLLOUT : 0),
+                             .data.fd = fd};
+    if (epoll_ctl(srv->ep, sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) && !sockp)
+        log_warn("http: epoll_ctl for a forwarded request: %s", strerror(errno));
+    if (!sockp)
+        curl_multi_assign(srv->multi, fd, srv);
+    return 0;
+}
+
+static int curl_timer_cb(CURLM *m, long timeout_ms, void *arg)
+{
+    (void)m;
+    struct http_server *srv = arg;
+    srv->curl_deadline = timeout_ms < 0 ? -1 : clock_mono_ns() / 1000000 + timeout_ms;
+    return 0;
+}
+
+/* ---- leadership changes (from the cluster's thread; applied by the loop) ---- */
+
+static void ctl_signal(struct http_server *s)
+{
+    uint64_t one = 1;
+    if (write(s->ctl_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_warn("http: cannot signal the event loop: %s", strerror(errno));
+}
+
+void http_lead(struct http_server *s, struct engine *e, struct events *ev)
+{
+    struct lead *l = NULL;
+    if (e) {
+        l = xcalloc(1, sizeof *l);
+        l->e = e;
+        l->ev = ev;
+        l->owned = 1;
+    }
+    pthread_mutex_lock(&s->ctl_mu);
+    if (s->ctl_set_lead && s->ctl_lead) { /* superseded before the loop took it */
+        struct lead *old = s->ctl_lead;
+        if (s->retire)
+            s->retire(s->ctx, old->e, old->ev);
+        free(old);
+    }
+    s->ctl_set_lead = 1;
+    s->ctl_lead = l;
+    pthread_mutex_unlock(&s->ctl_mu);
+    ctl_signal(s);
+}
+
+void http_follow(struct http_server *s, const char *leader_url)
+{
+    pthread_mutex_lock(&s->ctl_mu);
+    free(s->ctl_url);
+    s->ctl_url = leader_url ? xstrdup(leader_url) : NULL;
+    s->ctl_set_url = 1;
+    pthread_mutex_unlock(&s->ctl_mu);
+    ctl_signal(s);
+}
+
+static void lead_install(struct http_server *srv, struct lead *l)
+{
+    srv->lead = l;
+    l->refs = 1; /* the server's own */
+    engine_set_driver(l->e);
+    if (l->ev)
+        events_set_backfill(l->ev, sse_backfill, srv);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = engine_wake_fd(l->e)};
+    if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, ev.data.fd, &ev))
+        log_error("http: epoll_ctl: %s", strerror(errno));
+}
+
+/* Stop serving the current engine: its waiting claims are answered, its last batch commits
+ * (or fails, fenced), its streams end; it is freed once no request holds it. */
+static void lead_retire(struct http_server *srv)
+{
+    struct lead *l = srv->lead;
+    if (!l)
+        return;
+    srv->lead = NULL;
+    epoll_ctl(srv->ep, EPOLL_CTL_DEL, engine_wake_fd(l->e), NULL);
+    engine_stop(l->e);
+    if (l->ev)
+        events_close(l->ev);
+    l->retired = 1;
+    l->next = srv->retired;
+    srv->retired = l;
+    lead_unref(srv, l);
+}
+
+static void ctl_apply(struct http_server *srv)
+{
+    uint64_t v;
+    while (read(srv->ctl_fd, &v, sizeof v) > 0) {
+    }
+    pthread_mutex_lock(&srv->ctl_mu);
+    int set_lead = srv->ctl_set_lead, set_url = srv->ctl_set_url;
+    struct lead *l = srv->ctl_lead;
+    char *url = srv->ctl_url;
+    srv->ctl_set_lead = srv->ctl_set_url = 0;
+    srv->ctl_lead = NULL;
+    srv->ctl_url = NULL;
+    pthread_mutex_unlock(&srv->ctl_mu);
+    if (set_lead) {
+        lead_retire(srv);
+        if (l)
+            lead_install(srv, l);
+    }
+    if (set_url) {
+        free(srv->leader_url);
+        srv->leader_url = url;
+    }
+}
+
 static void dispatch(struct request *r)
 {
     if (r->too_big) {
@@ -560,6 +1063,16 @@ static void dispatch(struct request *r)
                         r->srv->max_body);
         return;
     }
+    if (!strcmp(r->url, "/v1/cluster") && !strcmp(r->method, "GET")) {
+        cluster_reply(r);
+        return;
+    }
+    if (!r->srv->lead) { /* not the leader: the leader answers, through us */
+        forward_start(r);
+        return;
+    }
+    r->lead = r->srv->lead;
+    r->lead->refs++;
     route(r);
     if (r->resp)
         return;
@@ -585,8 +1098,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct http_server *srv = cls;
     struct request *r = *con_cls;
-    if (!r) {
-        r = xcalloc(1, sizeof *r);
+    if (!r || !r->conn) {
+        if (!r) {
+            r = xcalloc(1, sizeof *r);
+            buf_init(&r->fwd_body, 0);
+        }
         r->srv = srv;
         r->conn = conn;
         r->url = url;
@@ -615,7 +1131,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * end of the request. */
         return MHD_YES;
     }
-    if (r->cmd && atomic_load(&r->cmd_done)) {
+    if (r->defer_after && atomic_load(&r->defer_done)) {
+        void (*after)(struct request *, void *) = r->defer_after;
+        void *arg = r->defer_arg;
+        r->defer_after = NULL;
+        r->defer_release = NULL;
+        r->defer_arg = NULL;
+        atomic_store(&r->defer_done, 0);
+        after(r, arg); /* owns arg; replies, or submits a command */
+        if (!r->resp && !r->cmd)
+            http_reply_fail(r, S2_EINTERNAL, "internal", "no reply was made");
+        if (!r->resp)
+            return MHD_YES;
+    } else if (r->cmd && atomic_load(&r->cmd_done)) {
         struct cmd *c = r->cmd;
         r->cmd = NULL;
         atomic_store(&r->cmd_done, 0);
@@ -637,6 +1165,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return ok;
 }
 
+/* The URI as it arrived (query string included), before libmicrohttpd parses it: what a
+ * follower forwards. Makes the request's state, which on_request completes. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls, (void)conn;
+    struct request *r = xcalloc(1, sizeof *r);
+    buf_init(&r->fwd_body, 0);
+    r->raw_uri = xstrdup(uri);
+    return r;
+}
+
 static int status_slot(unsigned status)
 {
     for (size_t i = 0; i < NSTATUS - 1; i++)
@@ -655,7 +1194,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     if (r->sub)
-        events_unsubscribe(srv->events, r->sub);
+        events_unsubscribe(r->lead->ev, r->sub);
+    if (r->fwd)
+        forward_end(srv, r);
     if (r->claim_task && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         /* The client never got its lease: give the task back now rather than at expiry. */
         struct cmd *c = cmd_new(CMD_RELEASE);
@@ -664,7 +1205,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         c->in.release.fence = r->claim_fence;
         r->claim_task = NULL;
         c->done = release_done;
-        engine_submit(srv->engine, c);
+        engine_submit(r->lead->e, c);
     }
     int route = r->route >= 0 ? r->route : (int)api_nroutes;
     atomic_fetch_add(&srv->counts[(size_t)route * NSTATUS + (size_t)status_slot(r->status)], 1);
@@ -672,14 +1213,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_debug("%s %s %u %.3f ms%s", r->method, r->url, r->status,
                   (clock_mono_ns() - r->t0) / 1e6,
                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (not delivered)");
+    if (r->defer_release && r->defer_arg) /* its work ran, but never its reply (shutdown) */
+        r->defer_release(r->defer_arg);
     if (r->cmd && atomic_load(&r->cmd_done)) /* answered, but the client left first */
         cmd_free(r->cmd);
     else if (r->cmd) /* never finished: cannot happen once the engine has stopped */
         log_error("http: request %s %s ended with its command in flight", r->method, r->url);
-    atomic_fetch_sub(&srv->live, 1);
+    if (r->conn) /* counted when on_request began it */
+        atomic_fetch_sub(&srv->live, 1);
     buf_release(&r->body);
+    buf_release(&r->fwd_body);
+    free(r->fwd_type);
+    free(r->fwd_retry);
+    free(r->fwd_reason);
+    free(r->fwd_auth);
+    free(r->fwd_allow);
+    free(r->raw_uri);
     free(r->segs);
     free(r->claim_task);
+    lead_unref(srv, r->lead);
     free(r);
 }
 
@@ -728,22 +1280,23 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 }
 
 /* The event loop: wait for network activity, engine work (a command from another thread,
- * a finished flush) or the next timer; let libmicrohttpd run the handlers (which submit
- * commands), step the engine (one batch, one commit), and run libmicrohttpd again to send
- * what the batch answered. Like Redis' event loop, so a request costs no thread switch. */
+ * a finished flush), a forwarded request's progress, a leadership change or the next
+ * timer; let libmicrohttpd run the handlers (which submit commands), step the engine (one
+ * batch, one commit), and run libmicrohttpd again to send what the batch answered. Like
+ * Redis' event loop, so a request costs no thread switch. */
 static void *loop_main(void *arg)
 {
     struct http_server *srv = arg;
-    struct engine *e = srv->engine;
-    engine_set_driver(e);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    int fds[3] = {di ? di->epoll_fd : -1, engine_wake_fd(e), srv->stop_fd};
-    for (int i = 0; i < 3; i++) {
+    int mhd_fd = di ? di->epoll_fd : -1;
+    int fds[4] = {mhd_fd, srv->stop_fd, srv->ctl_fd, srv->defer_fd};
+    for (int i = 0; i < 4; i++) {
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
-        if (fds[i] >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev))
+        if (fds[i] >= 0 && epoll_ctl(srv->ep, EPOLL_CTL_ADD, fds[i], &ev))
             log_error("http: epoll_ctl: %s", strerror(errno));
     }
+    if (srv->lead)
+        lead_install(srv, srv->lead);
     int stopping = 0;
     int64_t deadline = 0;
     for (;;) {
@@ -751,8 +1304,8 @@ static void *loop_main(void *arg)
         MHD_UNSIGNED_LONG_LONG mt;
         if (MHD_get_timeout(srv->mhd, &mt) == MHD_YES)
             to = mt > INT32_MAX ? INT32_MAX : (int64_t)mt;
-        if (!stopping) {
-            int64_t at = engine_next_deadline(e);
+        if (!stopping && srv->lead) {
+            int64_t at = engine_next_deadline(srv->lead->e);
             if (at == 0) {
                 to = 0;
             } else if (at > 0) {
@@ -762,26 +1315,58 @@ static void *loop_main(void *arg)
                 if (to < 0 || wait < to)
                     to = wait;
             }
-        } else if (to < 0 || to > 10) {
+        } else if (stopping && (to < 0 || to > 10)) {
             to = 10;
         }
-        struct epoll_event evs[4];
-        int n = epoll_wait(ep, evs, 4, (int)to);
+        if (srv->curl_deadline >= 0) {
+            int64_t wait = srv->curl_deadline - clock_mono_ns() / 1000000;
+            if (wait < 0)
+                wait = 0;
+            if (to < 0 || wait < to)
+                to = wait;
+        }
+        struct epoll_event evs[64];
+        int n = epoll_wait(srv->ep, evs, 64, (int)to);
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.fd == srv->stop_fd && !stopping) {
+            int fd = evs[i].data.fd;
+            if (fd == srv->defer_fd) {
+                uint64_t v;
+                if (read(srv->defer_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+                    log_warn("http: eventfd: %s", strerror(errno));
+            } else if (fd == srv->stop_fd) {
+                if (stopping)
+                    continue;
                 stopping = 1;
                 deadline = clock_mono_ns() + (int64_t)srv->stop_timeout_ms * 1000000;
                 MHD_socket lfd = MHD_quiesce_daemon(srv->mhd);
                 if (lfd != MHD_INVALID_SOCKET)
                     close(lfd);
-                engine_stop(e); /* answers waiting claims, commits and syncs the last batch */
-                if (srv->events)
-                    events_close(srv->events); /* ends event streams */
+                if (srv->lead) {
+                    /* answers waiting claims, commits and syncs the last batch, ends streams */
+                    engine_stop(srv->lead->e);
+                    if (srv->lead->ev)
+                        events_close(srv->lead->ev);
+                }
+            } else if (fd == srv->ctl_fd) {
+                if (!stopping)
+                    ctl_apply(srv);
+            } else if (fd != mhd_fd && (!srv->lead || fd != engine_wake_fd(srv->lead->e))) {
+                int mask = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                           (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                           (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+                int running;
+                curl_multi_socket_action(srv->multi, fd, mask, &running);
             }
         }
+        if (srv->curl_deadline >= 0 && clock_mono_ns() / 1000000 >= srv->curl_deadline) {
+            int running;
+            srv->curl_deadline = -1;
+            curl_multi_socket_action(srv->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        forward_collect(srv);
         MHD_run(srv->mhd);
-        if (!stopping) {
-            engine_step(e);
+        if (!stopping && srv->lead) {
+            engine_step(srv->lead->e);
             MHD_run(srv->mhd); /* send what the batch answered */
         }
         if (stopping) {
@@ -795,7 +1380,6 @@ static void *loop_main(void *arg)
             }
         }
     }
-    close(ep);
     return NULL;
 }
 
@@ -812,10 +1396,27 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     struct http_server *srv = xcalloc(1, sizeof *srv);
-    srv->engine = cfg->engine;
-    srv->events = cfg->events;
-    if (srv->events)
-        events_set_backfill(srv->events, sse_backfill, srv);
+    if (cfg->engine) { /* one engine for the server's life (SQLite; freed by the caller) */
+        srv->lead = xcalloc(1, sizeof *srv->lead);
+        srv->lead->e = cfg->engine;
+        srv->lead->ev = cfg->events;
+    }
+    srv->store_location =
+        xstrdup(cfg->store_location ? cfg->store_location : engine_db_path(cfg->engine));
+    srv->retire = cfg->retire;
+    srv->status = cfg->status;
+    srv->ctx = cfg->ctx;
+    pthread_mutex_init(&srv->ctl_mu, NULL);
+    srv->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    srv->ep = epoll_create1(EPOLL_CLOEXEC);
+    srv->curl_deadline = -1;
+    srv->multi = curl_multi_init();
+    curl_multi_setopt(srv->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+    curl_multi_setopt(srv->multi, CURLMOPT_SOCKETDATA, srv);
+    curl_multi_setopt(srv->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+    curl_multi_setopt(srv->multi, CURLMOPT_TIMERDATA, srv);
+    /* keep connections to the leader open and many at once (long polls each hold one) */
+    curl_multi_setopt(srv->multi, CURLMOPT_MAXCONNECTS, 1024L);
     srv->max_body = cfg->max_body;
     srv->counts = xcalloc((api_nroutes + 1) * NSTATUS, sizeof *srv->counts);
     map_init(&srv->bucket_ix);
@@ -829,18 +1430,17 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
         rl.rlim_cur < (rlim_t)limit + 64)
         limit = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
     srv->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    srv->defer_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
-    if (!srv->mhd || srv->stop_fd < 0) {
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_END);
+    if (!srv->mhd || srv->stop_fd < 0 || srv->ctl_fd < 0 || srv->ep < 0 || srv->defer_fd < 0) {
         if (srv->mhd)
             MHD_stop_daemon(srv->mhd);
-        if (srv->stop_fd >= 0)
-            close(srv->stop_fd);
-        free(srv->counts);
-        free(srv);
+        http_free(srv);
         return s2_fail(err, S2_EUNAVAIL, "listen_failed",
                        "cannot listen on %s (address in use, or not permitted?)", cfg->listen);
     }
@@ -848,12 +1448,16 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
     srv->port = di ? di->port : 0;
     if (pthread_create(&srv->loop, NULL, loop_main, srv)) {
         MHD_stop_daemon(srv->mhd);
-        close(srv->stop_fd);
-        free(srv->counts);
-        free(srv);
+        http_free(srv);
         return s2_fail(err, S2_EINTERNAL, "thread", "cannot start the event loop thread");
     }
     srv->loop_started = 1;
+    pthread_mutex_init(&srv->work_mu, NULL);
+    pthread_cond_init(&srv->work_cv, NULL);
+    if (pthread_create(&srv->worker, NULL, worker_main, srv) == 0)
+        srv->worker_started = 1;
+    else
+        log_warn("http: cannot start the worker thread: deferred requests will wait");
     *out = srv;
     return 0;
 }
@@ -861,6 +1465,48 @@ int http_start(struct http_server **out, const struct http_config *cfg, struct s
 int http_port(const struct http_server *s)
 {
     return s->port;
+}
+
+/* Everything but the daemon and the loop (stopped before). */
+static void http_free(struct http_server *s)
+{
+    if (s->stop_fd >= 0)
+        close(s->stop_fd);
+    if (s->ctl_fd >= 0)
+        close(s->ctl_fd);
+    if (s->defer_fd >= 0)
+        close(s->defer_fd);
+    if (s->ep >= 0)
+        close(s->ep);
+    if (s->multi)
+        curl_multi_cleanup(s->multi);
+    /* engines handed over but never installed, and those still retired */
+    if (s->ctl_lead && s->retire)
+        s->retire(s->ctx, s->ctl_lead->e, s->ctl_lead->ev);
+    free(s->ctl_lead);
+    free(s->ctl_url);
+    while (s->retired) {
+        struct lead *l = s->retired;
+        s->retired = l->next;
+        if (l->owned && s->retire)
+            s->retire(s->ctx, l->e, l->ev);
+        free(l);
+    }
+    if (s->lead) {
+        if (s->lead->owned && s->retire)
+            s->retire(s->ctx, s->lead->e, s->lead->ev);
+        free(s->lead);
+    }
+    pthread_mutex_destroy(&s->ctl_mu);
+    free(s->leader_url);
+    free(s->store_location);
+    free(s->counts);
+    map_release(&s->bucket_ix);
+    for (size_t i = 0; i < s->nbuckets; i++)
+        free(s->bucket_names[i]);
+    free(s->bucket_names);
+    free(s->buckets);
+    free(s);
 }
 
 void http_stop(struct http_server *s, int timeout_ms)
@@ -873,15 +1519,17 @@ void http_stop(struct http_server *s, int timeout_ms)
         log_warn("http: cannot signal the event loop to stop: %s", strerror(errno));
     if (s->loop_started)
         pthread_join(s->loop, NULL);
-    MHD_stop_daemon(s->mhd);
-    close(s->stop_fd);
-    free(s->counts);
-    map_release(&s->bucket_ix);
-    for (size_t i = 0; i < s->nbuckets; i++)
-        free(s->bucket_names[i]);
-    free(s->bucket_names);
-    free(s->buckets);
-    free(s);
+    if (s->worker_started) { /* it finishes the jobs it has (the engine answers 503 now) */
+        pthread_mutex_lock(&s->work_mu);
+        s->work_stop = 1;
+        pthread_cond_signal(&s->work_cv);
+        pthread_mutex_unlock(&s->work_mu);
+        pthread_join(s->worker, NULL);
+        pthread_mutex_destroy(&s->work_mu);
+        pthread_cond_destroy(&s->work_cv);
+    }
+    MHD_stop_daemon(s->mhd); /* completes every connection (forwards included) */
+    http_free(s);
 }
 
 void http_metrics(struct http_server *s, struct buf *b)
@@ -907,6 +1555,12 @@ void http_metrics(struct http_server *s, struct buf *b)
     buf_addf(b, "# HELP s2_http_rate_limited_total Requests refused with 429 (per-swarm rate limit).\n"
                 "# TYPE s2_http_rate_limited_total counter\ns2_http_rate_limited_total %llu\n",
              (unsigned long long)atomic_load(&s->rate_limited));
+    buf_addf(b, "# HELP s2_http_forwarded_total Requests this node forwarded to the leader.\n"
+                "# TYPE s2_http_forwarded_total counter\ns2_http_forwarded_total %llu\n"
+                "# HELP s2_http_forward_failures_total Forwarded requests the leader did not answer.\n"
+                "# TYPE s2_http_forward_failures_total counter\ns2_http_forward_failures_total %llu\n",
+             (unsigned long long)atomic_load(&s->forwarded),
+             (unsigned long long)atomic_load(&s->forward_failed));
     buf_addf(b, "# HELP s2_http_suspended Requests waiting (long-poll claims, event streams).\n"
                 "# TYPE s2_http_suspended gauge\ns2_http_suspended %d\n",
              atomic_load(&s->suspended));

@@ -20,13 +20,27 @@ struct store_reader;
 struct http_config {
     const char *listen; /* "HOST:PORT"; port 0 picks a free port */
     size_t max_body;    /* bytes; larger bodies get 413 */
+    /* One engine for the server's life (SQLite), the caller's to free after http_stop; or
+     * NULL (a cluster node): engines come and go with http_lead. */
     struct engine *engine;
     struct events *events;
+    const char *store_location; /* for readers; NULL: the engine's */
+    /* A cluster node: frees an engine (and its events) the loop no longer needs. */
+    void (*retire)(void *ctx, struct engine *e, struct events *ev);
+    /* GET /v1/cluster: this node's view of the cluster (caller owns), or NULL. */
+    json_t *(*status)(void *ctx);
+    void *ctx;
 };
 
 /* Listen, and start the event loop thread that serves every connection and drives the
  * engine (engine_start must have run; the loop is the engine's driver from now on). */
 int http_start(struct http_server **out, const struct http_config *cfg, struct s2_error *err);
+/* A cluster node's leadership, changed from another thread and applied by the loop:
+ * http_lead(e) makes the loop serve engine e (started, not yet driven; NULL: stop serving the
+ * current one, which is stopped and later retired); http_follow(url) forwards every request
+ * to the leader at url (NULL: none known, requests get 503 with Retry-After). */
+void http_lead(struct http_server *s, struct engine *e, struct events *ev);
+void http_follow(struct http_server *s, const char *leader_url);
 /* The port actually bound. */
 int http_port(const struct http_server *s);
 /* Stop: the loop stops accepting, stops the engine (waiting claims are answered, the last
@@ -91,6 +105,13 @@ void http_set_header(struct request *r, const char *name, const char *value);
 /* Hand c to the engine; the request waits (suspended) until the engine is done with it,
  * then after(r, c) runs on an HTTP thread and must reply. c is freed afterwards. */
 void http_submit(struct request *r, struct cmd *c, void (*after)(struct request *, struct cmd *));
+/* Run work(arg) on the server's worker thread, with the request suspended: for work that
+ * may block for a while (reading a git repository), so that the event loop never waits on
+ * it. One worker runs jobs in arrival order. Then after(r, arg) runs on the event loop
+ * thread, owns arg, and must reply (or http_submit). If the request ends before after could
+ * run (shutdown), release(arg) frees it instead. work may engine_submit and wait. */
+void http_defer(struct request *r, void (*work)(void *arg), void *arg,
+                void (*after)(struct request *r, void *arg), void (*release)(void *arg));
 /* Remember that this reply hands over a lease, so that it is released if the reply cannot
  * be delivered. */
 void http_note_claim(struct request *r, const char *task, uint64_t fence);

@@ -10,6 +10,7 @@
 #define CMD(fn) int fn(const struct cli_cmd *cmd, int argc, char **argv)
 CMD(cli_init);
 CMD(cli_serve);
+CMD(cli_migrate);
 CMD(cli_swarm_add);
 CMD(cli_swarm_list);
 CMD(cli_swarm_show);
@@ -17,6 +18,7 @@ CMD(cli_swarm_pause);
 CMD(cli_agent_add);
 CMD(cli_agent_list);
 CMD(cli_agent_show);
+CMD(cli_agent_prompt);
 CMD(cli_model_list);
 CMD(cli_model_set);
 CMD(cli_task_add);
@@ -31,6 +33,8 @@ CMD(cli_fail_cmd);
 CMD(cli_status);
 CMD(cli_watch);
 CMD(cli_bench);
+CMD(cli_mcp);
+CMD(cli_mcp_config);
 CMD(cli_budget);
 CMD(cli_budget_set);
 CMD(cli_breaker_list);
@@ -49,15 +53,30 @@ CMD(cli_witness_export);
 CMD(cli_witness_show);
 CMD(cli_witness_prove);
 CMD(cli_witness_consistency);
+CMD(cli_plan_validate);
+CMD(cli_plan_simulate);
+CMD(cli_plan_apply);
+CMD(cli_plan_export);
 CMD(cli_worker);
+CMD(cli_git_import);
+CMD(cli_git_export);
+CMD(cli_git_notify);
+CMD(cli_git_guard);
+CMD(cli_git_hook);
+CMD(cli_report);
 static CMD(cli_help_cmd);
 static CMD(cli_version);
 
 const struct cli_cmd cli_cmds[] = {
-    {"init", cli_init, "s2 init [--db PATH] [--json]",
+    {"init", cli_init, "s2 init [--db PATH | --store postgres://...] [--key FILE] [--json]",
      "Create a new database (schema, default model table, admin token) and a signing key.\n"
      "The admin token is printed once and stored only hashed: keep it.\n\n"
      "  --db PATH           database file (default ./s2.db; the key goes to PATH.key)\n"
+     "  --store URL         PostgreSQL instead (postgres://user@host:port/db): the schema is\n"
+     "                      created; a database already initialised with the same key is\n"
+     "                      left as it is, with another key refused\n"
+     "  --key FILE          the signing key (PostgreSQL default ./s2.key, used if it exists:\n"
+     "                      every node of the deployment needs a copy)\n"
      "  --json              print {\"db\", \"admin_token\", \"public_key\"}\n"
      "  -h, --help          show this help\n"},
     {"serve", cli_serve,
@@ -65,6 +84,13 @@ const struct cli_cmd cli_cmds[] = {
      "Run the coordinator: HTTP API, event stream and dashboard. Stops cleanly on SIGINT or\n"
      "SIGTERM (waiting claims are answered, the last batch commits).\n\n"
      "  --db PATH           database file (default ./s2.db)\n"
+     "  --store URL         serve a PostgreSQL database (postgres://...) as one node of a\n"
+     "                      cluster: the leader runs the engine, the others forward to it\n"
+     "                      (docs/OPERATIONS-PG.md)\n"
+     "  --key FILE          the signing key (default PATH.key; PostgreSQL ./s2.key)\n"
+     "  --advertise URL     PostgreSQL: the URL other nodes reach this one at (default\n"
+     "                      http://HOST:PORT of --listen)\n"
+     "  --node-id ID        PostgreSQL: this node's name (default HOSTNAME:PORT)\n"
      "  --listen HOST:PORT  address to listen on (default 127.0.0.1:7411; port 0 picks one)\n"
      "  --durability MODE   full: fsync before every reply (default); relaxed: fsync at\n"
      "                      most every second (an OS crash or power loss can lose up to the\n"
@@ -72,6 +98,67 @@ const struct cli_cmd cli_cmds[] = {
      "  --max-body BYTES    largest request body (default 16777216)\n"
      "  --log-level LEVEL   debug, info (default), warn or error\n"
      "  --port-file PATH    write the bound port there once listening (for scripts)\n"
+     "  -h, --help          show this help\n"},
+    {"plan validate", cli_plan_validate, "s2 plan validate FILE [--json]",
+     "Check a plan file offline and report every error at once, one per line as\n"
+     "FILE:LINE:COLUMN: message (unknown keys with a suggestion, wrong types, values out of\n"
+     "range, duplicate ids, unknown dependencies, dependency cycles with their path, unknown\n"
+     "models, capabilities nobody has, budgets below what the tasks may cost, ...). The format\n"
+     "is in docs/PLAN.md. Exits 0 when the plan is valid, 1 when it is not.\n\n"
+     "  --json              print {\"file\", \"valid\", \"errors\": [{\"file\", \"line\",\n"
+     "                      \"column\", \"message\"}], \"summary\"}\n"
+     "  -h, --help          show this help\n"},
+    {"plan apply", cli_plan_apply, "s2 plan apply FILE [--dry-run] [--verbose] [--json]",
+     "Make the server hold the plan (admin token). Reads the live state first (models,\n"
+     "swarms, agents, tasks, policy), prints what it will create (+) or change (~), then\n"
+     "sends it: policy, models, swarms, agents, contracts, idle tasks, and all new tasks in\n"
+     "one atomic batch (split only past 10000 tasks or 8 MiB, in dependency order).\n"
+     "Idempotent: applying the same plan again prints \"nothing to change\". Something that\n"
+     "exists and differs but cannot be changed through the API (a swarm's budget, a task's\n"
+     "title) is a conflict, reported as FILE:LINE:COLUMN before anything is sent. If a step\n"
+     "fails, the output says exactly which changes were applied and which were not; a\n"
+     "section the server does not support yet is reported as an error. Prints each new\n"
+     "swarm's token once.\n\n"
+     "  --dry-run           show what would change, change nothing\n"
+     "  --verbose           list every task to be created\n" CLI_COMMON_HELP},
+    {"plan export", cli_plan_export, "s2 plan export [--output FILE]",
+     "Write the server's live state (policy, model table, swarms with their agents,\n"
+     "contracts, idle tasks and tasks by phase) as a plan that `s2 plan validate` accepts and\n"
+     "`s2 plan apply` re-applies as \"nothing to change\". Warns when the live state breaks a\n"
+     "plan rule the server does not enforce.\n\n"
+     "  --output FILE       write there (atomically) instead of stdout\n" CLI_COMMON_HELP},
+    {"plan simulate", cli_plan_simulate,
+     "s2 plan simulate FILE [--agents-per-swarm N] [--policy idle|gang-up] [--seed S] [--json]",
+     "Simulate the plan offline: its agents work through the tasks as the coordinator hands\n"
+     "them out (dependencies, phase barriers, capability match, min_tier, the cheapest\n"
+     "agent that qualifies), each task taking its estimate_h scaled by the agent's model\n"
+     "speed (tier 1: 1.5x, tier 2: 1x, tier 3+: 0.8x) and a seeded jitter. Prints the\n"
+     "makespan, the speedup over doing one task at a time, the cost by model tier (hours\n"
+     "priced at 0.4M input + 0.1M output tokens an hour), utilisation, time blocked and the\n"
+     "critical path. The same seed gives the same output, byte for byte. The model and its\n"
+     "assumptions: docs/PLAN.md \"Simulation\".\n\n"
+     "  --agents-per-swarm N  simulate N agents per swarm (the plan's, repeated or cut;\n"
+     "                      default: exactly the plan's agents)\n"
+     "  --policy P          what an agent with nothing ready in its swarm does:\n"
+     "                      idle: its swarm's idle tasks, else wait;\n"
+     "                      gang-up (default): help a blocker of another swarm it matches\n"
+     "                      (at most max_helpers each), else idle tasks, else wait\n"
+     "  --seed S            seed of the jitter (default 1)\n"
+     "  --jitter J          durations vary uniformly within +-J (default 0.2; 0: exactly\n"
+     "                      the estimates)\n"
+     "  --help-efficiency E share of a helper's speed that goes into the blocker\n"
+     "                      (default 0.5; the seed measured about 0.11)\n"
+     "  --json              print the results as JSON\n"
+     "  -h, --help          show this help\n"},
+    {"migrate", cli_migrate, "s2 migrate --from sqlite:PATH --to postgres://... [--json]",
+     "Copy a deployment from SQLite into PostgreSQL: every table, the witness log and its\n"
+     "checkpoints included (rows as they are, so `s2 witness verify --db URL` passes). The\n"
+     "source is read in one snapshot and may be in use; the target database must hold no\n"
+     "deployment yet (its schema is created). Serve the target with the source's key file\n"
+     "(`s2 serve --store URL --key PATH.key`).\n\n"
+     "  --from sqlite:PATH  the SQLite database (a plain path works too)\n"
+     "  --to URL            the PostgreSQL database (postgres://user@host:port/db)\n"
+     "  --json              print {\"from\", \"to\", \"witness_entries\", \"seconds\"}\n"
      "  -h, --help          show this help\n"},
     {"swarm add", cli_swarm_add,
      "s2 swarm add ID [--role TEXT] [--relation peer|critical|support] [--capabilities A,B] "
@@ -106,6 +193,17 @@ const struct cli_cmd cli_cmds[] = {
      "  --swarm S           only this swarm's agents\n" CLI_COMMON_HELP},
     {"agent show", cli_agent_show, "s2 agent show ID [--json]",
      "Show one agent and the leases it holds.\n\n" CLI_COMMON_HELP},
+    {"agent prompt", cli_agent_prompt, "s2 agent prompt AGENT [--mcp] [--json]",
+     "Print the launch instructions for an agent CLI (Claude Code, Codex, ...) that works as\n"
+     "AGENT: who it is, its swarm (role, relation, capabilities) and its own capabilities,\n"
+     "and its loop: claim with wait, heartbeat, finish with usage, fail, report a blocker,\n"
+     "read the blocker's thread. It waits on s2, never polls git. Paste it as the agent's\n"
+     "first message (the seed's \"universal restart prompt\").\n\n"
+     "  --mcp               phrase it with the MCP tools of `s2 mcp` instead of s2 commands\n"
+     "  --json              print {\"agent\", \"swarm\", \"style\", \"prompt\"}\n"
+     "  --server URL        s2 server (default $S2_SERVER or http://127.0.0.1:7411)\n"
+     "  -h, --help          show this help\n"
+     "The token comes from $S2_TOKEN.\n"},
     {"model list", cli_model_list, "s2 model list [--json]",
      "Show the model table: tiers and prices (USD per million tokens).\n\n" CLI_COMMON_HELP},
     {"model set", cli_model_set, "s2 model set NAME --tier N --in USD --out USD",
@@ -179,9 +277,18 @@ const struct cli_cmd cli_cmds[] = {
      "  --lease TOKEN       the lease (default $S2_LEASE, then the one `s2 claim` saved)\n"
      "  --no-retry          give up now: the task is dead\n"
      "  --model, --tokens-in, --tokens-out, --usd   usage, as for heartbeat\n" CLI_COMMON_HELP},
-    {"status", cli_status, "s2 status [SWARM] [--json]",
-     "One screen over all swarms, or one swarm in detail (phases, who works on what, what\n"
-     "it waits for).\n\n" CLI_COMMON_HELP},
+    {"status", cli_status, "s2 status [SWARM] [--md | --json]",
+     "One screen over all swarms (status waiting, working, blocked, helping or completed; state\n"
+     "active, paused or tripped; open blockers and helpers), with the reason of every swarm\n"
+     "that is blocked, helping, paused or tripped. With SWARM: that swarm in detail (phases,\n"
+     "who works on what, what it is blocked on, whom it helps, what it could help with,\n"
+     "health from the last heartbeat).\n\n"
+     "  --md                the swarm's STATUS.md in the seed's format: status, reason,\n"
+     "                      blocked_on, helping, can_help (expertise_available, current_load),\n"
+     "                      estimated_unblock, current_task and its milestone, progress and\n"
+     "                      phase completion, health, budget, breaker, SLO compliance, and the\n"
+     "                      signed witness checkpoint it reflects (`s2 git export` commits it)\n"
+     CLI_COMMON_HELP},
     {"watch", cli_watch, "s2 watch [--swarm S] [--from SEQ] [--json]",
      "Follow every state change as it commits (the server's event stream).\n\n"
      "  --swarm S           only this swarm\n"
@@ -305,6 +412,31 @@ const struct cli_cmd cli_cmds[] = {
      "rewritten or removed between two checkpoints), check the proof and both signatures.\n\n"
      "  --db PATH           read this database instead of asking the server\n"
      "  --key BASE64        the public key to trust\n" CLI_COMMON_HELP},
+    {"mcp", cli_mcp, "s2 mcp [--agent A] [--server URL] [--log-level LEVEL]",
+     "Serve the Model Context Protocol on stdin/stdout (JSON-RPC 2.0, one message per line)\n"
+     "so that agent CLIs such as Claude Code and Codex use s2 natively. An agent CLI starts\n"
+     "it; `s2 mcp config` prints the configuration. Tools: s2_claim (waits for work and\n"
+     "remembers the lease), s2_heartbeat, s2_done, s2_fail (with usage), s2_block, s2_thread,\n"
+     "s2_post, s2_review, s2_unblock, s2_status, s2_ready, s2_task; docs/MCP.md describes\n"
+     "each. Protocol versions 2025-11-25 (current) back to 2024-11-05. Logs go to stderr;\n"
+     "stdout carries protocol messages only. Exits 0 when stdin ends.\n\n"
+     "  --agent A           the agent s2_claim works for when the call names none\n"
+     "  --server URL        s2 server (default $S2_SERVER or http://127.0.0.1:7411)\n"
+     "  --log-level LEVEL   debug, info (default), warn or error\n"
+     "  -h, --help          show this help\n"
+     "The token comes from $S2_TOKEN. Leases are remembered where `s2 done` finds them too.\n"},
+    {"mcp config", cli_mcp_config,
+     "s2 mcp config --client claude|codex [--agent A] [--show-token] [--json]",
+     "Print the configuration that registers `s2 mcp` with an agent CLI: for Claude Code the\n"
+     "`claude mcp add` command line and the .mcp.json snippet, for Codex the\n"
+     "~/.codex/config.toml [mcp_servers.s2] table. S2_SERVER is written in; S2_TOKEN is\n"
+     "passed through from the agent CLI's environment and never printed unless asked.\n\n"
+     "  --client NAME       claude or codex (required)\n"
+     "  --agent A           the agent the server claims for by default\n"
+     "  --show-token        write the value of $S2_TOKEN into the configuration\n"
+     "  --json              print the configuration as JSON\n"
+     "  --server URL        s2 server (default $S2_SERVER or http://127.0.0.1:7411)\n"
+     "  -h, --help          show this help\n"},
     {"worker", cli_worker,
      "s2 worker --agent A [--concurrency N] [--once | --max-tasks N] [--repo PATH [--base REF]] "
      "[options] {-- COMMAND [ARGS...] | --wasm MODULE.wasm [-- ARGS...]}",
@@ -382,6 +514,73 @@ const struct cli_cmd cli_cmds[] = {
      "  -h, --help          show this help\n"
      "The token comes from $S2_TOKEN (never passed to commands). Exit status: 0 when every\n"
      "task was run and reported, 1 when the worker could not do its job.\n"},
+    {"report", cli_report,
+     "s2 report [--since T] [--swarm S] [--json | --md] [--svg FILE]",
+     "Velocity and cost measured from the witness log (read through the API, a page at a\n"
+     "time), per swarm and overall: the sequential equivalent (sum of the durations of the\n"
+     "leases that finished their task, claim to done) against the wall-clock makespan (first\n"
+     "claim to last lease end) and their ratio, the speedup; cost by model tier from the\n"
+     "usage agents reported, and the saving against pricing the same tokens at the top tier;\n"
+     "blockers: time blocked, time to the first helper, how long helpers took to clear them;\n"
+     "tasks done, failed attempts, expired leases, dead and cancelled. Definitions in\n"
+     "docs/REPORT.md. A swarm token sees its own swarm.\n\n"
+     "  --since T           only leases, blockers and usage from T on: an ISO 8601 time\n"
+     "                      (2026-11-24T17:00:00Z, 2026-11-24), milliseconds since the epoch,\n"
+     "                      or a duration ago (90s, 30m, 2h, 7d)\n"
+     "  --swarm S           one swarm only\n"
+     "  --md                Markdown tables (the seed's velocity and cost tables, measured)\n"
+     "  --svg FILE          also write the numbers as an SVG chart to FILE (- for stdout)\n"
+     CLI_COMMON_HELP},
+    {"git import", cli_git_import, "s2 git import REPO [--ref R] [--dry-run] [--json]",
+     "Read the INSTRUCTIONS-<swarm>-PHASE-<n>.md files of a commit (default HEAD; at the top\n"
+     "of the tree and under instructions/) and create their tasks. Idempotent: a task that\n"
+     "exists and is identical is skipped; one that differs is reported as a conflict and\n"
+     "left as it is, never overwritten. A malformed file is reported as FILE:LINE: what is\n"
+     "wrong, and skipped; the valid files are still imported. The format is in docs/GIT.md.\n"
+     "Exits 1 when anything was reported.\n\n"
+     "  --ref R             the commit to read: a branch, tag or commit id (default HEAD)\n"
+     "  --dry-run           compare only: say what would be created\n" CLI_COMMON_HELP},
+    {"git export", cli_git_export, "s2 git export REPO [--swarm S] [--json]",
+     "Commit each swarm's STATUS.md (as `s2 status SWARM --md` renders it) to the swarm's\n"
+     "branch (its --branch, else s2/<swarm>), without touching the working tree or the index,\n"
+     "with a message naming the witness entries and the signed checkpoint it reflects. A\n"
+     "branch that does not exist starts from HEAD; an unchanged STATUS.md makes no commit; a\n"
+     "branch checked out in the repository's working tree is refused.\n\n"
+     "  --swarm S           only this swarm (default: every swarm the token sees)\n"
+     CLI_COMMON_HELP},
+    {"git hook", cli_git_hook,
+     "s2 git hook install|uninstall REPO [--ref BRANCH] [--token-file F] [--force]",
+     "Install (or remove) s2's git hooks in REPO: post-commit, post-merge and post-receive\n"
+     "run `s2 git notify`, so that new instructions are tasks at once instead of at the next\n"
+     "poll; pre-commit runs `s2 git guard`, which refuses a commit touching paths leased to\n"
+     "another agent's live claim, or made under a lease that is no longer live. Hooks that\n"
+     "are not s2's are refused unless --force, which keeps them as HOOK.pre-s2, run first.\n"
+     "The server ($S2_SERVER or --server) is recorded as git config s2.server.\n\n"
+     "  --ref BRANCH        only commits on this branch carry instructions (git config s2.ref)\n"
+     "  --token-file F      the hooks read their token from F (git config s2.tokenFile) when\n"
+     "                      $S2_TOKEN is not set; keep it chmod 600\n"
+     "  --force             keep foreign hooks as HOOK.pre-s2 instead of refusing\n"
+     CLI_COMMON_HELP},
+    {"git notify", cli_git_notify, "s2 git notify [REPO] [--ref R] [--hook NAME] [--timeout S]",
+     "Tell s2 that REPO (default: the repository git runs the hook in) changed: the server\n"
+     "imports the instruction files of R (default HEAD) at once, as `s2 git import` would,\n"
+     "and answers with what it created. Run by the hooks; in a hook (--hook) it never fails\n"
+     "the git command: problems are printed, and an unreachable server is a warning.\n\n"
+     "  --ref R             the ref to import (default HEAD; with git config s2.ref set, only\n"
+     "                      when HEAD is on that branch)\n"
+     "  --hook NAME         post-commit, post-merge or post-receive (reads the pushed refs\n"
+     "                      from stdin)\n"
+     "  --timeout S         give up after S seconds (default 10, or git config s2.timeout)\n"
+     CLI_COMMON_HELP},
+    {"git guard", cli_git_guard, "s2 git guard [REPO] [--timeout S]",
+     "The pre-commit check: the paths the commit changes (index against HEAD) are checked\n"
+     "against the live path leases (POST /v1/paths/check). Refuses (exit 1), naming the\n"
+     "holder and its task, when one is leased to another agent's claim; with $S2_LEASE set,\n"
+     "also when that lease is no longer live (fencing: a zombie agent cannot land stale work).\n"
+     "An unreachable server refuses an agent's commit (it has a lease to prove) and lets a\n"
+     "human's through with a warning (git config s2.guardFailClosed true refuses those too).\n\n"
+     "  --timeout S         give up after S seconds (default 5, or git config s2.timeout)\n"
+     CLI_COMMON_HELP},
     {"bench", cli_bench, "s2 bench [--tasks N] [--clients C] [--swarms S] [--push N] [--json]",
      "Load-generate against a running server: create N tasks over S swarms, then C\n"
      "concurrent agents claim+done until all are done; then measure push latency (a waiting\n"
@@ -398,6 +597,9 @@ const struct cli_cmd cli_cmds[] = {
      "  --caps K            give agents 3 capabilities each from K, each task 1 to match\n"
      "                      (exercises the governor's matching; tasks carry max_cost $0.01)\n"
      "  --budget USD        a budget on each swarm (reservations and ledgers at work)\n"
+     "  --nodes URL,URL     cluster nodes: claim loops spread over them, and the push\n"
+     "                      claimer waits on the second while tasks are created through\n"
+     "                      --server (cross-node push latency)\n"
      CLI_COMMON_HELP},
     {"help", cli_help_cmd, "s2 help [COMMAND] [--markdown]",
      "Show the commands, or one command's help. --markdown prints the CLI reference.\n"},

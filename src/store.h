@@ -1,8 +1,10 @@
 /* store.h: persistence. The engine writes through one `struct store` (its own thread, inside
  * transactions it opens and commits); HTTP threads read committed rows through their own
  * `struct store_reader`. No SQL escapes the store modules, and nothing here knows a domain
- * rule: the store keeps what it is told. The embedded implementation is SQLite in WAL mode
- * (store_sqlite.c). */
+ * rule: the store keeps what it is told. Two implementations, chosen by location when a
+ * store is created or opened (store.c dispatches): a path or "sqlite:PATH" is the embedded
+ * SQLite in WAL mode (store_sqlite.c); "postgres://..." or "postgresql://..." is PostgreSQL
+ * (store_pg.c), which several nodes share (docs/OPERATIONS-PG.md). */
 #ifndef S2_STORE_H
 #define S2_STORE_H
 
@@ -25,22 +27,38 @@ enum durability {
 #define STORE_SCHEMA_VERSION 5
 #define TOKEN_HASH_BYTES 32
 
+/* ---- locations ---- */
+
+/* Whether a location names PostgreSQL (postgres:// or postgresql://). */
+int store_location_is_pg(const char *location);
+/* The file path of a SQLite location ("sqlite:PATH" or PATH; borrowed from location). */
+const char *store_location_path(const char *location);
+
 /* ---- lifecycle ---- */
 
-/* Create a new database at path with the current schema; fails if it exists. */
+/* Create a new database at location with the current schema; fails if it exists (SQLite:
+ * the file; PostgreSQL: a database that already holds an s2 schema). */
 int store_create(const char *path, struct s2_error *err);
 /* Open an existing database for writing, applying pending migrations. The caller owns the
  * result (store_close). */
 int store_open(struct store **out, const char *path, enum durability d, struct s2_error *err);
 void store_close(struct store *st);
+/* "sqlite" or "postgres". */
+const char *store_kind(const struct store *st);
+/* 1 when a commit is durable as soon as store_commit returns (PostgreSQL: the server syncs
+ * its WAL per synchronous_commit), so nothing waits for store_flush; 0 for SQLite. */
+int store_commits_durable(struct store *st);
 /* Make every commit so far durable (fdatasync of the WAL). From one thread other than the
- * writer's (the engine's flusher); commits may go on meanwhile. */
+ * writer's (the engine's flusher); commits may go on meanwhile. PostgreSQL: nothing to do
+ * (its commits are durable when they return). */
 int store_flush(struct store *st, struct s2_error *err);
 /* Copy committed WAL frames into the database file (passive: never blocks the writer).
- * Same thread as store_flush. */
+ * Same thread as store_flush. PostgreSQL: nothing (the server checkpoints by itself). */
 int store_checkpoint(struct store *st, struct s2_error *err);
 /* on: each commit syncs before it returns (SQLite synchronous=FULL). off: commits only
- * write; the caller makes them durable with store_flush before it tells anyone. Writer. */
+ * write; the caller makes them durable with store_flush before it tells anyone. Writer.
+ * PostgreSQL: nothing (durability is the server's synchronous_commit; relaxed durability
+ * sets synchronous_commit=off for the writer's session at open). */
 int store_sync_commits(struct store *st, int on, struct s2_error *err);
 /* Schema version recorded in the database. */
 int store_schema_version(struct store *st);
@@ -300,10 +318,59 @@ struct task_filter {
     int state;         /* -1: any */
     int64_t after;     /* rowid cursor: rows after it */
     int limit;
+    int awaiting_approval; /* 1: only unfinished tasks still short of their approvals */
 };
 /* Calls fn for each matching row in rowid order; the row is released after each call. */
 int store_task_list(struct store_reader *rd, const struct task_filter *f,
                     void (*fn)(void *ctx, const struct task_row *row), void *ctx,
                     struct s2_error *err);
+
+/* ---- copying a deployment (s2 migrate) ---- */
+
+/* Copy every table of the deployment at `from` (SQLite, read in one snapshot: it may be in
+ * use) into `to` (PostgreSQL: created here, refused if it already holds a deployment), rows
+ * as they are, witness log and checkpoints included, in one transaction. progress (may be
+ * NULL) is told each table's row count. *entries receives the witness log's length. */
+int store_copy(const char *from, const char *to,
+               void (*progress)(void *ctx, const char *table, int64_t rows), void *ctx,
+               uint64_t *entries, struct s2_error *err);
+
+/* ---- the cluster (PostgreSQL only; cluster.c drives it) ----
+ * Several `s2 serve` nodes share one database; exactly one, the leader, runs the engine.
+ * Leadership is a session advisory lock held by a dedicated connection (the cluster's, one
+ * thread's), and each leadership has an epoch: the leader's store fences every transaction
+ * by it, so a node that lost the lock can never commit again. */
+struct store_cluster;
+struct store_node {
+    const char *id, *url, *role; /* role: "leader" | "follower" | "starting" */
+    int64_t started_at, heartbeat_at;
+};
+struct store_leader {
+    int64_t epoch, since;
+    char *node; /* NULL while a new leader loads */
+    char *url;
+};
+void store_leader_release(struct store_leader *l);
+int store_cluster_open(struct store_cluster **out, const char *location, struct s2_error *err);
+void store_cluster_close(struct store_cluster *c);
+/* After a failure: connect again (a lock held by the lost session is gone). */
+int store_cluster_reconnect(struct store_cluster *c, struct s2_error *err);
+/* Take the leader lock if free and open a new epoch: 1 leader (*epoch set), 0 another node
+ * holds it, <0 error. */
+int store_cluster_try_lead(struct store_cluster *c, int64_t now, int64_t *epoch,
+                           struct s2_error *err);
+/* The leader has loaded and serves: name it in s2_leader (for its epoch only). */
+int store_cluster_publish(struct store_cluster *c, const char *node, int64_t epoch,
+                          struct s2_error *err);
+/* Give the lock back (a leader stepping down while its session lives). */
+int store_cluster_resign(struct store_cluster *c, struct s2_error *err);
+/* Heartbeat: record this node, read who leads (leader: caller releases). Fails when the
+ * cluster connection is lost (and with it the lock, if held). */
+int store_cluster_beat(struct store_cluster *c, const struct store_node *me,
+                       struct store_leader *leader, struct s2_error *err);
+/* Every known node as a JSON array (caller owns). */
+int store_cluster_nodes(struct store_cluster *c, json_t **out, struct s2_error *err);
+/* Fence the writer's transactions by a leadership epoch (0: none). No-op on SQLite. */
+void store_set_fence(struct store *st, int64_t epoch);
 
 #endif

@@ -1,7 +1,7 @@
 /* store_sqlite.c: the embedded store: SQLite in WAL mode, one writer connection (the engine's
  * thread), a checkpointer connection (timer thread) and read-only connections (HTTP
  * threads). It must never apply a domain rule or write outside a transaction it was given. */
-#include "store.h"
+#include "store_impl.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -16,6 +16,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+static void sq_close(struct store *st_);
+static void sq_rollback(struct store *st_);
+static void sq_reader_close(struct store_reader *rd_);
 
 /* ---- schema ---- */
 
@@ -196,7 +200,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_ROLLBACK] = "ROLLBACK",
 };
 
-struct store {
+struct sq_store {
+    struct store base;
     sqlite3 *db;
     sqlite3_stmt *stmt[S_NSTMTS];
     char *path;
@@ -207,7 +212,8 @@ struct store {
     int wal_fd;
 };
 
-struct store_reader {
+struct sq_reader {
+    struct store_reader base;
     sqlite3 *db;
     sqlite3_stmt *by_id, *by_rowid, *list;
 };
@@ -296,7 +302,7 @@ static int migrate(sqlite3 *db, const char *path, struct s2_error *err)
     return 0;
 }
 
-int store_create(const char *path, struct s2_error *err)
+static int sq_create(const char *path, struct s2_error *err)
 {
     struct stat sb;
     if (stat(path, &sb) == 0)
@@ -317,12 +323,13 @@ int store_create(const char *path, struct s2_error *err)
     return rc;
 }
 
-int store_schema_version(struct store *st)
+static int sq_schema_version(struct store *st_)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     return user_version(st->db);
 }
 
-int store_open(struct store **out, const char *path, enum durability d, struct s2_error *err)
+static int sq_open(struct store **out, const char *path, enum durability d, struct s2_error *err)
 {
     struct stat sb;
     if (stat(path, &sb) != 0)
@@ -353,7 +360,8 @@ int store_open(struct store **out, const char *path, enum durability d, struct s
         sqlite3_close(db);
         return err && err->kind ? err->kind : S2_EINTERNAL;
     }
-    struct store *st = xcalloc(1, sizeof *st);
+    struct sq_store *st = xcalloc(1, sizeof *st);
+    st->base.ops = &store_sqlite_ops;
     st->db = db;
     st->path = xstrdup(path);
     st->durability = d;
@@ -364,16 +372,17 @@ int store_open(struct store **out, const char *path, enum durability d, struct s
                                     NULL);
         if (rc != SQLITE_OK) {
             db_fail(err, db, rc, stmt_sql[i]);
-            store_close(st);
+            sq_close(&st->base);
             return S2_EINTERNAL;
         }
     }
-    *out = st;
+    *out = &st->base;
     return 0;
 }
 
-void store_close(struct store *st)
+static void sq_close(struct store *st_)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     if (!st)
         return;
     for (int i = 0; i < S_NSTMTS; i++)
@@ -393,7 +402,7 @@ void store_close(struct store *st)
 
 /* The flusher's connection and WAL handle, opened on first use (the WAL exists once the
  * writer has committed). */
-static int flusher_open(struct store *st, struct s2_error *err)
+static int flusher_open(struct sq_store *st, struct s2_error *err)
 {
     if (!st->ckpt_db) {
         if (open_db(&st->ckpt_db, st->path, SQLITE_OPEN_READWRITE, err))
@@ -408,8 +417,9 @@ static int flusher_open(struct store *st, struct s2_error *err)
     return 0;
 }
 
-int store_flush(struct store *st, struct s2_error *err)
+static int sq_flush(struct store *st_, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     int rc = 0;
     pthread_mutex_lock(&st->sync_mu);
     if ((rc = flusher_open(st, err)))
@@ -424,8 +434,9 @@ out:
     return rc;
 }
 
-int store_checkpoint(struct store *st, struct s2_error *err)
+static int sq_checkpoint(struct store *st_, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     int rc = 0;
     pthread_mutex_lock(&st->sync_mu);
     if ((rc = flusher_open(st, err)))
@@ -442,15 +453,16 @@ out:
     return rc;
 }
 
-int store_sync_commits(struct store *st, int on, struct s2_error *err)
+static int sq_sync_commits(struct store *st_, int on, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     /* off: commits only write the WAL; the caller makes them durable with store_flush */
     return exec(st->db, on ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF", err);
 }
 
 /* ---- statements ---- */
 
-static sqlite3_stmt *stmt(struct store *st, enum stmt_id id)
+static sqlite3_stmt *stmt(struct sq_store *st, enum stmt_id id)
 {
     sqlite3_stmt *s = st->stmt[id];
     sqlite3_reset(s);
@@ -466,7 +478,7 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
         sqlite3_bind_null(s, i);
 }
 
-static int run(struct store *st, sqlite3_stmt *s, const char *what, struct s2_error *err)
+static int run(struct sq_store *st, sqlite3_stmt *s, const char *what, struct s2_error *err)
 {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
@@ -475,21 +487,24 @@ static int run(struct store *st, sqlite3_stmt *s, const char *what, struct s2_er
     return 0;
 }
 
-int store_begin(struct store *st, struct s2_error *err)
+static int sq_begin(struct store *st_, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     return run(st, stmt(st, S_BEGIN), "begin", err);
 }
 
-int store_commit(struct store *st, struct s2_error *err)
+static int sq_commit(struct store *st_, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     int rc = run(st, stmt(st, S_COMMIT), "commit", err);
     if (rc && sqlite3_get_autocommit(st->db) == 0)
-        store_rollback(st);
+        sq_rollback(st_);
     return rc;
 }
 
-void store_rollback(struct store *st)
+static void sq_rollback(struct store *st_)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     if (sqlite3_get_autocommit(st->db))
         return;
     sqlite3_stmt *s = stmt(st, S_ROLLBACK);
@@ -497,16 +512,18 @@ void store_rollback(struct store *st)
     sqlite3_reset(s);
 }
 
-int store_meta_put(struct store *st, const char *key, const char *val, struct s2_error *err)
+static int sq_meta_put(struct store *st_, const char *key, const char *val, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_META_PUT);
     bind_text(s, 1, key);
     bind_text(s, 2, val);
     return run(st, s, "meta put", err);
 }
 
-char *store_meta_get(struct store *st, const char *key)
+static char *sq_meta_get(struct store *st_, const char *key)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_META_GET);
     bind_text(s, 1, key);
     char *v = NULL;
@@ -516,9 +533,10 @@ char *store_meta_get(struct store *st, const char *key)
     return v;
 }
 
-int store_token_insert(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], const char *kind,
+static int sq_token_insert(struct store *st_, const uint8_t hash[TOKEN_HASH_BYTES], const char *kind,
                        const char *swarm, const char *name, int64_t now, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_TOKEN_INSERT);
     sqlite3_bind_blob(s, 1, hash, TOKEN_HASH_BYTES, SQLITE_STATIC);
     bind_text(s, 2, kind);
@@ -528,9 +546,10 @@ int store_token_insert(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], c
     return run(st, s, "token insert", err);
 }
 
-int store_swarm_insert(struct store *st, const struct swarm_spec *sp, int state, int64_t now,
+static int sq_swarm_insert(struct store *st_, const struct swarm_spec *sp, int state, int64_t now,
                        struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     char *caps = strvec_join(&sp->caps, "\n");
     sqlite3_stmt *s = stmt(st, S_SWARM_INSERT);
     bind_text(s, 1, sp->id);
@@ -546,17 +565,19 @@ int store_swarm_insert(struct store *st, const struct swarm_spec *sp, int state,
     return rc;
 }
 
-int store_swarm_set_state(struct store *st, const char *id, int state, struct s2_error *err)
+static int sq_swarm_set_state(struct store *st_, const char *id, int state, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_SWARM_STATE);
     bind_text(s, 1, id);
     sqlite3_bind_int(s, 2, state);
     return run(st, s, "swarm state", err);
 }
 
-int store_agent_insert(struct store *st, const struct agent_spec *a, int64_t now,
+static int sq_agent_insert(struct store *st_, const struct agent_spec *a, int64_t now,
                        struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     char *caps = strvec_join(&a->caps, "\n");
     sqlite3_stmt *s = stmt(st, S_AGENT_INSERT);
     bind_text(s, 1, a->id);
@@ -570,16 +591,18 @@ int store_agent_insert(struct store *st, const struct agent_spec *a, int64_t now
     return rc;
 }
 
-int store_agent_seen(struct store *st, const char *id, int64_t last_seen, struct s2_error *err)
+static int sq_agent_seen(struct store *st_, const char *id, int64_t last_seen, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_AGENT_SEEN);
     bind_text(s, 1, id);
     sqlite3_bind_int64(s, 2, last_seen);
     return run(st, s, "agent seen", err);
 }
 
-int store_model_put(struct store *st, const struct model_spec *m, struct s2_error *err)
+static int sq_model_put(struct store *st_, const struct model_spec *m, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_MODEL_PUT);
     bind_text(s, 1, m->name);
     sqlite3_bind_int64(s, 2, m->tier);
@@ -588,9 +611,10 @@ int store_model_put(struct store *st, const struct model_spec *m, struct s2_erro
     return run(st, s, "model put", err);
 }
 
-int store_task_insert(struct store *st, const struct task_spec *t, int state, int64_t now,
+static int sq_task_insert(struct store *st_, const struct task_spec *t, int state, int64_t now,
                       int64_t *rowid, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     char *req = strvec_join(&t->requires, "\n");
     char *deps = strvec_join(&t->depends_on, "\n");
     char approval[32];
@@ -628,8 +652,9 @@ int store_task_insert(struct store *st, const struct task_spec *t, int state, in
     return rc;
 }
 
-int store_task_update(struct store *st, const struct task_dyn *d, struct s2_error *err)
+static int sq_task_update(struct store *st_, const struct task_dyn *d, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_TASK_UPDATE);
     sqlite3_bind_int64(s, 1, d->rowid);
     sqlite3_bind_int(s, 2, d->state);
@@ -653,9 +678,10 @@ int store_task_update(struct store *st, const struct task_dyn *d, struct s2_erro
     return run(st, s, "task update", err);
 }
 
-int store_task_outcome(struct store *st, int64_t rowid, const char *result, const char *reason,
+static int sq_task_outcome(struct store *st_, int64_t rowid, const char *result, const char *reason,
                        int64_t finished_at, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_TASK_OUTCOME);
     sqlite3_bind_int64(s, 1, rowid);
     bind_text(s, 2, result);
@@ -664,9 +690,10 @@ int store_task_outcome(struct store *st, int64_t rowid, const char *result, cons
     return run(st, s, "task outcome", err);
 }
 
-int store_approval_insert(struct store *st, int64_t task_rowid, const char *approver, int64_t now,
+static int sq_approval_insert(struct store *st_, int64_t task_rowid, const char *approver, int64_t now,
                           struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_APPROVAL_INSERT);
     sqlite3_bind_int64(s, 1, task_rowid);
     bind_text(s, 2, approver);
@@ -674,9 +701,10 @@ int store_approval_insert(struct store *st, int64_t task_rowid, const char *appr
     return run(st, s, "approval insert", err);
 }
 
-int store_swarm_ledger(struct store *st, const char *id, int64_t spent, int alert_level,
+static int sq_swarm_ledger(struct store *st_, const char *id, int64_t spent, int alert_level,
                        struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_SWARM_LEDGER);
     bind_text(s, 1, id);
     sqlite3_bind_int64(s, 2, spent);
@@ -684,34 +712,38 @@ int store_swarm_ledger(struct store *st, const char *id, int64_t spent, int aler
     return run(st, s, "swarm ledger", err);
 }
 
-int store_slo(struct store *st, int agent, const char *id, const void *blob, size_t len,
+static int sq_slo(struct store *st_, int agent, const char *id, const void *blob, size_t len,
               struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, agent ? S_AGENT_SLO : S_SWARM_SLO);
     bind_text(s, 1, id);
     sqlite3_bind_blob(s, 2, blob, (int)len, SQLITE_STATIC);
     return run(st, s, "slo window", err);
 }
 
-int store_swarm_budget(struct store *st, const char *id, int64_t budget, struct s2_error *err)
+static int sq_swarm_budget(struct store *st_, const char *id, int64_t budget, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_SWARM_BUDGET);
     bind_text(s, 1, id);
     sqlite3_bind_int64(s, 2, budget);
     return run(st, s, "swarm budget", err);
 }
 
-int store_swarm_text(struct store *st, const char *id, int which, const char *json,
+static int sq_swarm_text(struct store *st_, const char *id, int which, const char *json,
                      struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, which == STORE_SWARM_IDLE ? S_SWARM_IDLE : S_SWARM_CONTRACT);
     bind_text(s, 1, id);
     bind_text(s, 2, json);
     return run(st, s, "swarm update", err);
 }
 
-int store_agent_gov(struct store *st, const struct agent_gov *g, struct s2_error *err)
+static int sq_agent_gov(struct store *st_, const struct agent_gov *g, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_AGENT_GOV);
     bind_text(s, 1, g->id);
     sqlite3_bind_int64(s, 2, g->spent_micro);
@@ -723,8 +755,9 @@ int store_agent_gov(struct store *st, const struct agent_gov *g, struct s2_error
     return run(st, s, "agent governor state", err);
 }
 
-int store_blocker_put(struct store *st, const struct load_blocker *b, struct s2_error *err)
+static int sq_blocker_put(struct store *st_, const struct load_blocker *b, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_BLOCKER_PUT);
     bind_text(s, 1, b->task);
     bind_text(s, 2, b->needs);
@@ -738,9 +771,10 @@ int store_blocker_put(struct store *st, const struct load_blocker *b, struct s2_
     return run(st, s, "blocker", err);
 }
 
-int store_post_insert(struct store *st, const char *task, const char *agent, const char *help_task,
+static int sq_post_insert(struct store *st_, const char *task, const char *agent, const char *help_task,
                       const char *body, int64_t now, int64_t *id, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_POST_INSERT);
     bind_text(s, 1, task);
     bind_text(s, 2, agent);
@@ -753,9 +787,10 @@ int store_post_insert(struct store *st, const char *task, const char *agent, con
     return rc;
 }
 
-int store_post_verdict(struct store *st, int64_t id, int verdict, int64_t now,
+static int sq_post_verdict(struct store *st_, int64_t id, int verdict, int64_t now,
                        struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_POST_VERDICT);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int(s, 2, verdict);
@@ -763,10 +798,11 @@ int store_post_verdict(struct store *st, int64_t id, int verdict, int64_t now,
     return run(st, s, "post verdict", err);
 }
 
-int store_escalation_insert(struct store *st, const char *kind, const char *swarm,
+static int sq_escalation_insert(struct store *st_, const char *kind, const char *swarm,
                             const char *task, const char *agent, const char *message, int64_t now,
                             int64_t *id, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_ESCALATION_INSERT);
     bind_text(s, 1, kind);
     bind_text(s, 2, swarm);
@@ -780,9 +816,10 @@ int store_escalation_insert(struct store *st, const char *kind, const char *swar
     return rc;
 }
 
-int store_escalation_ack(struct store *st, int64_t id, const char *by, int64_t now,
+static int sq_escalation_ack(struct store *st_, int64_t id, const char *by, int64_t now,
                          struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_ESCALATION_ACK);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, now);
@@ -813,7 +850,7 @@ static const char *col_text(sqlite3_stmt *s, int i)
     return t ? (const char *)t : NULL;
 }
 
-static int load_query(struct store *st, const char *sql, struct s2_error *err,
+static int load_query(struct sq_store *st, const char *sql, struct s2_error *err,
                       int (*row)(sqlite3_stmt *s, const struct store_loader *ld),
                       const struct store_loader *ld)
 {
@@ -950,8 +987,9 @@ static int row_approval(sqlite3_stmt *s, const struct store_loader *ld)
     return ld->approval ? ld->approval(ld->ctx, &a) : 0;
 }
 
-int store_load(struct store *st, const struct store_loader *ld, struct s2_error *err)
+static int sq_load(struct store *st_, const struct store_loader *ld, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     int rc = exec(st->db, "BEGIN", err);
     if (rc)
         return rc;
@@ -1048,35 +1086,23 @@ static void fill_row(sqlite3_stmt *s, struct task_row *r)
     r->help_for = dup_col(s, 35);
 }
 
-void task_row_release(struct task_row *r)
-{
-    free(r->id);
-    free(r->swarm);
-    free(r->title);
-    free(r->body);
-    free(r->requires);
-    free(r->depends_on);
-    free(r->approval);
-    free(r->owner);
-    free(r->result);
-    free(r->reason);
-    free(r->paths);
-    free(r->help_for);
-    memset(r, 0, sizeof *r);
-}
-
-int store_reader_open(struct store_reader **out, const char *path, struct s2_error *err)
+static int sq_reader_open(struct store_reader **out, const char *path, struct s2_error *err)
 {
     sqlite3 *db;
     if (open_db(&db, path, SQLITE_OPEN_READONLY, err))
         return S2_EUNAVAIL;
-    struct store_reader *rd = xcalloc(1, sizeof *rd);
+    struct sq_reader *rd = xcalloc(1, sizeof *rd);
+    rd->base.ops = &store_sqlite_ops;
     rd->db = db;
     exec(db, "PRAGMA query_only=1; PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384", NULL);
     const char *q1 = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1";
     const char *q2 = "SELECT " TASK_COLS " FROM tasks WHERE num = ?1";
     const char *q3 = "SELECT " TASK_COLS " FROM tasks WHERE (?1 IS NULL OR swarm = ?1)"
-                     " AND (?2 < 0 OR state = ?2) AND num > ?3 ORDER BY num LIMIT ?4";
+                     " AND (?2 < 0 OR state = ?2) AND num > ?3"
+                     " AND (?5 = 0 OR (approval <> 'none' AND state IN (0, 1) AND approvals <"
+                     "  (CASE WHEN approval = 'human' THEN 1"
+                     "   ELSE CAST(substr(approval, 8) AS INTEGER) END)))"
+                     " ORDER BY num LIMIT ?4";
     int rc = sqlite3_prepare_v3(db, q1, -1, SQLITE_PREPARE_PERSISTENT, &rd->by_id, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v3(db, q2, -1, SQLITE_PREPARE_PERSISTENT, &rd->by_rowid, NULL);
@@ -1084,15 +1110,16 @@ int store_reader_open(struct store_reader **out, const char *path, struct s2_err
         rc = sqlite3_prepare_v3(db, q3, -1, SQLITE_PREPARE_PERSISTENT, &rd->list, NULL);
     if (rc != SQLITE_OK) {
         db_fail(err, db, rc, "prepare reader");
-        store_reader_close(rd);
+        sq_reader_close(&rd->base);
         return S2_EINTERNAL;
     }
-    *out = rd;
+    *out = &rd->base;
     return 0;
 }
 
-void store_reader_close(struct store_reader *rd)
+static void sq_reader_close(struct store_reader *rd_)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     if (!rd)
         return;
     sqlite3_finalize(rd->by_id);
@@ -1102,7 +1129,7 @@ void store_reader_close(struct store_reader *rd)
     free(rd);
 }
 
-static int get_one(struct store_reader *rd, sqlite3_stmt *s, struct task_row *row,
+static int get_one(struct sq_reader *rd, sqlite3_stmt *s, struct task_row *row,
                    struct s2_error *err)
 {
     int rc = sqlite3_step(s);
@@ -1117,24 +1144,27 @@ static int get_one(struct store_reader *rd, sqlite3_stmt *s, struct task_row *ro
     return ret;
 }
 
-int store_task_get(struct store_reader *rd, const char *id, struct task_row *row,
+static int sq_task_get(struct store_reader *rd_, const char *id, struct task_row *row,
                    struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     sqlite3_bind_text(rd->by_id, 1, id, -1, SQLITE_STATIC);
     return get_one(rd, rd->by_id, row, err);
 }
 
-int store_task_get_rowid(struct store_reader *rd, int64_t rowid, struct task_row *row,
+static int sq_task_get_rowid(struct store_reader *rd_, int64_t rowid, struct task_row *row,
                          struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     sqlite3_bind_int64(rd->by_rowid, 1, rowid);
     return get_one(rd, rd->by_rowid, row, err);
 }
 
-int store_task_list(struct store_reader *rd, const struct task_filter *f,
+static int sq_task_list(struct store_reader *rd_, const struct task_filter *f,
                     void (*fn)(void *ctx, const struct task_row *row), void *ctx,
                     struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     sqlite3_stmt *s = rd->list;
     sqlite3_reset(s);
     if (f->swarm)
@@ -1144,6 +1174,7 @@ int store_task_list(struct store_reader *rd, const struct task_filter *f,
     sqlite3_bind_int(s, 2, f->state);
     sqlite3_bind_int64(s, 3, f->after);
     sqlite3_bind_int(s, 4, f->limit);
+    sqlite3_bind_int(s, 5, f->awaiting_approval);
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct task_row row;
@@ -1159,8 +1190,9 @@ int store_task_list(struct store_reader *rd, const struct task_filter *f,
 
 /* ---- witness log ---- */
 
-int store_witness_append(struct store *st, const struct witness_entry *w, struct s2_error *err)
+static int sq_witness_append(struct store *st_, const struct witness_entry *w, struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_WITNESS_INSERT);
     sqlite3_bind_int64(s, 1, (int64_t)w->seq);
     sqlite3_bind_int64(s, 2, w->time);
@@ -1182,9 +1214,10 @@ int store_witness_append(struct store *st, const struct witness_entry *w, struct
 
 static char *col_dup(sqlite3_stmt *s, int i);
 
-int store_checkpoint_add(struct store *st, const struct checkpoint *c, const char *frontier,
+static int sq_checkpoint_add(struct store *st_, const struct checkpoint *c, const char *frontier,
                          struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s = stmt(st, S_CHECKPOINT_INSERT);
     sqlite3_bind_int64(s, 1, (int64_t)c->tree_size);
     sqlite3_bind_blob(s, 2, c->root_hash, MERKLE_HASH, SQLITE_STATIC);
@@ -1194,8 +1227,9 @@ int store_checkpoint_add(struct store *st, const struct checkpoint *c, const cha
     return run(st, s, "checkpoint add", err);
 }
 
-char *store_checkpoint_frontier(struct store *st, uint64_t tree_size)
+static char *sq_checkpoint_frontier(struct store *st_, uint64_t tree_size)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s;
     char *v = NULL;
     if (sqlite3_prepare_v2(st->db, "SELECT frontier FROM checkpoints WHERE tree_size = ?1", -1, &s,
@@ -1322,37 +1356,42 @@ static int checkpoint_query(sqlite3 *db, uint64_t from, int limit, int newest_fi
     return ret;
 }
 
-int store_witness_scan(struct store *st, const struct witness_filter *f,
+static int sq_witness_scan(struct store *st_, const struct witness_filter *f,
                        int (*fn)(void *ctx, const struct witness_entry *w), void *ctx,
                        struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     return witness_query(st->db, f, fn, ctx, err);
 }
 
-int store_checkpoint_scan(struct store *st, uint64_t from, int limit, int newest_first,
+static int sq_checkpoint_scan(struct store *st_, uint64_t from, int limit, int newest_first,
                           int (*fn)(void *ctx, const struct checkpoint *c), void *ctx,
                           struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     return checkpoint_query(st->db, from, limit, newest_first, fn, ctx, err);
 }
 
-int store_reader_witness(struct store_reader *rd, const struct witness_filter *f,
+static int sq_reader_witness(struct store_reader *rd_, const struct witness_filter *f,
                          int (*fn)(void *ctx, const struct witness_entry *w), void *ctx,
                          struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     return witness_query(rd->db, f, fn, ctx, err);
 }
 
-int store_reader_checkpoints(struct store_reader *rd, uint64_t from, int limit, int newest_first,
+static int sq_reader_checkpoints(struct store_reader *rd_, uint64_t from, int limit, int newest_first,
                              int (*fn)(void *ctx, const struct checkpoint *c), void *ctx,
                              struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     return checkpoint_query(rd->db, from, limit, newest_first, fn, ctx, err);
 }
 
-int store_reader_leaves(struct store_reader *rd, uint64_t n, merkle_hash *out,
+static int sq_reader_leaves(struct store_reader *rd_, uint64_t n, merkle_hash *out,
                         struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(rd->db, "SELECT seq, hash FROM witness WHERE seq <= ?1 ORDER BY seq",
                                 -1, &s, NULL);
@@ -1380,8 +1419,9 @@ int store_reader_leaves(struct store_reader *rd, uint64_t n, merkle_hash *out,
     return ret;
 }
 
-char *store_reader_meta(struct store_reader *rd, const char *key)
+static char *sq_reader_meta(struct store_reader *rd_, const char *key)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     sqlite3_stmt *s;
     char *v = NULL;
     if (sqlite3_prepare_v2(rd->db, "SELECT value FROM meta WHERE key = ?1", -1, &s, NULL) !=
@@ -1394,27 +1434,31 @@ char *store_reader_meta(struct store_reader *rd, const char *key)
     return v;
 }
 
-int store_reader_begin(struct store_reader *rd, struct s2_error *err)
+static int sq_reader_begin(struct store_reader *rd_, struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     return exec(rd->db, "BEGIN", err);
 }
 
-void store_reader_end(struct store_reader *rd)
+static void sq_reader_end(struct store_reader *rd_)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     exec(rd->db, "COMMIT", NULL);
 }
 
 /* ---- cursors (verify, export: entries and checkpoints walked side by side) ---- */
 
-struct store_cursor {
+struct sq_cursor {
+    struct store_cursor base;
     sqlite3 *db;
     sqlite3_stmt *s;
 };
 
-static int cursor_open(struct store_reader *rd, const char *sql, uint64_t from,
+static int cursor_open(struct sq_reader *rd, const char *sql, uint64_t from,
                        struct store_cursor **out, struct s2_error *err)
 {
-    struct store_cursor *c = xcalloc(1, sizeof *c);
+    struct sq_cursor *c = xcalloc(1, sizeof *c);
+    c->base.ops = &store_sqlite_ops;
     c->db = rd->db;
     int rc = sqlite3_prepare_v2(rd->db, sql, -1, &c->s, NULL);
     if (rc != SQLITE_OK) {
@@ -1422,27 +1466,29 @@ static int cursor_open(struct store_reader *rd, const char *sql, uint64_t from,
         return db_fail(err, rd->db, rc, "open cursor");
     }
     sqlite3_bind_int64(c->s, 1, (int64_t)from);
-    *out = c;
+    *out = &c->base;
     return 0;
 }
 
-int store_cursor_witness(struct store_reader *rd, uint64_t from, struct store_cursor **out,
+static int sq_cursor_witness(struct store_reader *rd_, uint64_t from, struct store_cursor **out,
                          struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     return cursor_open(rd, "SELECT " WITNESS_COLS " FROM witness WHERE seq >= ?1 ORDER BY seq",
                        from, out, err);
 }
 
-int store_cursor_checkpoints(struct store_reader *rd, uint64_t from, struct store_cursor **out,
+static int sq_cursor_checkpoints(struct store_reader *rd_, uint64_t from, struct store_cursor **out,
                              struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     return cursor_open(rd,
                        "SELECT tree_size, root_hash, time, signature FROM checkpoints"
                        " WHERE tree_size >= ?1 ORDER BY tree_size",
                        from, out, err);
 }
 
-static int cursor_step(struct store_cursor *c, struct s2_error *err)
+static int cursor_step(struct sq_cursor *c, struct s2_error *err)
 {
     int rc = sqlite3_step(c->s);
     if (rc == SQLITE_ROW)
@@ -1452,35 +1498,39 @@ static int cursor_step(struct store_cursor *c, struct s2_error *err)
     return db_fail(err, c->db, rc, "read cursor");
 }
 
-int store_cursor_next_entry(struct store_cursor *c, struct witness_entry *w,
+static int sq_cursor_next_entry(struct store_cursor *c_, struct witness_entry *w,
                             struct s2_error *err)
 {
+    struct sq_cursor *c = (struct sq_cursor *)c_;
     int rc = cursor_step(c, err);
     if (rc == 1)
         fill_witness(c->s, w);
     return rc;
 }
 
-int store_cursor_next_checkpoint(struct store_cursor *c, struct checkpoint *cp,
+static int sq_cursor_next_checkpoint(struct store_cursor *c_, struct checkpoint *cp,
                                  struct s2_error *err)
 {
+    struct sq_cursor *c = (struct sq_cursor *)c_;
     int rc = cursor_step(c, err);
     if (rc == 1)
         fill_checkpoint(c->s, cp);
     return rc;
 }
 
-void store_cursor_close(struct store_cursor *c)
+static void sq_cursor_close(struct store_cursor *c_)
 {
+    struct sq_cursor *c = (struct sq_cursor *)c_;
     if (!c)
         return;
     sqlite3_finalize(c->s);
     free(c);
 }
 
-int store_post_get(struct store *st, int64_t id, char **task, char **agent, int *verdict,
+static int sq_post_get(struct store *st_, int64_t id, char **task, char **agent, int *verdict,
                    struct s2_error *err)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(st->db, "SELECT task, agent, verdict FROM posts WHERE id = ?1", -1,
                                 &s, NULL);
@@ -1501,9 +1551,10 @@ int store_post_get(struct store *st, int64_t id, char **task, char **agent, int 
     return ret;
 }
 
-int store_reader_posts(struct store_reader *rd, const char *task, json_t **out,
+static int sq_reader_posts(struct store_reader *rd_, const char *task, json_t **out,
                        struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(rd->db,
                                 "SELECT id, agent, help_task, body, created_at, verdict, verdict_at"
@@ -1535,9 +1586,10 @@ int store_reader_posts(struct store_reader *rd, const char *task, json_t **out,
     return 0;
 }
 
-int store_reader_escalations(struct store_reader *rd, int all, int limit, json_t **out,
+static int sq_reader_escalations(struct store_reader *rd_, int all, int limit, json_t **out,
                              struct s2_error *err)
 {
+    struct sq_reader *rd = (struct sq_reader *)rd_;
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(rd->db,
                                 "SELECT id, kind, swarm, task, agent, message, created_at, acked_at,"
@@ -1575,8 +1627,9 @@ int store_reader_escalations(struct store_reader *rd, int all, int limit, json_t
     return 0;
 }
 
-int64_t store_task_count(struct store *st)
+static int64_t sq_task_count(struct store *st_)
 {
+    struct sq_store *st = (struct sq_store *)st_;
     sqlite3_stmt *s;
     int64_t n = 0;
     if (sqlite3_prepare_v2(st->db, "SELECT max(num) FROM tasks", -1, &s, NULL) != SQLITE_OK)
@@ -1586,3 +1639,149 @@ int64_t store_task_count(struct store *st)
     sqlite3_finalize(s);
     return n;
 }
+
+/* ---- copying out (s2 migrate) ---- */
+
+/* Every row of every table, in one read transaction: a consistent snapshot of a database
+ * a server may be writing meanwhile (WAL). */
+static int sq_dump(const char *path, int (*row)(void *ctx, const char *table, int ncols,
+                                                const char *const *names,
+                                                const struct store_value *v),
+                   void *ctx, struct s2_error *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return s2_fail(err, S2_ENOTFOUND, "no_database", "no database at '%s'", path);
+    sqlite3 *db;
+    if (open_db(&db, path, SQLITE_OPEN_READONLY, err))
+        return S2_EUNAVAIL;
+    int v = user_version(db);
+    int rc = 0;
+    if (v != STORE_SCHEMA_VERSION) {
+        rc = s2_fail(err, S2_EINVAL, "schema_version",
+                     "'%s' has schema version %d, this s2 copies version %d: serve it once with "
+                     "this s2 (which upgrades it), then copy",
+                     path, v, STORE_SCHEMA_VERSION);
+        goto out;
+    }
+    if ((rc = exec(db, "BEGIN", err)))
+        goto out;
+    for (int t = 0; !rc && store_tables[t]; t++) {
+        char *sql = xasprintf("SELECT * FROM %s", store_tables[t]);
+        sqlite3_stmt *st;
+        int prc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        free(sql);
+        if (prc != SQLITE_OK) {
+            rc = db_fail(err, db, prc, "read for copy");
+            break;
+        }
+        int n = sqlite3_column_count(st);
+        const char **names = xcalloc((size_t)n, sizeof *names);
+        struct store_value *vals = xcalloc((size_t)n, sizeof *vals);
+        for (int i = 0; i < n; i++)
+            names[i] = sqlite3_column_name(st, i);
+        while ((prc = sqlite3_step(st)) == SQLITE_ROW) {
+            for (int i = 0; i < n; i++) {
+                struct store_value *x = &vals[i];
+                memset(x, 0, sizeof *x);
+                switch (sqlite3_column_type(st, i)) {
+                case SQLITE_INTEGER: x->type = SV_INT; x->i = sqlite3_column_int64(st, i); break;
+                case SQLITE_FLOAT: x->type = SV_REAL; x->d = sqlite3_column_double(st, i); break;
+                case SQLITE_TEXT:
+                    x->type = SV_TEXT;
+                    x->p = sqlite3_column_text(st, i);
+                    break;
+                case SQLITE_BLOB:
+                    x->type = SV_BLOB;
+                    x->p = sqlite3_column_blob(st, i);
+                    x->n = (size_t)sqlite3_column_bytes(st, i);
+                    break;
+                default: x->type = SV_NULL; break;
+                }
+            }
+            if (row(ctx, store_tables[t], n, names, vals)) {
+                rc = S2_EINTERNAL;
+                break;
+            }
+        }
+        if (!rc && prc != SQLITE_DONE)
+            rc = db_fail(err, db, prc, "read for copy");
+        free(names);
+        free(vals);
+        sqlite3_finalize(st);
+    }
+    exec(db, "COMMIT", NULL);
+out:
+    sqlite3_close(db);
+    return rc;
+}
+
+static int sq_commits_durable(struct store *st)
+{
+    (void)st;
+    return 0; /* a commit is durable once store_flush (or a synchronous commit) says so */
+}
+
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .dump = sq_dump,
+    .create = sq_create,
+    .open = sq_open,
+    .reader_open = sq_reader_open,
+    .flush = sq_flush,
+    .checkpoint = sq_checkpoint,
+    .sync_commits = sq_sync_commits,
+    .schema_version = sq_schema_version,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .meta_put = sq_meta_put,
+    .meta_get = sq_meta_get,
+    .token_insert = sq_token_insert,
+    .swarm_insert = sq_swarm_insert,
+    .swarm_set_state = sq_swarm_set_state,
+    .agent_insert = sq_agent_insert,
+    .agent_seen = sq_agent_seen,
+    .model_put = sq_model_put,
+    .task_insert = sq_task_insert,
+    .task_update = sq_task_update,
+    .task_outcome = sq_task_outcome,
+    .approval_insert = sq_approval_insert,
+    .swarm_ledger = sq_swarm_ledger,
+    .swarm_budget = sq_swarm_budget,
+    .slo = sq_slo,
+    .swarm_text = sq_swarm_text,
+    .agent_gov = sq_agent_gov,
+    .blocker_put = sq_blocker_put,
+    .post_insert = sq_post_insert,
+    .post_verdict = sq_post_verdict,
+    .escalation_insert = sq_escalation_insert,
+    .escalation_ack = sq_escalation_ack,
+    .post_get = sq_post_get,
+    .witness_append = sq_witness_append,
+    .checkpoint_add = sq_checkpoint_add,
+    .checkpoint_frontier = sq_checkpoint_frontier,
+    .witness_scan = sq_witness_scan,
+    .checkpoint_scan = sq_checkpoint_scan,
+    .task_count = sq_task_count,
+    .load = sq_load,
+    .task_get = sq_task_get,
+    .task_get_rowid = sq_task_get_rowid,
+    .reader_witness = sq_reader_witness,
+    .reader_checkpoints = sq_reader_checkpoints,
+    .reader_leaves = sq_reader_leaves,
+    .reader_meta = sq_reader_meta,
+    .reader_posts = sq_reader_posts,
+    .reader_escalations = sq_reader_escalations,
+    .reader_begin = sq_reader_begin,
+    .cursor_witness = sq_cursor_witness,
+    .cursor_checkpoints = sq_cursor_checkpoints,
+    .cursor_next_entry = sq_cursor_next_entry,
+    .cursor_next_checkpoint = sq_cursor_next_checkpoint,
+    .task_list = sq_task_list,
+    .close = sq_close,
+    .rollback = sq_rollback,
+    .reader_close = sq_reader_close,
+    .reader_end = sq_reader_end,
+    .cursor_close = sq_cursor_close,
+    .commits_durable = sq_commits_durable,
+};

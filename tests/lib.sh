@@ -3,6 +3,8 @@
 # temporary directory, drives it with the real CLI and with curl, and reports TAP lines.
 #   S2        the s2 binary under test (tests/run.sh sets it; default ./s2)
 #   S2_LONG   1 for the long campaign (make check-long)
+#   S2_STORE  pg: s2_init makes a fresh database in a throwaway PostgreSQL cluster (the one
+#             in S2_PG_DIR, which tests/run.sh starts once, else one of the test's own)
 set -u
 : "${S2:=$(pwd)/s2}"
 export S2
@@ -72,9 +74,48 @@ wait_for() {
     return 1
 }
 
-# s2_init [ARGS]: a fresh database in T_DIR; sets S2_TOKEN (admin) and S2_PUBKEY.
+# pg_ensure: a PostgreSQL cluster for this test (S2_PG_DIR); skips the whole test (exit 0
+# with "ok 1 # skip") only when postgresql cannot be installed at all.
+PG_OWN=""
+pg_ensure() {
+    [ -n "${S2_PG_DIR:-}" ] && [ -s "$S2_PG_DIR/port" ] && return 0
+    S2_PG_DIR=$T_DIR/pg
+    PG_OWN=$S2_PG_DIR
+    export S2_PG_DIR
+    "$S2_TOP/scripts/pg.sh" start "$S2_PG_DIR" >/dev/null 2>"$T_DIR/pg-start.err"
+    rc=$?
+    if [ $rc = 3 ]; then
+        echo "ok 1 # skip postgresql cannot be installed: $(cat "$T_DIR/pg-start.err")"
+        echo "1..1"
+        exit 0
+    fi
+    [ $rc = 0 ] || { not_ok "throwaway PostgreSQL started"; sed 's/^/# /' "$T_DIR/pg-start.err"; exit 1; }
+}
+pg_stop_own() { [ -n "$PG_OWN" ] && "$S2_TOP/scripts/pg.sh" stop "$PG_OWN" >/dev/null 2>&1; PG_OWN=""; }
+PG_DBN=0
+# pg_newdb: a fresh, empty database in the cluster; prints its URL.
+pg_newdb() {
+    pg_ensure
+    PG_DBN=$((PG_DBN + 1))
+    "$S2_TOP/scripts/pg.sh" createdb "$S2_PG_DIR" "t_$(basename "$T_DIR" | tr -c 'a-zA-Z0-9\n' _ | tr 'A-Z' 'a-z')_$PG_DBN"
+}
+S2_TOP=$(cd "$(dirname "$0")/../.." 2>/dev/null && pwd)
+[ -x "$S2_TOP/scripts/pg.sh" ] || S2_TOP=$(pwd)
+: "${S2_STORE:=sqlite}"
+KEY=""
+
+# s2_init [ARGS]: a fresh database in T_DIR (S2_STORE=pg: in PostgreSQL, with its key in
+# T_DIR); sets DB, KEY, S2_TOKEN (admin) and S2_PUBKEY.
 s2_init() {
-    DB=$T_DIR/s2.db
+    if [ "$S2_STORE" = pg ]; then
+        pg_ensure
+        DB=$(pg_newdb) || { not_ok "a fresh PostgreSQL database"; exit 1; }
+        KEY=$T_DIR/s2.key
+        set -- --key "$KEY" "$@"
+    else
+        DB=$T_DIR/s2.db
+        KEY=$DB.key
+    fi
     "$S2" init --db "$DB" --json "$@" >"$T_DIR/init.json" || {
         not_ok "s2 init"
         exit 1
@@ -89,7 +130,7 @@ s2_init() {
 s2_start() {
     [ -n "${DB:-}" ] || s2_init
     rm -f "$T_DIR/port"
-    "$S2" serve --db "$DB" --listen 127.0.0.1:0 --port-file "$T_DIR/port" "$@" \
+    "$S2" serve --db "$DB" --key "$KEY" --listen 127.0.0.1:0 --port-file "$T_DIR/port" "$@" \
         >>"$T_DIR/serve.log" 2>&1 &
     SRV_PID=$!
     if ! wait_for 20 test -s "$T_DIR/port"; then
@@ -158,8 +199,9 @@ j() { printf '%s' "$HTTP_BODY" | jq -r "$1"; }
 t_done() {
     s2_log_clean
     s2_stop
+    pg_stop_own
     [ "$T_FAILED" -eq 0 ] && rm -rf "$T_DIR"
     echo "1..$T_N"
     exit 0
 }
-trap 's2_kill' EXIT
+trap 's2_kill; pg_stop_own' EXIT

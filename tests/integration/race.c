@@ -6,6 +6,14 @@
  *                                         claims + done; each must be done exactly once
  *   race one URL SWARM ROUNDS CLAIMERS    CLAIMERS race for one task, ROUNDS times (wait_ms
  *                                         0), then 3 rounds parked in long-polls: one wins
+ *   race chaos URL SWARM TASKS CLAIMERS   drain while the test breaks things (kills the leader,
+ *                                         restarts the database): 503s and lost replies are
+ *                                         retried; every acknowledged done must stay done,
+ *                                         with the owner and fence acknowledged; nothing done
+ *                                         twice; in the end every task is done
+ *
+ * URL may be a comma-separated list (the nodes of a cluster): claimer i talks to URL i mod
+ * n, so claims race through every node. RACE_LEASE_MS sets the tasks' lease (chaos: 4000).
  *
  * The admin token comes from S2_TOKEN. Output: "key value" lines the test compares, "# "
  * lines explaining any violation; exit 0 only when every invariant held. */
@@ -26,6 +34,11 @@
 #define DEADLINE_MS (600LL * 1000) /* the whole run; the shell has its own, shorter one */
 
 static const char *url, *swarm;
+static char *urls[16];
+static int nurls;
+static int chaos;
+static atomic_int stop_all;
+static atomic_long unavailable_total, lost_reply_total, stale_total, busy_total;
 static long ntasks, nclaimers;
 static int64_t t_end;
 
@@ -36,6 +49,8 @@ struct slot {
     atomic_int dones;    /* 200 done replies */
     int agent;           /* who claimed it (first claim) */
     long long fence;
+    int done_agent;      /* chaos: who was acknowledged done, with which fence */
+    long long done_fence;
 };
 static struct slot *slots;
 static atomic_long done_total, refused_total, overlap_total, errors_total, empty_claims;
@@ -127,7 +142,7 @@ static void *claimer(void *arg)
     snprintf(agent, sizeof agent, "ra%d", me);
     struct client c;
     struct s2_error err = S2_ERROR_INIT;
-    if (client_init(&c, url, NULL, &err))
+    if (client_init(&c, urls[me % nurls], NULL, &err))
         die("client", &err);
     json_t *claim = json_pack("{s:s,s:i}", "agent", agent, "wait_ms", 1000);
     while (atomic_load(&done_total) + atomic_load(&refused_total) < ntasks &&
@@ -197,6 +212,106 @@ static void *claimer(void *arg)
     return NULL;
 }
 
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A claimer that rides out faults: a 503 or a dropped connection is waited out and
+ * retried; a done whose reply was lost is retried with the same lease until the server
+ * says what became of it. */
+static void *chaos_claimer(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    char agent[64];
+    snprintf(agent, sizeof agent, "ra%d", me);
+    struct client c;
+    struct s2_error err = S2_ERROR_INIT;
+    if (client_init(&c, urls[me % nurls], NULL, &err))
+        die("client", &err);
+    json_t *claim = json_pack("{s:s,s:i}", "agent", agent, "wait_ms", 1000);
+    while (!atomic_load(&stop_all) && clock_wall_ms() < t_end) {
+        json_t *out = NULL;
+        long st = call(&c, "POST", "/v1/claim", claim, &out, &err);
+        if (st == 204) {
+            atomic_fetch_add(&empty_claims, 1);
+            json_decref(out);
+            continue;
+        }
+        if (st == 0 || st == 503 || st == 502) {
+            atomic_fetch_add(&unavailable_total, 1);
+            json_decref(out);
+            nap_ms(50);
+            continue;
+        }
+        if (st == 409) { /* agent_busy: a lease whose reply was lost is still running */
+            atomic_fetch_add(&busy_total, 1);
+            json_decref(out);
+            nap_ms(100);
+            continue;
+        }
+        if (st != 200) {
+            atomic_fetch_add(&errors_total, 1);
+            say("claim by %s -> %ld: %s", agent, st, err.msg ? err.msg : "");
+            json_decref(out);
+            nap_ms(50);
+            continue;
+        }
+        json_t *t = json_object_get(out, "task"), *l = json_object_get(out, "lease");
+        const char *id = json_string_value(json_object_get(t, "id"));
+        const char *lease = json_string_value(json_object_get(l, "token"));
+        long long fence = json_integer_value(json_object_get(l, "fence"));
+        long ix = task_index(id);
+        if (ix < 0 || !lease) {
+            say("claim by %s returned an unknown task or no lease: %s", agent, id ? id : "?");
+            atomic_fetch_add(&errors_total, 1);
+            json_decref(out);
+            continue;
+        }
+        struct slot *s = &slots[ix];
+        atomic_fetch_add(&s->claims, 1);
+        char *path = xasprintf("/v1/tasks/%s/done", id);
+        json_t *body = json_pack("{s:s,s:{s:s,s:i}}", "lease", lease, "result", "by", agent,
+                                 "fence", (int)fence);
+        for (int tries = 0; clock_wall_ms() < t_end; tries++) {
+            json_t *dout = NULL;
+            st = call(&c, "POST", path, body, &dout, &err);
+            const char *msg = json_string_value(
+                json_object_get(json_object_get(dout, "error"), "message"));
+            if (st == 200) {
+                if (atomic_fetch_add(&s->dones, 1) == 0) {
+                    s->done_agent = me;
+                    s->done_fence = fence;
+                }
+                atomic_fetch_add(&done_total, 1);
+            } else if (st == 409 && tries && msg && strstr(msg, "is done")) {
+                atomic_fetch_add(&lost_reply_total, 1); /* an earlier try went through */
+            } else if (st == 409) {
+                atomic_fetch_add(&stale_total, 1); /* the lease ran out meanwhile */
+            } else if (st == 0 || st == 503 || st == 502) {
+                atomic_fetch_add(&unavailable_total, 1);
+                json_decref(dout);
+                nap_ms(50);
+                continue;
+            } else {
+                atomic_fetch_add(&refused_total, 1);
+                say("done %s by %s (fence %lld) -> %ld: %s", id, agent, fence, st,
+                    msg ? msg : err.msg ? err.msg : "");
+            }
+            json_decref(dout);
+            break;
+        }
+        json_decref(body);
+        free(path);
+        json_decref(out);
+    }
+    json_decref(claim);
+    s2_error_release(&err);
+    client_release(&c);
+    return NULL;
+}
+
 /* Page through the server's done tasks of the swarm: each once, owner and fence as the
  * ledger has them. Returns the violations. */
 static long server_view(struct client *c, long *listed)
@@ -230,14 +345,17 @@ static long server_view(struct client *c, long *listed)
                 bad++;
             }
             char agent[64];
-            snprintf(agent, sizeof agent, "ra%d", slots[ix].agent);
+            snprintf(agent, sizeof agent, "ra%d", chaos ? slots[ix].done_agent : slots[ix].agent);
             const char *owner = json_string_value(json_object_get(t, "owner"));
             long long fence = json_integer_value(json_object_get(t, "fence"));
             json_t *res = json_object_get(t, "result");
-            if (!owner || strcmp(owner, agent) || fence != slots[ix].fence ||
+            if (chaos && !slots[ix].dones)
+                continue; /* its done reply was lost: whoever did it, it is done */
+            long long want_fence = chaos ? slots[ix].done_fence : slots[ix].fence;
+            if (!owner || strcmp(owner, agent) || fence != want_fence ||
                 strcmp(str_or(json_string_value(json_object_get(res, "by")), ""), agent)) {
                 say("task %s: server says owner %s fence %lld; ledger says %s fence %lld", id,
-                    owner ? owner : "null", fence, agent, slots[ix].fence);
+                    owner ? owner : "null", fence, agent, want_fence);
                 bad++;
             }
         }
@@ -282,15 +400,34 @@ static int drain(void)
         for (long k = 0; k < 1000 && i < ntasks; k++, i++) {
             char id[32];
             snprintf(id, sizeof id, "r-%ld", i);
-            json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "id", id, "swarm", swarm,
-                                                  "title", "race"));
+            json_t *t = json_pack("{s:s,s:s,s:s}", "id", id, "swarm", swarm, "title", "race");
+            const char *lm = getenv("RACE_LEASE_MS");
+            if (lm || chaos)
+                json_object_set_new(t, "lease_ms", json_integer(lm ? atol(lm) : 4000));
+            json_array_append_new(list, t);
         }
         must(&c, "POST", "/v1/tasks", json_pack("{s:o}", "tasks", list), 201);
     }
     int64_t t0 = clock_mono_ns();
+    printf("filled %ld\n", ntasks); /* the test may start breaking things now */
     pthread_t *th = xcalloc((size_t)nclaimers, sizeof *th);
     for (long i = 0; i < nclaimers; i++)
-        pthread_create(&th[i], NULL, claimer, (void *)(intptr_t)i);
+        pthread_create(&th[i], NULL, chaos ? chaos_claimer : claimer, (void *)(intptr_t)i);
+    if (chaos) { /* the server says when everything is done (lost replies included) */
+        char *path = xasprintf("/v1/swarms/%s/status", swarm);
+        while (clock_wall_ms() < t_end) {
+            json_t *out = NULL;
+            long st = call(&c, "GET", path, NULL, &out, &err);
+            long long done = json_integer_value(
+                json_object_get(json_object_get(out, "tasks"), "done"));
+            json_decref(out);
+            if (st == 200 && done >= ntasks)
+                break;
+            nap_ms(200);
+        }
+        free(path);
+        atomic_store(&stop_all, 1);
+    }
     for (long i = 0; i < nclaimers; i++)
         pthread_join(th[i], NULL);
     double secs = (clock_mono_ns() - t0) / 1e9;
@@ -298,7 +435,7 @@ static int drain(void)
 
     long twice = 0, never = 0;
     for (long i = 0; i < ntasks; i++) {
-        if (slots[i].claims > 1 || slots[i].dones > 1)
+        if ((!chaos && slots[i].claims > 1) || slots[i].dones > 1)
             twice++;
         if (slots[i].dones == 0)
             never++;
@@ -315,6 +452,13 @@ static int drain(void)
     printf("server_done %ld\n", listed);
     printf("server_bad %ld\n", bad);
     client_release(&c);
+    if (chaos) {
+        printf("unavailable %ld\n", atomic_load(&unavailable_total));
+        printf("lost_replies %ld\n", atomic_load(&lost_reply_total));
+        printf("stale %ld\n", atomic_load(&stale_total));
+        printf("busy %ld\n", atomic_load(&busy_total));
+        return !refused_total && !errors_total && !twice && listed == ntasks && !bad ? 0 : 1;
+    }
     return done_total == ntasks && !refused_total && !errors_total && !overlap_total && !twice &&
                    !never && listed == ntasks && !bad
                ? 0
@@ -468,10 +612,19 @@ static int one(void)
 int main(int argc, char **argv)
 {
     if (argc != 6) {
-        fprintf(stderr, "usage: race drain|one URL SWARM TASKS|ROUNDS CLAIMERS\n");
+        fprintf(stderr, "usage: race drain|one|chaos URL SWARM TASKS|ROUNDS CLAIMERS\n");
         return 2;
     }
     url = argv[2];
+    char *save = NULL;
+    for (char *u = strtok_r(xstrdup(url), ",", &save); u && nurls < 16;
+         u = strtok_r(NULL, ",", &save))
+        urls[nurls++] = u;
+    if (!nurls) {
+        fprintf(stderr, "race: no URL\n");
+        return 2;
+    }
+    url = urls[0];
     swarm = argv[3];
     long n = atol(argv[4]);
     nclaimers = atol(argv[5]);
@@ -481,8 +634,9 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     t_end = clock_wall_ms() + DEADLINE_MS;
-    if (!strcmp(argv[1], "drain")) {
+    if (!strcmp(argv[1], "drain") || !strcmp(argv[1], "chaos")) {
         ntasks = n;
+        chaos = !strcmp(argv[1], "chaos");
         return drain();
     }
     if (!strcmp(argv[1], "one")) {

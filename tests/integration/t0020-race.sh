@@ -14,6 +14,7 @@ RACE=$S2_BUILD/tests/race
 tasks=20000 rounds=100
 case $S2 in *asan*) tasks=4000 rounds=30 ;; esac
 [ "$S2_LONG" = 1 ] && tasks=100000 rounds=500
+[ -n "${S2_RACE_TASKS:-}" ] && tasks=$S2_RACE_TASKS
 
 s2_start
 

@@ -79,29 +79,56 @@ is "$(printf '%s' "$first_ev" | jq -r '.hash | length')" "64" "SSE events carry 
 
 # a database edited behind s2's back
 s2_stop
-cp "$DB" "$T_DIR/edited.db"
-cp "$DB.key" "$T_DIR/edited.db.key"
-sqlite3 "$T_DIR/edited.db" "DROP TRIGGER witness_no_update; UPDATE witness SET params='{\"forged\":true}' WHERE seq=5;"
-out=$("$S2" witness verify --db "$T_DIR/edited.db" --key "$PUB" 2>&1)
+if [ "$S2_STORE" = pg ]; then
+    # copies of the database (CREATE DATABASE ... TEMPLATE), edited with psql
+    base=${DB%/*}
+    dbname=${DB##*/}
+    pgq() { "$S2_TOP/scripts/pg.sh" psql "$S2_PG_DIR" "$@"; }
+    pgq postgres -c "CREATE DATABASE ${dbname}_edited TEMPLATE $dbname" -c "CREATE DATABASE ${dbname}_cut TEMPLATE $dbname"
+    EDITED=$base/${dbname}_edited
+    CUT=$base/${dbname}_cut
+    pgq "${dbname}_edited" -c "ALTER TABLE witness DISABLE TRIGGER witness_append_only" \
+        -c "UPDATE witness SET params='{\"forged\":true}' WHERE seq=5" \
+        -c "ALTER TABLE witness ENABLE TRIGGER witness_append_only"
+    pgq "${dbname}_cut" -c "ALTER TABLE witness DISABLE TRIGGER witness_append_only" \
+        -c "DELETE FROM witness WHERE seq=(SELECT max(seq) FROM witness)"
+    EDITED_KEY=$KEY
+    CUT_KEY=$KEY
+else
+    EDITED=$T_DIR/edited.db
+    CUT=$T_DIR/cut.db
+    cp "$DB" "$EDITED"
+    cp "$DB.key" "$EDITED.key"
+    sqlite3 "$EDITED" "DROP TRIGGER witness_no_update; UPDATE witness SET params='{\"forged\":true}' WHERE seq=5;"
+    cp "$DB" "$CUT"
+    cp "$DB.key" "$CUT.key"
+    sqlite3 "$CUT" "DROP TRIGGER witness_no_delete; DELETE FROM witness WHERE seq=(SELECT max(seq) FROM witness);"
+    EDITED_KEY=$EDITED.key
+    CUT_KEY=$CUT.key
+fi
+out=$("$S2" witness verify --db "$EDITED" --key "$PUB" 2>&1)
 st=$?
 is "$st" "1" "verify exits 1 on an edited database"
 contains "$out" "first bad entry: 5" "verify names entry 5"
-"$S2" serve --db "$T_DIR/edited.db" --listen 127.0.0.1:0 >"$T_DIR/edited.log" 2>&1 &
+"$S2" serve --db "$EDITED" --key "$EDITED_KEY" --listen 127.0.0.1:0 >"$T_DIR/edited.log" 2>&1 &
 epid=$!
 wait_for 10 sh -c "! kill -0 $epid 2>/dev/null"
 wait $epid
 is "$?" "1" "serve refuses an edited log"
 contains "$(cat "$T_DIR/edited.log")" "fails its tail check" "...saying why"
 
-cp "$DB" "$T_DIR/cut.db"
-cp "$DB.key" "$T_DIR/cut.db.key"
-sqlite3 "$T_DIR/cut.db" "DROP TRIGGER witness_no_delete; DELETE FROM witness WHERE seq=(SELECT max(seq) FROM witness);"
-check_fails "verify catches a deleted last entry" "$S2" witness verify --db "$T_DIR/cut.db" --key "$PUB"
-check_fails "serve refuses a log whose last entry was deleted" "$S2" serve --db "$T_DIR/cut.db" --listen 127.0.0.1:0
-check_fails "serve refuses a database with another signing key" sh -c \
-    "mv '$T_DIR/cut.db.key' '$T_DIR/x' && '$S2' init --db '$T_DIR/other.db' >/dev/null && cp '$T_DIR/other.db.key' '$T_DIR/cut.db.key' && '$S2' serve --db '$T_DIR/cut.db' --listen 127.0.0.1:0"
-sqlite3 "$T_DIR/edited.db" "UPDATE witness SET params='x'" 2>/dev/null
-sqlite3 "$T_DIR/edited.db" "DELETE FROM witness" 2>"$T_DIR/trig.err"
+check_fails "verify catches a deleted last entry" "$S2" witness verify --db "$CUT" --key "$PUB"
+check_fails "serve refuses a log whose last entry was deleted" "$S2" serve --db "$CUT" --key "$CUT_KEY" --listen 127.0.0.1:0
+"$S2" init --db "$T_DIR/other.db" >/dev/null
+check_fails "serve refuses a database with another signing key" \
+    "$S2" serve --db "$CUT" --key "$T_DIR/other.db.key" --listen 127.0.0.1:0
+if [ "$S2_STORE" = pg ]; then
+    pgq "${dbname}_edited" -c "UPDATE witness SET params='x'" 2>/dev/null
+    pgq "${dbname}_edited" -c "DELETE FROM witness" 2>"$T_DIR/trig.err"
+else
+    sqlite3 "$EDITED" "UPDATE witness SET params='x'" 2>/dev/null
+    sqlite3 "$EDITED" "DELETE FROM witness" 2>"$T_DIR/trig.err"
+fi
 contains "$(cat "$T_DIR/trig.err")" "append-only" "the witness table refuses DELETE below the API"
 
 # kill -9 in the middle of batches, several times: no gap, no fork, old checkpoints still

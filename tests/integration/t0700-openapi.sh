@@ -274,6 +274,19 @@ is "$(J .lease.valid)" true "the committer's lease is current"
 api 200 pathsCheck /v1/paths/check '{"paths":["src/sip/a.c"]}' "$WEB"
 is "$(J '.conflicts[0].task')" t5 "a path leased to another claim is a conflict"
 api 400 pathsCheck /v1/paths/check '{"paths":["../etc/passwd"]}' "$SIP"
+# a git hook's notification: a real repository with one good and one malformed file
+GR=$T_DIR/gitrepo
+git init -q "$GR"
+printf -- '---\ntasks:\n  - id: g1\n    title: from git\n---\n## g1\nbody\n' >"$GR/INSTRUCTIONS-sip-PHASE-1.md"
+printf -- '---\ntasks:\n  - id: g2\n    titel: typo\n---\n' >"$GR/INSTRUCTIONS-web-PHASE-1.md"
+git -C "$GR" add -A && git -C "$GR" -c user.name=t -c user.email=t@t commit -qm instructions
+api 200 gitNotify /v1/git/notify "{\"repo\":\"$GR\"}" "$SIP"
+is "$(J '.created | join(",")')" "g1" "gitNotify: a swarm token imports its own swarm's file"
+contains "$(J '[.errors[].message] | join("|")')" "this token is scoped to swarm 'sip'" "...and says why it skips the other's"
+api 200 gitNotify /v1/git/notify "{\"repo\":\"$GR\",\"ref\":\"HEAD\"}"
+is "$(J '.unchanged | join(",")') $(J '.errors[0].line')" "g1 4" "gitNotify again: unchanged, the typo reported at its line"
+api 400 gitNotify /v1/git/notify '{"repo":"relative/path"}'
+api 400 gitNotify /v1/git/notify "{\"repo\":\"$T_DIR\"}"
 api 409 claim /v1/claim '{"agent":"a1"}' "$SIP"
 is "$(J .error.code)" agent_busy "a busy agent: agent_busy"
 api 404 claim /v1/claim '{"agent":"ghost"}'

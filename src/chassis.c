@@ -1167,26 +1167,53 @@ static int rdonly_recursive(const char *target, unsigned long extra)
     return 0;
 }
 
+/* mkdir -p under the new root. A directory on the way that the sandbox user cannot search
+ * (a home, a 0700 temporary directory) is covered with a small tmpfs first: nothing under it
+ * was reachable anyway, and the bound path beneath it now is; the tmpfs is made read-only
+ * once the path exists. */
 static int mkdirs(char *path, int leaf_is_file)
 {
+    size_t cover[8];
+    int ncover = 0;
     for (char *s = path + 1; *s; s++) {
         if (*s != '/')
             continue;
         *s = 0;
         int r = mkdir(path, 0755);
+        if (r && errno == EACCES && ncover < 8) {
+            char *up = strrchr(path, '/');
+            if (up && up > path) {
+                *up = 0;
+                r = mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "mode=0755,size=64k,nr_inodes=64");
+                if (!r)
+                    cover[ncover++] = (size_t)(up - path);
+                *up = '/';
+                if (!r)
+                    r = mkdir(path, 0755);
+            }
+        }
         *s = '/';
         if (r && errno != EEXIST)
             return -1;
     }
+    int r = 0;
     if (leaf_is_file) {
         int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0 && errno != EEXIST)
-            return -1;
+            r = -1;
         if (fd >= 0)
             close(fd);
-        return 0;
+    } else if (mkdir(path, 0755) && errno != EEXIST) {
+        r = -1;
     }
-    return mkdir(path, 0755) && errno != EEXIST ? -1 : 0;
+    for (int i = ncover - 1; !r && i >= 0; i--) {
+        char c = path[cover[i]];
+        path[cover[i]] = 0;
+        r = remount_add(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        path[cover[i]] = c;
+    }
+    return r;
 }
 
 static void run_op(const struct plan *p, const struct op *o)
@@ -1929,8 +1956,8 @@ static int start_none(struct run *rn, const struct plan *p, int in, int out_w, i
                       struct s2_error *err)
 {
     int sync[2], ep[2];
-    char *cwd = rn->spec->workspace ? xstrdup(rn->spec->workspace)
-                                    : xasprintf("%s/ws", rn->spec->task_dir);
+    char *cwd =
+        rn->spec->workspace ? xstrdup(rn->spec->workspace) : xasprintf("%s/ws", rn->spec->task_dir);
     if (pipe2(sync, O_CLOEXEC)) {
         free(cwd);
         return s2_fail(err, S2_EIO, "sandbox", "pipe: %s", strerror(errno));

@@ -83,7 +83,7 @@ enum chassis_end {
 };
 
 struct chassis_spec {
-    char *const *argv;      /* the command; argv[0] is looked up in PATH of envp */
+    char *const *argv; /* the command; argv[0] is looked up in PATH of envp */
     /* strict mode: exec this path inside the sandbox (e.g. under /s2) instead of argv[0]
      * looked up on the host; the caller put it there. NULL: look argv[0] up */
     const char *exec_inside;

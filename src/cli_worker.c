@@ -125,9 +125,11 @@ static int num_opt(const struct cli *c, const char *name, const char *arg, long 
 int cli_worker(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli c = {.cmd = cmd};
-    struct worker_config cfg = {
-        .concurrency = 1, .mode = CHASSIS_STRICT, .grace_ms = 10000, .wait_s = 30,
-        .keep_failed = 10};
+    struct worker_config cfg = {.concurrency = 1,
+                                .mode = CHASSIS_STRICT,
+                                .grace_ms = 10000,
+                                .wait_s = 30,
+                                .keep_failed = 10};
     struct strvec env = STRVEC_INIT, hide = STRVEC_INIT, expose = STRVEC_INIT;
     int check = 0, rc = EXIT_OK, exit_now = 0, once = 0;
     int64_t v;

@@ -26,9 +26,9 @@
 #define LOCK_PREFIX "s2 worker "
 
 struct gitws {
-    char *gitdir;   /* common git directory, canonical, no trailing slash */
-    char *dir;      /* worktrees directory, canonical */
-    char *base;     /* default base ref */
+    char *gitdir; /* common git directory, canonical, no trailing slash */
+    char *dir;    /* worktrees directory, canonical */
+    char *base;   /* default base ref */
     int keep_failed;
     uid_t owner;
     gid_t group;
@@ -262,8 +262,8 @@ static int free_branch(struct gitws *g, git_repository *r, const char *full, str
                 rc = git_fail(err, "cannot detach the worktree '%s' from its branch",
                               names.strings[i]);
             else
-                log_info("git: worktree %s (an earlier attempt) detached from %s",
-                         names.strings[i], full + 11);
+                log_info("git: worktree %s (an earlier attempt) detached from %s", names.strings[i],
+                         full + 11);
             git_repository_free(wr);
         }
         git_worktree_free(wt);
@@ -285,7 +285,8 @@ int gitws_prepare(struct gitws *g, const char *task_id, long attempt, const char
     nt.branch = branch_for(task_id);
     nt.base_ref = xstrdup(base_ref ? base_ref : g->base);
     char *full = xasprintf("refs/heads/%s", nt.branch);
-    if ((rc = open_repo(g, &r, err)) || (rc = resolve_commit(r, nt.base_ref, g->gitdir, &base, err)))
+    if ((rc = open_repo(g, &r, err)) ||
+        (rc = resolve_commit(r, nt.base_ref, g->gitdir, &base, err)))
         goto out;
     git_oid_tostr(nt.base, sizeof nt.base, git_commit_id(base));
     pthread_mutex_lock(&g->mu);
@@ -465,8 +466,7 @@ int gitws_commit(struct gitws *g, struct gitws_task *t, const struct gitws_commi
         free(log);
         if (e == GIT_EMODIFIED) {
             rc = s2_fail(err, S2_ECONFLICT, "superseded",
-                         "the branch '%s' moved while the task ran (a newer attempt?)",
-                         t->branch);
+                         "the branch '%s' moved while the task ran (a newer attempt?)", t->branch);
             goto out;
         }
         if (e) {

@@ -18,11 +18,11 @@
 #include "error.h"
 
 struct gitws_config {
-    const char *repo;       /* path of the repository (a work tree, a bare repo, a .git dir) */
-    const char *base;       /* default base ref (NULL: the repository's HEAD) */
-    const char *dir;        /* where worktrees go (NULL: <git dir>/s2-worktrees) */
-    int keep_failed;        /* worktrees of failed attempts kept (the newest N; 0: none) */
-    uid_t owner;            /* hand each worktree to this uid/gid ((uid_t)-1: leave as is) */
+    const char *repo; /* path of the repository (a work tree, a bare repo, a .git dir) */
+    const char *base; /* default base ref (NULL: the repository's HEAD) */
+    const char *dir;  /* where worktrees go (NULL: <git dir>/s2-worktrees) */
+    int keep_failed;  /* worktrees of failed attempts kept (the newest N; 0: none) */
+    uid_t owner;      /* hand each worktree to this uid/gid ((uid_t)-1: leave as is) */
     gid_t group;
 };
 

@@ -720,9 +720,9 @@ struct worker {
     atomic_int fatal;
     atomic_int unreported;
     int stop_pipe[2], force_pipe[2];
-    struct gitws *git;  /* --repo */
-    char *wasm_runner;  /* --wasm: the module built into a program (host path) */
-    char *wasm_name;    /* its argv[0]: the module's file name */
+    struct gitws *git; /* --repo */
+    char *wasm_runner; /* --wasm: the module built into a program (host path) */
+    char *wasm_name;   /* its argv[0]: the module's file name */
 };
 
 static struct worker *the_worker; /* for the signal handler */
@@ -1047,8 +1047,7 @@ static int commit_work(struct task_run *t, struct gitws_task *gt, json_t *task, 
             s2_error_release(&err);
             return 1;
         }
-        *how = xasprintf("the command succeeded but its work could not be committed: %s",
-                         err.msg);
+        *how = xasprintf("the command succeeded but its work could not be committed: %s", err.msg);
         s2_error_release(&err);
         return 1;
     }
@@ -1068,8 +1067,8 @@ static int commit_work(struct task_run *t, struct gitws_task *gt, json_t *task, 
     if (len > S2_RESULT_MAX) {
         /* the git fields pushed a result at the cap over it: they win */
         json_decref(*result);
-        *result = json_pack("{s:{s:b,s:I},s:O}", "output", "truncated", 1, "bytes",
-                            (json_int_t)len, "git", *git);
+        *result = json_pack("{s:{s:b,s:I},s:O}", "output", "truncated", 1, "bytes", (json_int_t)len,
+                            "git", *git);
     }
     return 0;
 }
@@ -1189,7 +1188,9 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
     strvec_push_nodup(
         &env,
         xasprintf("PATH=%s", path_env && *path_env ? path_env : "/usr/local/bin:/usr/bin:/bin"));
-    strvec_push_nodup(&env, xasprintf("HOME=%s/ws", inside));
+    /* with --repo the workspace is committed: a home there would be too */
+    strvec_push_nodup(&env,
+                      gt.path ? xasprintf("HOME=%s", inside) : xasprintf("HOME=%s/ws", inside));
     strvec_push(&env, "TMPDIR=/tmp");
     strvec_push(&env, "LANG=C.UTF-8");
     for (size_t i = 0; cfg->env && i < cfg->env->n; i++) {
@@ -1210,10 +1211,20 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
         strvec_push_nodup(&env, xasprintf("S2_TOKEN=%s", task_token));
     strvec_push_nodup(&env, xasprintf("S2_TASK_FILE=%s/task.json", inside));
     strvec_push_nodup(&env, xasprintf("S2_RESULT_FILE=%s/result", inside));
-    strvec_push_nodup(&env, xasprintf("S2_WORKSPACE=%s/ws", inside));
+    if (gt.path && !strict)
+        strvec_push_nodup(&env, xasprintf("S2_WORKSPACE=%s", gt.path));
+    else
+        strvec_push_nodup(&env, xasprintf("S2_WORKSPACE=%s/ws", inside));
     if (gt.branch) {
         strvec_push_nodup(&env, xasprintf("S2_GIT_BRANCH=%s", gt.branch));
         strvec_push_nodup(&env, xasprintf("S2_GIT_BASE=%s", gt.base));
+        /* git inside: the worktree's records in the git directory belong to the worker, not
+         * to the sandbox user, which git calls dubious ownership; this checkout is the
+         * task's own (command-line scope, which git honours for safe.directory) */
+        strvec_push(&env, "GIT_CONFIG_COUNT=1");
+        strvec_push(&env, "GIT_CONFIG_KEY_0=safe.directory");
+        strvec_push_nodup(&env, strict ? xstrdup("GIT_CONFIG_VALUE_0=" CHASSIS_TASK_ROOT "/ws")
+                                       : xasprintf("GIT_CONFIG_VALUE_0=%s", gt.path));
     }
     /* the network: the contract's endpoints, and the server itself for a task token */
     if (strict && (con.network.n || (task_token && w->server_grant))) {
@@ -1597,8 +1608,8 @@ static int copy_file(const char *from, const char *to, mode_t mode, size_t max,
         goto out;
     }
     if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-        rc = s2_fail(err, S2_EINVAL, "io", "'%s' is not a regular file of at most %zu bytes",
-                     from, max);
+        rc = s2_fail(err, S2_EINVAL, "io", "'%s' is not a regular file of at most %zu bytes", from,
+                     max);
         goto out;
     }
     out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
@@ -1653,25 +1664,52 @@ static int wasm_build(struct worker *w, struct s2_error *err)
     }
     if ((rc = copy_file(cfg->wasm, mod, 0644, (size_t)1 << 30, err)))
         goto out;
-    if (wasm_assets_count < 1 ||
-        write_text(host, (const char *)wasm_assets[0].data, 0644)) {
+    if (wasm_assets_count < 1 || write_text(host, (const char *)wasm_assets[0].data, 0644)) {
         rc = s2_fail(err, S2_EIO, "io", "cannot write '%s': %s", host, strerror(errno));
         goto out;
     }
-    if (strict && geteuid() == 0 &&
-        fs_chown_tree(bdir, CHASSIS_ROOT_MAP_ID, CHASSIS_ROOT_MAP_ID)) {
+    if (strict && geteuid() == 0 && fs_chown_tree(bdir, CHASSIS_ROOT_MAP_ID, CHASSIS_ROOT_MAP_ID)) {
         rc = s2_fail(err, S2_EIO, "io", "cannot hand '%s' to the sandbox user: %s", bdir,
                      strerror(errno));
         goto out;
     }
     const char *cc = getenv("CC");
+    if (!cc || !*cc || strpbrk(cc, "'\"$`\\;&|<> \t"))
+        cc = "cc";
+    /* the toolchain is not part of s2's own dependencies: say which packages bring it */
+    {
+        const char *path_env = getenv("PATH");
+        char *pe = xasprintf("PATH=%s", path_env && *path_env ? path_env : "/usr/bin:/bin");
+        char *penv[] = {pe, NULL};
+        static const char *const need[][2] = {{"wasm2c", "wabt"}, {NULL, "gcc"}};
+        for (size_t i = 0; i < 2 && !rc; i++) {
+            const char *tool = need[i][0] ? need[i][0] : cc;
+            struct s2_error e2 = S2_ERROR_INIT;
+            char *found = chassis_find_command(tool, penv, &e2);
+            if (!found)
+                rc = s2_fail(err, S2_EINVAL, "wasm",
+                             "--wasm needs '%s' (Debian package %s) to build the module: %s", tool,
+                             need[i][1], e2.msg);
+            free(found);
+            s2_error_release(&e2);
+        }
+        free(pe);
+        if (rc)
+            goto out;
+    }
     char *script = xasprintf(
-        "wasm2c -n s2m module.wasm -o s2m.c && %s -O1 -w -I. -I/usr/share/wabt/wasm2c s2m.c "
-        "wasi_host.c -o module -lwasm-rt-impl -lm",
-        cc && *cc && !strpbrk(cc, "'\"$`\\;&|<>") ? cc : "cc");
+        "wasm2c -n s2m module.wasm -o s2m.c && "
+        /* a module that imports nothing from WASI is instantiated without the host */
+        "if grep -q 'struct Z_wasi_snapshot_preview1_instance_t' s2m.h; then w=1; else w=0; fi && "
+        "if grep -q 'Z_s2mZ_memory(' s2m.h; then m=1; else m=0; fi && "
+        "%s -O1 -w -DS2M_IMPORTS_WASI=$w -DS2M_EXPORTS_MEMORY=$m -I. -I/usr/share/wabt/wasm2c "
+        "s2m.c wasi_host.c "
+        "-o module -lwasm-rt-impl -lm",
+        cc);
     char *argv[] = {"sh", "-c", script, NULL};
     const char *path_env = getenv("PATH");
-    char *pe = xasprintf("PATH=%s", path_env && *path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
+    char *pe =
+        xasprintf("PATH=%s", path_env && *path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
     char *home = xasprintf("HOME=%s", strict ? CHASSIS_TASK_ROOT "/ws" : ws);
     char *envp[] = {pe, home, "TMPDIR=/tmp", "LANG=C.UTF-8", NULL};
     struct chassis_spec spec = {
@@ -1692,8 +1730,7 @@ static int wasm_build(struct worker *w, struct s2_error *err)
         .force_fd = -1,
     };
     int64_t t0 = clock_mono_ns();
-    log_info("worker: building %s with wasm2c and %s (in the sandbox)", cfg->wasm,
-             cc && *cc ? cc : "cc");
+    log_info("worker: building %s with wasm2c and %s (in the sandbox)", cfg->wasm, cc);
     rc = chassis_run(w->ch, &spec, &res, err);
     free(script);
     free(pe);

@@ -4,7 +4,8 @@
  * inside the same sandbox as any task command.
  *   module [--dir=GUEST:HOST]... -- ARGV0 ARGS...
  * Each --dir is a preopened directory (GUEST is the name the module sees). stdin, stdout
- * and stderr are fds 0-2; the environment is the process's own.
+ * and stderr are fds 0-2; the environment is the process's own. The worker defines
+ * S2M_IMPORTS_WASI and S2M_EXPORTS_MEMORY (0 or 1) from what wasm2c made of the module.
  * Never resolve a path outside a preopened directory: every path is resolved beneath its
  * directory (openat2 RESOLVE_BENEATH; without openat2, absolute paths and ".." are refused). */
 #define _GNU_SOURCE
@@ -43,52 +44,116 @@ struct Z_wasi_snapshot_preview1_instance_t {
 typedef struct Z_wasi_snapshot_preview1_instance_t wasi_t;
 
 enum {
-    E_SUCCESS = 0, E_2BIG = 1, E_ACCES = 2, E_AGAIN = 6, E_BADF = 8, E_BUSY = 10, E_EXIST = 20,
-    E_FAULT = 21, E_FBIG = 22, E_INTR = 27, E_INVAL = 28, E_IO = 29, E_ISDIR = 31, E_LOOP = 32,
-    E_MFILE = 33, E_MLINK = 34, E_NAMETOOLONG = 37, E_NFILE = 41, E_NOENT = 44, E_NOMEM = 48,
-    E_NOSPC = 51, E_NOSYS = 52, E_NOTDIR = 54, E_NOTEMPTY = 55, E_NOTSUP = 58, E_NOTTY = 59,
-    E_NXIO = 60, E_OVERFLOW = 61, E_PERM = 63, E_PIPE = 64, E_ROFS = 66, E_SPIPE = 67,
-    E_TXTBSY = 71, E_XDEV = 72, E_NOTCAPABLE = 76,
+    E_SUCCESS = 0,
+    E_2BIG = 1,
+    E_ACCES = 2,
+    E_AGAIN = 6,
+    E_BADF = 8,
+    E_BUSY = 10,
+    E_EXIST = 20,
+    E_FAULT = 21,
+    E_FBIG = 22,
+    E_INTR = 27,
+    E_INVAL = 28,
+    E_IO = 29,
+    E_ISDIR = 31,
+    E_LOOP = 32,
+    E_MFILE = 33,
+    E_MLINK = 34,
+    E_NAMETOOLONG = 37,
+    E_NFILE = 41,
+    E_NOENT = 44,
+    E_NOMEM = 48,
+    E_NOSPC = 51,
+    E_NOSYS = 52,
+    E_NOTDIR = 54,
+    E_NOTEMPTY = 55,
+    E_NOTSUP = 58,
+    E_NOTTY = 59,
+    E_NXIO = 60,
+    E_OVERFLOW = 61,
+    E_PERM = 63,
+    E_PIPE = 64,
+    E_ROFS = 66,
+    E_SPIPE = 67,
+    E_TXTBSY = 71,
+    E_XDEV = 72,
+    E_NOTCAPABLE = 76,
 };
 
 static uint32_t werr(int e)
 {
     switch (e) {
-    case 0: return E_SUCCESS;
-    case E2BIG: return E_2BIG;
-    case EACCES: return E_ACCES;
-    case EAGAIN: return E_AGAIN;
-    case EBADF: return E_BADF;
-    case EBUSY: return E_BUSY;
-    case EEXIST: return E_EXIST;
-    case EFAULT: return E_FAULT;
-    case EFBIG: return E_FBIG;
-    case EINTR: return E_INTR;
-    case EINVAL: return E_INVAL;
-    case EIO: return E_IO;
-    case EISDIR: return E_ISDIR;
-    case ELOOP: return E_LOOP;
-    case EMFILE: return E_MFILE;
-    case EMLINK: return E_MLINK;
-    case ENAMETOOLONG: return E_NAMETOOLONG;
-    case ENFILE: return E_NFILE;
-    case ENOENT: return E_NOENT;
-    case ENOMEM: return E_NOMEM;
-    case ENOSPC: return E_NOSPC;
-    case ENOSYS: return E_NOSYS;
-    case ENOTDIR: return E_NOTDIR;
-    case ENOTEMPTY: return E_NOTEMPTY;
-    case EOPNOTSUPP: return E_NOTSUP;
-    case ENOTTY: return E_NOTTY;
-    case ENXIO: return E_NXIO;
-    case EOVERFLOW: return E_OVERFLOW;
-    case EPERM: return E_PERM;
-    case EPIPE: return E_PIPE;
-    case EROFS: return E_ROFS;
-    case ESPIPE: return E_SPIPE;
-    case ETXTBSY: return E_TXTBSY;
-    case EXDEV: return E_NOTCAPABLE; /* RESOLVE_BENEATH: the path leads out */
-    default: return E_IO;
+    case 0:
+        return E_SUCCESS;
+    case E2BIG:
+        return E_2BIG;
+    case EACCES:
+        return E_ACCES;
+    case EAGAIN:
+        return E_AGAIN;
+    case EBADF:
+        return E_BADF;
+    case EBUSY:
+        return E_BUSY;
+    case EEXIST:
+        return E_EXIST;
+    case EFAULT:
+        return E_FAULT;
+    case EFBIG:
+        return E_FBIG;
+    case EINTR:
+        return E_INTR;
+    case EINVAL:
+        return E_INVAL;
+    case EIO:
+        return E_IO;
+    case EISDIR:
+        return E_ISDIR;
+    case ELOOP:
+        return E_LOOP;
+    case EMFILE:
+        return E_MFILE;
+    case EMLINK:
+        return E_MLINK;
+    case ENAMETOOLONG:
+        return E_NAMETOOLONG;
+    case ENFILE:
+        return E_NFILE;
+    case ENOENT:
+        return E_NOENT;
+    case ENOMEM:
+        return E_NOMEM;
+    case ENOSPC:
+        return E_NOSPC;
+    case ENOSYS:
+        return E_NOSYS;
+    case ENOTDIR:
+        return E_NOTDIR;
+    case ENOTEMPTY:
+        return E_NOTEMPTY;
+    case EOPNOTSUPP:
+        return E_NOTSUP;
+    case ENOTTY:
+        return E_NOTTY;
+    case ENXIO:
+        return E_NXIO;
+    case EOVERFLOW:
+        return E_OVERFLOW;
+    case EPERM:
+        return E_PERM;
+    case EPIPE:
+        return E_PIPE;
+    case EROFS:
+        return E_ROFS;
+    case ESPIPE:
+        return E_SPIPE;
+    case ETXTBSY:
+        return E_TXTBSY;
+    case EXDEV:
+        return E_NOTCAPABLE; /* RESOLVE_BENEATH: the path leads out */
+    default:
+        return E_IO;
     }
 }
 
@@ -106,12 +171,34 @@ static int span(uint32_t ptr, uint64_t len)
             return E_FAULT;                                                                        \
     } while (0)
 
-static void put8(uint32_t p, uint8_t v) { MEM->data[p] = v; }
-static void put16(uint32_t p, uint16_t v) { memcpy(MEM->data + p, &v, 2); }
-static void put32(uint32_t p, uint32_t v) { memcpy(MEM->data + p, &v, 4); }
-static void put64(uint32_t p, uint64_t v) { memcpy(MEM->data + p, &v, 8); }
-static uint32_t get32(uint32_t p) { uint32_t v; memcpy(&v, MEM->data + p, 4); return v; }
-static uint64_t get64(uint32_t p) { uint64_t v; memcpy(&v, MEM->data + p, 8); return v; }
+static void put8(uint32_t p, uint8_t v)
+{
+    MEM->data[p] = v;
+}
+static void put16(uint32_t p, uint16_t v)
+{
+    memcpy(MEM->data + p, &v, 2);
+}
+static void put32(uint32_t p, uint32_t v)
+{
+    memcpy(MEM->data + p, &v, 4);
+}
+static void put64(uint32_t p, uint64_t v)
+{
+    memcpy(MEM->data + p, &v, 8);
+}
+static uint32_t get32(uint32_t p)
+{
+    uint32_t v;
+    memcpy(&v, MEM->data + p, 4);
+    return v;
+}
+static uint64_t get64(uint32_t p)
+{
+    uint64_t v;
+    memcpy(&v, MEM->data + p, 8);
+    return v;
+}
 
 /* ---- the fd table ---- */
 
@@ -191,6 +278,18 @@ static int open_beneath(int dirfd, const char *path, int flags, mode_t mode)
         return -1;
     }
     return openat(dirfd, path, flags | O_CLOEXEC, mode);
+}
+
+/* Say on stderr that a path was refused for leading out of its directory (the worker shows
+ * the command's stderr in a failed task's reason): WASI only returns the errno. */
+static void denied(uint32_t fd, const char *path)
+{
+    struct wfd *f = getfd(fd);
+    if (f && f->preopen)
+        fprintf(stderr, "wasi: denied: '%s' leads outside the preopened directory '%s'\n", path,
+                f->name);
+    else
+        fprintf(stderr, "wasi: denied: '%s' leads outside directory fd %u\n", path, fd);
 }
 
 /* The directory that holds path's last component, beneath dirfd, and that component. */
@@ -571,7 +670,8 @@ u32 Z_wasi_snapshot_preview1Z_fd_fdstat_set_flags(wasi_t *w, u32 fd, u32 flags)
     int fl = fcntl(f->host, F_GETFL);
     if (fl < 0)
         return werr(errno);
-    fl = (fl & ~(O_APPEND | O_NONBLOCK)) | (flags & 1 ? O_APPEND : 0) | (flags & 4 ? O_NONBLOCK : 0);
+    fl =
+        (fl & ~(O_APPEND | O_NONBLOCK)) | (flags & 1 ? O_APPEND : 0) | (flags & 4 ? O_NONBLOCK : 0);
     return fcntl(f->host, F_SETFL, fl) ? werr(errno) : 0;
 }
 
@@ -703,8 +803,7 @@ u32 Z_wasi_snapshot_preview1Z_fd_prestat_dir_name(wasi_t *w, u32 fd, u32 path, u
     return 0;
 }
 
-u32 Z_wasi_snapshot_preview1Z_fd_readdir(wasi_t *w, u32 fd, u32 buf, u32 len, u64 cookie,
-                                         u32 used)
+u32 Z_wasi_snapshot_preview1Z_fd_readdir(wasi_t *w, u32 fd, u32 buf, u32 len, u64 cookie, u32 used)
 {
     (void)w;
     struct wfd *f = getfd(fd);
@@ -781,6 +880,8 @@ u32 Z_wasi_snapshot_preview1Z_path_open(wasi_t *w, u32 dirfd, u32 lookup, u32 pa
     int h = open_beneath(d->host, p, fl, 0644);
     if (h < 0 && errno == EISDIR && !(oflags & 2))
         h = open_beneath(d->host, p, O_RDONLY | O_DIRECTORY, 0);
+    if (h < 0 && errno == EXDEV)
+        denied(dirfd, p);
     free(p);
     if (h < 0)
         return werr(errno);
@@ -807,6 +908,8 @@ u32 Z_wasi_snapshot_preview1Z_path_open(wasi_t *w, u32 dirfd, u32 lookup, u32 pa
     int pfd;                                                                                       \
     const char *base;                                                                              \
     e_ = split_beneath(d_->host, p_, &pfd, &base);                                                 \
+    if (e_ == E_NOTCAPABLE)                                                                        \
+        denied(dirfd, p_);                                                                         \
     if (!e_) {                                                                                     \
         BODY;                                                                                      \
         close(pfd);                                                                                \
@@ -861,8 +964,8 @@ u32 Z_wasi_snapshot_preview1Z_path_filestat_set_times(wasi_t *w, u32 fd, u32 loo
               e_ = utimensat(pfd, base, t, lookup & 1 ? 0 : AT_SYMLINK_NOFOLLOW) ? werr(errno) : 0)
 }
 
-u32 Z_wasi_snapshot_preview1Z_path_readlink(wasi_t *w, u32 fd, u32 path, u32 plen, u32 buf,
-                                            u32 len, u32 used)
+u32 Z_wasi_snapshot_preview1Z_path_readlink(wasi_t *w, u32 fd, u32 path, u32 plen, u32 buf, u32 len,
+                                            u32 used)
 {
     (void)w;
     if (!span(buf, len) || !span(used, 4))
@@ -876,8 +979,7 @@ u32 Z_wasi_snapshot_preview1Z_path_readlink(wasi_t *w, u32 fd, u32 path, u32 ple
     })
 }
 
-u32 Z_wasi_snapshot_preview1Z_path_symlink(wasi_t *w, u32 old, u32 olen, u32 fd, u32 path,
-                                           u32 plen)
+u32 Z_wasi_snapshot_preview1Z_path_symlink(wasi_t *w, u32 old, u32 olen, u32 fd, u32 path, u32 plen)
 {
     (void)w;
     char *target;
@@ -885,6 +987,7 @@ u32 Z_wasi_snapshot_preview1Z_path_symlink(wasi_t *w, u32 old, u32 olen, u32 fd,
     if (e)
         return e;
     if (!lexically_inside(target)) { /* a link that leads out is refused, even unused */
+        denied(fd, target);
         free(target);
         return E_NOTCAPABLE;
     }
@@ -920,10 +1023,10 @@ static u32 two_paths(u32 ofd, u32 opath, u32 olen, u32 nfd, u32 npath, u32 nlen,
         e = copy_path(npath, nlen, &np);
     int pa = -1, pb = -1;
     const char *ba, *bb;
-    if (!e)
-        e = split_beneath(a->host, op, &pa, &ba);
-    if (!e)
-        e = split_beneath(b->host, np, &pb, &bb);
+    if (!e && (e = split_beneath(a->host, op, &pa, &ba)) == E_NOTCAPABLE)
+        denied(ofd, op);
+    if (!e && (e = split_beneath(b->host, np, &pb, &bb)) == E_NOTCAPABLE)
+        denied(nfd, np);
     if (!e)
         e = (link ? linkat(pa, ba, pb, bb, 0) : renameat(pa, ba, pb, bb)) ? werr(errno) : 0;
     if (pa >= 0)
@@ -1005,8 +1108,17 @@ int main(int argc, char **argv)
     Z_s2m_init_module();
     static Z_s2m_instance_t inst;
     static wasi_t wasi;
+#if S2M_IMPORTS_WASI
     Z_s2m_instantiate(&inst, &wasi);
+#else
+    Z_s2m_instantiate(&inst);
+#endif
+#if S2M_EXPORTS_MEMORY
     wasi.mem = MEM = Z_s2mZ_memory(&inst);
+#else
+    static wasm_rt_memory_t none; /* every call that passes a pointer gets E_FAULT */
+    wasi.mem = MEM = &none;
+#endif
     int trap = wasm_rt_impl_try();
     if (trap) {
         fprintf(stderr, "wasi: the module trapped: %s\n", wasm_rt_strerror((wasm_rt_trap_t)trap));

@@ -103,6 +103,10 @@ check-long: test-bins
 bench: $(S2)
 	@bench/run.sh
 
+# s2 worker end to end: 1000 trivial tasks, --concurrency 2, tasks/s and sandbox start.
+bench-worker: $(S2)
+	@bench/worker.sh
+
 # s2 on two PostgreSQL nodes against a plain SKIP LOCKED loop on the same PostgreSQL.
 bench-pg: $(S2) $(BUILD)/bench/pgloop
 	@bench/pg.sh
@@ -124,7 +128,7 @@ fmt:
 clean:
 	rm -rf build build-asan s2 tests/out
 
-.PHONY: all deps test test-bins check-long bench bench-pg run install fmt clean
+.PHONY: all deps test test-bins check-long bench bench-worker bench-pg run install fmt clean
 .DELETE_ON_ERROR:
 
 -include $(OBJS:.o=.d)

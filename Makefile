@@ -3,6 +3,7 @@
 #   make run        set up, initialise ./s2.db when missing, serve on 127.0.0.1:7411
 #   make test       build and run every test (also under ASan+UBSan); last line: N passed, N failed
 #   make bench      s2 bench against a fresh server (see bench/README.md)
+#   make bench-worker  s2 worker: 1000 tasks through one worker (bench/worker.sh)
 #   make bench-pg   s2 on two PostgreSQL nodes vs a plain SKIP LOCKED loop (bench/pg.sh)
 #   make check-long long campaigns (soak, big crash loops)
 #   make SANITIZE=address,undefined   the sanitizer build, in build-asan/

@@ -120,7 +120,8 @@ static void notify_work(void *arg)
     struct gb_instructions in;
     if (store_reader_open(&n->rd, engine_db_path(n->engine), &n->err))
         return;
-    if (gitbridge_read(n->repo, n->ref, &in, &n->err) == 0) {
+    if (gitbridge_check_repository(n->repo, &n->err) == 0 &&
+        gitbridge_read(n->repo, n->ref, &in, &n->err) == 0) {
         struct gb_ops ops = {op_lookup, op_create, op_may, n};
         gitbridge_import(&in, &ops, 0, &n->report, &n->err);
         gitbridge_instructions_release(&in);

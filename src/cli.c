@@ -110,7 +110,7 @@ void cli_done(struct cli *c)
 
 void cli_print_json(json_t *v)
 {
-    char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    char *s = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(15) | JSON_ENCODE_ANY);
     if (s) {
         puts(s);
         free(s);

@@ -181,7 +181,7 @@ static size_t print_report(json_t *r, const char *prefix, int quiet)
             fprintf(stderr, "%serror: %s: %s\n", prefix, cli_str(v, "file"), cli_str(v, "message"));
     }
     json_array_foreach(conflicts, i, v) {
-        char *f = json_dumps(json_object_get(v, "fields"), JSON_COMPACT);
+        char *f = json_dumps(json_object_get(v, "fields"), JSON_COMPACT | JSON_REAL_PRECISION(15));
         fprintf(stderr,
                 "%sconflict: %s:%lld: task '%s' exists in s2 with another %s: left as it is (change "
                 "it through the API or give the changed task a new id)\n",

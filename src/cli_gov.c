@@ -578,7 +578,7 @@ int cli_policy(const struct cli_cmd *cmd, int argc, char **argv)
     json_t *v;
     json_object_foreach(out, k, v)
     {
-        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
         printf("%-26s %s\n", k, s);
         free(s);
     }

@@ -166,7 +166,7 @@ static void print_text(json_t *rep)
         printf("\nby tier (overall):\n");
         json_t *tc;
         json_array_foreach(tiers, i, tc) {
-            char *models = json_dumps(json_object_get(tc, "models"), JSON_COMPACT);
+            char *models = json_dumps(json_object_get(tc, "models"), JSON_COMPACT | JSON_REAL_PRECISION(15));
             printf("  tier %lld %-24s %12lld in %12lld out  $%.6f (top tier $%.6f)\n",
                    (long long)json_integer_value(json_object_get(tc, "tier")), models,
                    (long long)json_integer_value(json_object_get(tc, "tokens_in")),

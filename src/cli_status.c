@@ -108,7 +108,7 @@ static void print_swarm_status(json_t *s)
                in);
     }
     json_array_foreach(json_object_get(s, "blockers"), i, v) {
-        char *needs = json_dumps(json_object_get(v, "needs"), JSON_COMPACT);
+        char *needs = json_dumps(json_object_get(v, "needs"), JSON_COMPACT | JSON_REAL_PRECISION(15));
         printf("  blocked: %s needs %s (%s); %zu helper(s)\n", cli_str(v, "task"), needs,
                cli_str(v, "reason"), json_array_size(json_object_get(v, "helpers")));
         free(needs);
@@ -126,7 +126,7 @@ static void print_swarm_status(json_t *s)
         printf("  helping: %s on %s of swarm %s\n", cli_str(v, "agent"), cli_str(v, "blocked_task"),
                cli_str(v, "swarm"));
     json_t *ch = json_object_get(s, "can_help");
-    char *exp = json_dumps(json_object_get(ch, "expertise_available"), JSON_COMPACT);
+    char *exp = json_dumps(json_object_get(ch, "expertise_available"), JSON_COMPACT | JSON_REAL_PRECISION(15));
     printf("  can help: load %s, expertise available %s\n", cli_str(ch, "current_load"),
            exp ? exp : "[]");
     free(exp);
@@ -147,7 +147,7 @@ static void iso(long long ms, char *out, size_t n)
  * YAML a reader can parse with either) */
 static void fm(struct buf *b, const char *key, json_t *v /* stolen */)
 {
-    char *s = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_REAL_PRECISION(15) | JSON_ENCODE_ANY);
     buf_addf(b, "%s: %s\n", key, s ? s : "null");
     free(s);
     json_decref(v);
@@ -378,7 +378,7 @@ int cli_status_md(struct cli *c, const char *swarm, char **md, json_t **meta)
         buf_adds(&b, "## Blocked on\n\n");
         json_array_foreach(bo, i, v) {
             if (json_object_get(v, "needs")) {
-                char *needs = json_dumps(json_object_get(v, "needs"), JSON_COMPACT);
+                char *needs = json_dumps(json_object_get(v, "needs"), JSON_COMPACT | JSON_REAL_PRECISION(15));
                 buf_addf(&b, "- task `%s` is blocked: %s (needs %s; helpers: %zu)\n",
                          cli_str(v, "task"), cli_str(v, "reason"), needs,
                          json_array_size(json_object_get(v, "helpers")));
@@ -397,7 +397,7 @@ int cli_status_md(struct cli *c, const char *swarm, char **md, json_t **meta)
                      cli_str(v, "task"));
         buf_adds(&b, "\n");
     }
-    char *exp = json_dumps(json_object_get(ch, "expertise_available"), JSON_COMPACT);
+    char *exp = json_dumps(json_object_get(ch, "expertise_available"), JSON_COMPACT | JSON_REAL_PRECISION(15));
     buf_addf(&b, "## Can help\n\nLoad %s (%lld of %lld lease slots held); expertise available: %s.\n",
              cli_str(ch, "current_load"), ival(ch, "leases_held"), ival(ch, "lease_slots"), exp);
     free(exp);
@@ -566,7 +566,7 @@ static int on_event(void *ctx, const char *id, const char *event, const char *da
             printf(" agent=%s", cli_str(e, "agent"));
         json_t *p = json_object_get(e, "params");
         if (json_object_size(p)) {
-            char *s = json_dumps(p, JSON_COMPACT);
+            char *s = json_dumps(p, JSON_COMPACT | JSON_REAL_PRECISION(15));
             printf(" %s", s);
             free(s);
         }

@@ -63,7 +63,7 @@ static void print_task(json_t *t)
         printf("  reason:     %s\n", cli_str(t, "reason"));
     json_t *res = json_object_get(t, "result");
     if (res && !json_is_null(res)) {
-        char *s = json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(15) | JSON_ENCODE_ANY);
         printf("  result:     %.200s%s\n", s, strlen(s) > 200 ? "..." : "");
         free(s);
     }

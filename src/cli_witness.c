@@ -330,7 +330,7 @@ static void print_entry_line(json_t *e)
     char when[64];
     cli_fmt_time(json_integer_value(json_object_get(e, "time")), when, sizeof when);
     json_t *p = json_object_get(e, "params");
-    char *ps = json_is_string(p) ? xstrdup(json_string_value(p)) : json_dumps(p, JSON_COMPACT);
+    char *ps = json_is_string(p) ? xstrdup(json_string_value(p)) : json_dumps(p, JSON_COMPACT | JSON_REAL_PRECISION(15));
     printf("%8lld %s %-16s %-14s", (long long)json_integer_value(json_object_get(e, "seq")), when,
            cli_str(e, "op"), cli_str(e, "actor"));
     if (*cli_str(e, "swarm"))

@@ -69,6 +69,18 @@ static int open_repo(git_repository **repo, const char *path, struct s2_error *e
     return 0;
 }
 
+int gitbridge_check_repository(const char *path, struct s2_error *err)
+{
+    git_ready();
+    git_repository *repo = NULL;
+    /* exactly there: a server must not wander up into whatever repository holds the path */
+    if (git_repository_open_ext(&repo, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL))
+        return git_fail(err, "'%s' is not a git repository (its top directory or git directory)",
+                        path);
+    git_repository_free(repo);
+    return 0;
+}
+
 /* ---- the record of what was read ---- */
 
 void gitbridge_instructions_release(struct gb_instructions *in)
@@ -1078,17 +1090,24 @@ int gitbridge_import(struct gb_instructions *in, const struct gb_ops *ops, int d
     /* want[i]: 1 if task i is to be created */
     char *want = xcalloc(in->ntasks ? in->ntasks : 1, 1);
     int rc = 0;
-    for (size_t i = 0; i < in->nproblems; i++)
-        report_error(errors, in, in->problems[i].file, in->problems[i].line, in->problems[i].msg);
+    /* the caller's scope first: of another swarm's file it learns that it was skipped and
+     * why, not what is wrong inside */
+    char *denied = xcalloc(in->nfiles ? in->nfiles : 1, 1);
     for (size_t fi = 0; fi < in->nfiles; fi++) {
         struct gb_file *f = &in->files[fi];
         struct s2_error e = S2_ERROR_INIT;
-        if (!f->bad && ops->may && ops->may(ops->ctx, f->swarm, &e)) {
+        if (ops->may && f->swarm && ops->may(ops->ctx, f->swarm, &e)) {
             report_error(errors, in, fi, 0, e.msg ? e.msg : "not allowed");
             f->bad = 1;
+            denied[fi] = 1;
         }
         s2_error_release(&e);
     }
+    for (size_t i = 0; i < in->nproblems; i++)
+        if (in->problems[i].file >= in->nfiles || !denied[in->problems[i].file])
+            report_error(errors, in, in->problems[i].file, in->problems[i].line,
+                         in->problems[i].msg);
+    free(denied);
     for (size_t i = 0; i < in->ntasks; i++) {
         struct gb_task *t = &in->tasks[i];
         if (in->files[t->file].bad)

@@ -55,6 +55,10 @@ struct gb_instructions {
     size_t nproblems, capproblems;
 };
 
+/* 0 if path is a repository itself (its work tree's top or its git directory), without
+ * looking in the directories above it; else S2_EINVAL naming the path. */
+int gitbridge_check_repository(const char *path, struct s2_error *err);
+
 void gitbridge_instructions_release(struct gb_instructions *in);
 
 /* Read every instruction file of the commit ref names (NULL: HEAD) in repo (a path in or

@@ -1114,11 +1114,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&srv->live, 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > srv->max_body)
+        unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+        if (len > srv->max_body)
             r->too_big = 1;
-        if (!r->too_big)
+        /* A body somewhat too big is read and dropped before the 413: answering while the
+         * client still sends makes the kernel reset the connection, and the client may never
+         * see the reply. A client that waits for "100 Continue" sends nothing yet, and a
+         * body far too big is not worth reading: those are refused at once. */
+        const char *expect =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        if (!r->too_big || (!(expect && strcasestr(expect, "100-continue")) &&
+                            len <= 8 * (unsigned long long)srv->max_body + (1u << 20)))
             return MHD_YES;
-        /* refuse at once rather than read a body we will not keep */
     } else if (*upload_data_size) {
         if (!r->too_big && buf_add(&r->body, upload_data, *upload_data_size)) {
             r->too_big = 1;

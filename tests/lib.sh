@@ -92,12 +92,11 @@ pg_ensure() {
     [ $rc = 0 ] || { not_ok "throwaway PostgreSQL started"; sed 's/^/# /' "$T_DIR/pg-start.err"; exit 1; }
 }
 pg_stop_own() { [ -n "$PG_OWN" ] && "$S2_TOP/scripts/pg.sh" stop "$PG_OWN" >/dev/null 2>&1; PG_OWN=""; }
-PG_DBN=0
-# pg_newdb: a fresh, empty database in the cluster; prints its URL.
+# pg_newdb: a fresh, empty database in the cluster; prints its URL. Called as $(pg_newdb),
+# in a subshell: the name is made unique by the clock, not by a counter the subshell loses.
 pg_newdb() {
     pg_ensure
-    PG_DBN=$((PG_DBN + 1))
-    "$S2_TOP/scripts/pg.sh" createdb "$S2_PG_DIR" "t_$(basename "$T_DIR" | tr -c 'a-zA-Z0-9\n' _ | tr 'A-Z' 'a-z')_$PG_DBN"
+    "$S2_TOP/scripts/pg.sh" createdb "$S2_PG_DIR" "t_$(basename "$T_DIR" | tr -c 'a-zA-Z0-9\n' _ | tr 'A-Z' 'a-z')_$(date +%s%N | cut -c8-)"
 }
 S2_TOP=$(cd "$(dirname "$0")/../.." 2>/dev/null && pwd)
 [ -x "$S2_TOP/scripts/pg.sh" ] || S2_TOP=$(pwd)

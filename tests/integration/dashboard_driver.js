@@ -291,9 +291,15 @@ async function main() {
         await page.fill('#swarm-q', '');
       });
       await check('10,000 swarms: scrolling to the end shows the last swarm', async () => {
-        await page.evaluate(() => { const s = document.querySelector('#swarm-table .vscroll'); s.scrollTop = s.scrollHeight; });
-        await page.waitForFunction(() => [...document.querySelectorAll('#swarm-table tr[data-key]')]
-          .some((tr) => tr.dataset.key.endsWith('-s9999')), null, { timeout: 5000 });
+        // the cleared filter re-renders the table a moment later: scroll once it is whole again
+        await page.waitForFunction(() => document.querySelectorAll('#swarm-table tr[data-key]').length > 5,
+          null, { timeout: 5000 });
+        await page.waitForFunction(() => {
+          const s = document.querySelector('#swarm-table .vscroll');
+          s.scrollTop = s.scrollHeight;
+          return [...document.querySelectorAll('#swarm-table tr[data-key]')]
+            .some((tr) => tr.dataset.key.endsWith('-s9999'));
+        }, null, { timeout: 5000, polling: 100 });
       });
       await page.screenshot({ path: path.join(env.SHOTS, 't0900-dashboard-10k.png'), fullPage: false });
     }

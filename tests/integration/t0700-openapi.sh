@@ -373,6 +373,10 @@ api 400 ackEscalation /v1/escalations/x/ack
 api 200 putIdleTasks /v1/swarms/sip/idle_tasks '{"idle_tasks":[{"title":"tidy the docs","requires":["integration:sip"]}]}' "$SIP"
 api 403 putIdleTasks /v1/swarms/web/idle_tasks '{"idle_tasks":null}' "$SIP"
 api 400 putIdleTasks /v1/swarms/sip/idle_tasks '{}' "$SIP"
+api 200 getIdleTasks /v1/swarms/sip/idle_tasks "" "$SIP"
+is "$(J '.idle_tasks[0].title')" "tidy the docs" "getIdleTasks reads back what was put"
+api 404 getIdleTasks /v1/swarms/web/idle_tasks "" "$SIP"  # another swarm reads as absent, as getSwarm
+api 404 getIdleTasks /v1/swarms/nope/idle_tasks
 api 200 getContract /v1/swarms/sip/contract "" "$SIP"
 is "$(J .contract)" null "no contract yet"
 api 200 putContract /v1/swarms/sip/contract '{"contract":{"version":"1.0.0","limits":{"max_memory_mb":256},"slos":{"success_rate":0.95},"network":["api.example.com:443"],"secrets":["SIP_API_KEY"]}}'

@@ -140,7 +140,7 @@ for way in "2 1" "1 2"; do
     ms=$((($(date +%s%N) - t0) / 1000000))
     is "$(jq -r .task.id "$T_DIR/pushed.json")" "p$1" "created on node $2, pushed to the claimer waiting on node $1 (${ms} ms)"
     check "...at once (under 2 s)" test "$ms" -lt 2000
-    S2_SERVER=$(nurl 1) "$S2" done "p$1" >/dev/null
+    S2_SERVER=$(nurl "$1") "$S2" done "p$1" >/dev/null # the lease is kept per server
 done
 # events stream through a follower
 curl -sN --max-time 2 -H "Authorization: Bearer $S2_TOKEN" "$(nurl 2)/v1/events?after=1" >"$T_DIR/sse.txt"

@@ -3,6 +3,7 @@
 #   make run        set up, initialise ./s2.db when missing, serve on 127.0.0.1:7411
 #   make test       build and run every test (also under ASan+UBSan); last line: N passed, N failed
 #   make bench      s2 bench against a fresh server (see bench/README.md)
+#   make bench-worker  s2 worker: 1000 tasks through one worker (bench/worker.sh)
 #   make bench-pg   s2 on two PostgreSQL nodes vs a plain SKIP LOCKED loop (bench/pg.sh)
 #   make check-long long campaigns (soak, big crash loops)
 #   make SANITIZE=address,undefined   the sanitizer build, in build-asan/
@@ -33,8 +34,9 @@ LDLIBS = $(PKG_LIBS) -lm
 
 SRCS := $(wildcard src/*.c src/util/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
-OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
+GEN_OBJS := $(BUILD)/gen/web_assets.o $(BUILD)/gen/wasm_assets.o
+OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(GEN_OBJS)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(GEN_OBJS)
 WEB := $(sort $(wildcard web/*))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -72,6 +74,12 @@ $(BUILD)/gen/web_assets.c: $(BUILD)/tools/embed $(WEB)
 	$(BUILD)/tools/embed $@ $(WEB)
 $(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+# The WASI host that `s2 worker --wasm` compiles with each module (src/wasm/, not part of s2).
+$(BUILD)/gen/wasm_assets.c: $(BUILD)/tools/embed src/wasm/wasi_host.c
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $@ -n wasm src/wasm/wasi_host.c
+$(BUILD)/gen/wasm_assets.o: $(BUILD)/gen/wasm_assets.c
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -96,6 +104,10 @@ check-long: test-bins
 bench: $(S2)
 	@bench/run.sh
 
+# s2 worker end to end: 1000 trivial tasks, --concurrency 2, tasks/s and sandbox start.
+bench-worker: $(S2)
+	@bench/worker.sh
+
 # s2 on two PostgreSQL nodes against a plain SKIP LOCKED loop on the same PostgreSQL.
 bench-pg: $(S2) $(BUILD)/bench/pgloop
 	@bench/pg.sh
@@ -117,7 +129,7 @@ fmt:
 clean:
 	rm -rf build build-asan s2 tests/out
 
-.PHONY: all deps test test-bins check-long bench bench-pg run install fmt clean
+.PHONY: all deps test test-bins check-long bench bench-worker bench-pg run install fmt clean
 .DELETE_ON_ERROR:
 
 -include $(OBJS:.o=.d)

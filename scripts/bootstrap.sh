@@ -11,7 +11,7 @@ pkgs="gcc make pkg-config libc6-dev libsqlite3-dev libsodium-dev libmicrohttpd-d
 libcurl4-openssl-dev libjansson-dev libyaml-dev libseccomp-dev libgit2-dev libpq-dev"
 optional=""
 if [ "${1:-}" = test ]; then
-    pkgs="$pkgs libcmocka-dev curl procps jq sqlite3 postgresql"
+    pkgs="$pkgs libcmocka-dev curl procps jq sqlite3 postgresql git wabt"
     optional="chromium nodejs"
 fi
 

@@ -37,6 +37,8 @@ static void claimed(struct request *r, struct cmd *c)
                               (json_int_t)c->out.expires_at, "scope",
                               "the token is also a bearer token for this task alone until the "
                               "lease ends");
+    if (c->out.witness_seq)
+        json_object_set_new(lease, "witness_seq", json_integer((json_int_t)c->out.witness_seq));
     http_note_claim(r, c->out.task_id, c->out.fence);
     http_reply_json(r, 200, json_pack("{s:o,s:o}", "task", task, "lease", lease));
 }

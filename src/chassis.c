@@ -968,10 +968,43 @@ static int plan_build(struct chassis *ch, const struct chassis_spec *spec, const
         p->early[p->nearly] = x;
         add_op(p, OP_BIND_FD, x, t, NULL, MS_REC | RO, FD_EARLY + p->nearly++);
     }
+    /* the run's own read-only paths (a repository's git directory), at the same place;
+     * opened early too: they may lie under a hidden directory */
+    for (size_t i = 0; spec->ro_paths && spec->ro_paths[i]; i++) {
+        const char *x = spec->ro_paths[i];
+        struct stat st;
+        if (x[0] != '/' || stat(x, &st)) {
+            int e = x[0] != '/' ? EINVAL : errno;
+            plan_release(p);
+            return s2_fail(err, S2_EINVAL, "usage", "cannot show '%s' read-only: %s", x,
+                           strerror(e));
+        }
+        if (p->nearly >= (int)(sizeof p->early / sizeof p->early[0]) - 1) {
+            plan_release(p);
+            return s2_fail(err, S2_EINVAL, "usage", "too many read-only paths (at most 62)");
+        }
+        const char *t = under_root(p, x);
+        add_op(p, OP_MKDIRS, NULL, t, NULL, S_ISDIR(st.st_mode) ? 0 : 1, 0);
+        p->early[p->nearly] = x;
+        add_op(p, OP_BIND_FD, x, t, NULL, MS_REC | RO, FD_EARLY + p->nearly++);
+    }
+    for (size_t i = 0; spec->masked && spec->masked[i]; i++)
+        if (spec->masked[i][0] == '/')
+            add_op(p, OP_MASK, NULL, under_root(p, spec->masked[i]), NULL, 0, OPT_SKIP_DENIED);
     /* the task directory, read-write, at /s2 */
     const char *s2 = under_root(p, CHASSIS_TASK_ROOT);
     add_op(p, OP_MKDIR, NULL, s2, NULL, 0, 0);
     add_op(p, OP_BIND_FD, spec->task_dir, s2, NULL, MS_NOSUID | MS_NODEV, FD_EARLY);
+    /* a workspace of its own (a git worktree) over /s2/ws */
+    if (spec->workspace) {
+        if (p->nearly >= (int)(sizeof p->early / sizeof p->early[0])) {
+            plan_release(p);
+            return s2_fail(err, S2_EINVAL, "usage", "too many paths to bind (at most 63)");
+        }
+        p->early[p->nearly] = spec->workspace;
+        add_op(p, OP_BIND_FD, spec->workspace, under_root(p, CHASSIS_TASK_ROOT "/ws"), NULL,
+               MS_NOSUID | MS_NODEV, FD_EARLY + p->nearly++);
+    }
     add_op(p, OP_RDONLY, NULL, p->root, NULL, MS_NOSUID | MS_NODEV, 0);
     return 0;
 }
@@ -1134,26 +1167,53 @@ static int rdonly_recursive(const char *target, unsigned long extra)
     return 0;
 }
 
+/* mkdir -p under the new root. A directory on the way that the sandbox user cannot search
+ * (a home, a 0700 temporary directory) is covered with a small tmpfs first: nothing under it
+ * was reachable anyway, and the bound path beneath it now is; the tmpfs is made read-only
+ * once the path exists. */
 static int mkdirs(char *path, int leaf_is_file)
 {
+    size_t cover[8];
+    int ncover = 0;
     for (char *s = path + 1; *s; s++) {
         if (*s != '/')
             continue;
         *s = 0;
         int r = mkdir(path, 0755);
+        if (r && errno == EACCES && ncover < 8) {
+            char *up = strrchr(path, '/');
+            if (up && up > path) {
+                *up = 0;
+                r = mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "mode=0755,size=64k,nr_inodes=64");
+                if (!r)
+                    cover[ncover++] = (size_t)(up - path);
+                *up = '/';
+                if (!r)
+                    r = mkdir(path, 0755);
+            }
+        }
         *s = '/';
         if (r && errno != EEXIST)
             return -1;
     }
+    int r = 0;
     if (leaf_is_file) {
         int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0 && errno != EEXIST)
-            return -1;
+            r = -1;
         if (fd >= 0)
             close(fd);
-        return 0;
+    } else if (mkdir(path, 0755) && errno != EEXIST) {
+        r = -1;
     }
-    return mkdir(path, 0755) && errno != EEXIST ? -1 : 0;
+    for (int i = ncover - 1; !r && i >= 0; i--) {
+        char c = path[cover[i]];
+        path[cover[i]] = 0;
+        r = remount_add(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        path[cover[i]] = c;
+    }
+    return r;
 }
 
 static void run_op(const struct plan *p, const struct op *o)
@@ -1469,7 +1529,9 @@ static void __attribute__((noreturn)) sandbox_init(const struct plan *p)
     int ep[2];
     if (pipe2(ep, O_CLOEXEC))
         child_fail("pipe", "");
-    long cmd = raw_clone(0);
+    /* vfork: the command borrows our memory until its exec instead of a copy of the page
+     * tables of the whole worker (we are a clone of it), a large part of the start */
+    long cmd = vfork();
     if (cmd < 0)
         child_fail("fork the command", "");
     if (cmd == 0) {
@@ -1834,7 +1896,31 @@ static int start_strict(struct run *rn, const struct plan *p, int in, int out_w,
     int sv[2] = {-1, -1}, rc = 0;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
         return s2_fail(err, S2_EIO, "sandbox", "sandbox: socketpair: %s", strerror(errno));
-    long pid = raw_clone(NS_FLAGS);
+    /* straight into the task's cgroup where the kernel can (clone3, 5.7): moving a running
+     * process there afterwards waits for an RCU grace period, a millisecond or more */
+    long pid = -1;
+    int in_cgroup = 0;
+#ifdef SYS_clone3
+    if (rn->res->cgroup) {
+        int cfd = open(rn->res->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cfd >= 0) {
+            struct {
+                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+                    set_tid, set_tid_size, cgroup;
+            } ca;
+            memset(&ca, 0, sizeof ca);
+            ca.flags = NS_FLAGS | 0x200000000ULL; /* CLONE_INTO_CGROUP */
+            ca.exit_signal = SIGCHLD;
+            ca.cgroup = (uint64_t)cfd;
+            pid = syscall(SYS_clone3, &ca, sizeof ca);
+            in_cgroup = pid >= 0;
+            if (pid != 0)
+                close(cfd); /* the child closes its copy with the other stray fds */
+        }
+    }
+#endif
+    if (pid < 0)
+        pid = raw_clone(NS_FLAGS);
     if (pid < 0) {
         rc = s2_fail(err, S2_EUNAVAIL, "sandbox", "sandbox: clone into new namespaces: %s",
                      strerror(errno));
@@ -1861,7 +1947,7 @@ static int start_strict(struct run *rn, const struct plan *p, int in, int out_w,
     sv[0] = -1;
     const char *step = NULL;
     int e = map_ids(rn->pid, rn->ch, &step);
-    if (!e && rn->res->cgroup) {
+    if (!e && rn->res->cgroup && !in_cgroup) {
         char *procs = xasprintf("%s/cgroup.procs", rn->res->cgroup);
         char v[32];
         snprintf(v, sizeof v, "%ld", pid);
@@ -1896,7 +1982,8 @@ static int start_none(struct run *rn, const struct plan *p, int in, int out_w, i
                       struct s2_error *err)
 {
     int sync[2], ep[2];
-    char *cwd = xasprintf("%s/ws", rn->spec->task_dir);
+    char *cwd =
+        rn->spec->workspace ? xstrdup(rn->spec->workspace) : xasprintf("%s/ws", rn->spec->task_dir);
     if (pipe2(sync, O_CLOEXEC)) {
         free(cwd);
         return s2_fail(err, S2_EIO, "sandbox", "pipe: %s", strerror(errno));
@@ -1992,13 +2079,14 @@ int chassis_run(struct chassis *ch, const struct chassis_spec *spec, struct chas
     buf_init(&rn.lines.cur, LINE_MAX_STDERR);
     rn.t0 = clock_mono_ns();
 
-    exec_path = chassis_find_command(spec->argv[0], spec->envp, err);
-    if (!exec_path) {
+    if (spec->exec_inside && ch->mode == CHASSIS_STRICT)
+        exec_path = xstrdup(spec->exec_inside);
+    else if (!(exec_path = chassis_find_command(spec->argv[0], spec->envp, err))) {
         rc = S2_EINVAL;
         goto out;
     }
     if (ch->mode == CHASSIS_STRICT) {
-        if (chassis_command_visible(ch, exec_path, err)) {
+        if (!spec->exec_inside && chassis_command_visible(ch, exec_path, err)) {
             rc = S2_EINVAL;
             goto out;
         }

@@ -83,10 +83,20 @@ enum chassis_end {
 };
 
 struct chassis_spec {
-    char *const *argv;      /* the command; argv[0] is looked up in PATH of envp */
+    char *const *argv; /* the command; argv[0] is looked up in PATH of envp */
+    /* strict mode: exec this path inside the sandbox (e.g. under /s2) instead of argv[0]
+     * looked up on the host; the caller put it there. NULL: look argv[0] up */
+    const char *exec_inside;
     char *const *envp;      /* its whole environment (nothing else is passed) */
     const char *task_dir;   /* host directory mounted at /s2 (read-write); holds ws/ */
     const char *stdin_path; /* file given as stdin (NULL: /dev/null) */
+    /* host directory bound read-write at /s2/ws instead of task_dir's own ws/ (a git
+     * worktree); NULL: task_dir/ws */
+    const char *workspace;
+    /* NULL-terminated absolute host paths shown read-only at the same place inside (a
+     * repository's git directory), then paths hidden again below them; NULL: none */
+    const char *const *ro_paths;
+    const char *const *masked;
     struct chassis_limits limits;
     int64_t timeout_ms;    /* 0: none */
     int64_t kill_grace_ms; /* SIGTERM to the tree, then SIGKILL after this (default 2000) */

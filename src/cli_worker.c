@@ -35,6 +35,11 @@ enum {
     O_WAIT,
     O_LOG,
     O_CHECK,
+    O_REPO,
+    O_BASE,
+    O_WORKTREES,
+    O_KEEP_FAILED,
+    O_WASM,
 };
 
 static const char *yes(json_t *v)
@@ -120,8 +125,11 @@ static int num_opt(const struct cli *c, const char *name, const char *arg, long 
 int cli_worker(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli c = {.cmd = cmd};
-    struct worker_config cfg = {
-        .concurrency = 1, .mode = CHASSIS_STRICT, .grace_ms = 10000, .wait_s = 30};
+    struct worker_config cfg = {.concurrency = 1,
+                                .mode = CHASSIS_STRICT,
+                                .grace_ms = 10000,
+                                .wait_s = 30,
+                                .keep_failed = 10};
     struct strvec env = STRVEC_INIT, hide = STRVEC_INIT, expose = STRVEC_INIT;
     int check = 0, rc = EXIT_OK, exit_now = 0, once = 0;
     int64_t v;
@@ -149,6 +157,11 @@ int cli_worker(const struct cli_cmd *cmd, int argc, char **argv)
                                          {"wait", required_argument, 0, O_WAIT},
                                          {"log-level", required_argument, 0, O_LOG},
                                          {"check", no_argument, 0, O_CHECK},
+                                         {"repo", required_argument, 0, O_REPO},
+                                         {"base", required_argument, 0, O_BASE},
+                                         {"worktrees", required_argument, 0, O_WORKTREES},
+                                         {"keep-failed", required_argument, 0, O_KEEP_FAILED},
+                                         {"wasm", required_argument, 0, O_WASM},
                                          CLI_COMMON_OPTS,
                                          {0}};
     int opt;
@@ -264,6 +277,22 @@ int cli_worker(const struct cli_cmd *cmd, int argc, char **argv)
         case O_CHECK:
             check = 1;
             break;
+        case O_REPO:
+            cfg.repo = optarg;
+            break;
+        case O_BASE:
+            cfg.base = optarg;
+            break;
+        case O_WORKTREES:
+            cfg.worktrees = optarg;
+            break;
+        case O_KEEP_FAILED:
+            USAGE_IF(num_opt(&c, "--keep-failed", optarg, 0, 100000, &v));
+            cfg.keep_failed = (int)v;
+            break;
+        case O_WASM:
+            cfg.wasm = optarg;
+            break;
         default:
             rc = cli_bad_option(&c, opt, argv);
             goto out;
@@ -287,8 +316,12 @@ int cli_worker(const struct cli_cmd *cmd, int argc, char **argv)
         rc = cli_usage(&c, "--agent is required");
         goto out;
     }
-    if (optind >= argc) {
+    if (optind >= argc && !cfg.wasm) {
         rc = cli_usage(&c, "the command to run is missing (after --)");
+        goto out;
+    }
+    if ((cfg.base || cfg.worktrees) && !cfg.repo) {
+        rc = cli_usage(&c, "--base and --worktrees need --repo");
         goto out;
     }
     if (once && cfg.max_tasks > 1) {

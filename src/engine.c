@@ -847,6 +847,7 @@ int eng_claim_task(struct engine *e, uint32_t ti, uint32_t ai, struct cmd *c)
              "{\"fence\":%" PRIu64 ",\"attempt\":%d,\"expires_at\":%" PRId64 "}", t->fence,
              t->attempts, t->due);
     eng_emit(e, "task.claim", t->swarm, t, ai, params);
+    c->out.witness_seq = e->chain.seq; /* the entry just appended */
     return 0;
 }
 

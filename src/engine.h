@@ -176,6 +176,7 @@ struct cmd {
         const char *wait_reason; /* CMD_CLAIM with got == 0: why nothing (static) */
         char *lease;    /* CMD_CLAIM: the lease token (secret) */
         uint64_t fence;
+        uint64_t witness_seq; /* CMD_CLAIM: seq of the task.claim witness entry */
         int64_t expires_at; /* CMD_CLAIM, CMD_HEARTBEAT: lease expiry (ms) */
         int64_t retry_at;   /* CMD_FAIL: when the task can be claimed again, 0 if not */
         int64_t push_from_ns; /* CMD_CLAIM answered by a push: when its task became ready */

@@ -13,5 +13,8 @@ struct web_asset {
 
 extern const struct web_asset web_assets[];
 extern const unsigned web_assets_count;
+/* src/wasm/: the WASI host that `s2 worker --wasm` builds each module with */
+extern const struct web_asset wasm_assets[];
+extern const unsigned wasm_assets_count;
 
 #endif

@@ -4,13 +4,16 @@
  * swarm's contract does not grant. */
 #include "worker.h"
 #include "client.h"
+#include "gitws.h"
 #include "json.h"
 #include "model.h"
 #include "netproxy.h"
 #include "util/clock.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "util/yamljson.h"
+#include "web.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -717,6 +720,9 @@ struct worker {
     atomic_int fatal;
     atomic_int unreported;
     int stop_pipe[2], force_pipe[2];
+    struct gitws *git; /* --repo */
+    char *wasm_runner; /* --wasm: the module built into a program (host path) */
+    char *wasm_name;   /* its argv[0]: the module's file name */
 };
 
 static struct worker *the_worker; /* for the signal handler */
@@ -832,31 +838,6 @@ static int64_t pick(int64_t contract, int64_t flag, int64_t dflt)
     if (flag > 0 && (contract <= 0 || flag < v))
         v = flag;
     return v;
-}
-
-static void rm_rf_at(int parent, const char *name)
-{
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES && !fchmodat(parent, name, 0700, 0))
-        fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) {
-        fchmod(fd, 0700); /* the command may have left it unwritable */
-        DIR *d = fdopendir(fd);
-        if (d) {
-            struct dirent *de;
-            while ((de = readdir(d)))
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                    rm_rf_at(dirfd(d), de->d_name);
-            closedir(d);
-        } else {
-            close(fd);
-        }
-        if (unlinkat(parent, name, AT_REMOVEDIR) && errno != ENOENT)
-            log_warn("cannot remove '%s': %s", name, strerror(errno));
-        return;
-    }
-    if (unlinkat(parent, name, 0) && errno != ENOENT)
-        log_warn("cannot remove '%s': %s", name, strerror(errno));
 }
 
 struct task_run {
@@ -1028,6 +1009,70 @@ static void sanitize_name(char *out, size_t outlen, const char *id)
     out[i] = 0;
 }
 
+/* --repo, after a successful run: make sure the lease is still ours, commit the worktree on
+ * the task's branch and add {"git": {"branch", "commit", ...}} to the result (an object
+ * result gets the field; any other is wrapped as {"output": RESULT, "git": ...}). 0 done;
+ * 1 with *how NULL: the lease or the branch went to a newer attempt (report nothing); 1
+ * with *how: the commit failed (report fail). */
+static int commit_work(struct task_run *t, struct gitws_task *gt, json_t *task, long long attempt,
+                       uint64_t witness_seq, json_t **result, json_t **git, char **how)
+{
+    struct s2_error err = S2_ERROR_INIT;
+    json_t *hb = json_pack("{s:s}", "lease", t->lease);
+    int rc = report(t, "heartbeat", hb, NULL, &err);
+    json_decref(hb);
+    if (rc == 1) {
+        log_warn("task %s: the lease is gone (%s): its work is not committed", t->id, err.msg);
+        s2_error_release(&err);
+        return 1;
+    }
+    if (rc < 0)
+        log_warn("task %s: cannot confirm the lease before the commit (%s); committing anyway",
+                 t->id, err.msg);
+    s2_error_release(&err);
+    const struct worker_config *cfg = t->w->cfg;
+    struct gitws_commit_info ci = {
+        .agent = cfg->agent,
+        .task = t->id,
+        .swarm = json_string_value(json_object_get(task, "swarm")),
+        .title = json_string_value(json_object_get(task, "title")),
+        .attempt = (long)attempt,
+        .witness_seq = witness_seq,
+    };
+    if (gitws_commit(t->w->git, gt, &ci, git, &err)) {
+        json_decref(*result);
+        *result = NULL;
+        if (err.kind == S2_ECONFLICT) {
+            log_warn("task %s: %s: its work is not committed", t->id, err.msg);
+            s2_error_release(&err);
+            return 1;
+        }
+        *how = xasprintf("the command succeeded but its work could not be committed: %s", err.msg);
+        s2_error_release(&err);
+        return 1;
+    }
+    log_info("task %s: committed %s on %s (%lld files changed)", t->id,
+             json_string_value(json_object_get(*git, "commit")), gt->branch,
+             (long long)json_integer_value(json_object_get(*git, "files_changed")));
+    json_t *r = *result;
+    if (json_is_object(r) && !json_object_get(r, "git")) {
+        json_object_set(r, "git", *git);
+    } else {
+        *result = json_pack("{s:o,s:O}", "output", r, "git", *git);
+        r = *result;
+    }
+    char *text = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t len = text ? strlen(text) : 0;
+    free(text);
+    if (len > S2_RESULT_MAX) {
+        /* the git fields pushed a result at the cap over it: they win */
+        json_decref(*result);
+        *result = json_pack("{s:{s:b,s:I},s:O}", "output", "truncated", 1, "bytes", (json_int_t)len,
+                            "git", *git);
+    }
+    return 0;
+}
+
 /* Run one claimed task and report it. */
 static void run_task(struct worker *w, struct client *cl, json_t *claim)
 {
@@ -1078,6 +1123,10 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
     chassis_result_init(&res);
     int64_t t0 = clock_mono_ns();
     const char *outcome = "fail";
+    struct gitws_task gt = {0};
+    json_t *git = NULL;
+    struct strvec argv = STRVEC_INIT;
+    uint64_t witness_seq = (uint64_t)json_integer_value(json_object_get(lease, "witness_seq"));
 
     for (size_t i = 0; i < w->red.n; i++)
         redactor_push(&red, w->red.v[i].name, w->red.v[i].value);
@@ -1095,13 +1144,53 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
         how = xasprintf("worker: cannot hand '%s' to the sandbox user: %s", dir, strerror(errno));
         goto report;
     }
+    if (w->git) {
+        char *base = gitws_task_base(task);
+        int grc = gitws_prepare(w->git, id, (long)attempt, base, &gt, &err);
+        free(base);
+        if (grc) {
+            how = xasprintf("worker: cannot make the task's worktree: %s", err.msg);
+            s2_error_release(&err);
+            goto report;
+        }
+        log_info("task %s: worktree %s on branch %s from %s (%.12s)", id, gt.path, gt.branch,
+                 gt.base_ref, gt.base);
+    }
+    if (w->wasm_runner) {
+        /* the module's program, linked into the task directory: read-only to the command
+         * (it belongs to the worker), reachable inside at /s2/module */
+        char *m = xasprintf("%s/module", dir);
+        if (link(w->wasm_runner, m)) {
+            how = xasprintf("worker: cannot link the module's program into '%s': %s", dir,
+                            strerror(errno));
+            free(m);
+            goto report;
+        }
+        strvec_push_nodup(&argv, strict ? xstrdup(CHASSIS_TASK_ROOT "/module") : m);
+        if (strict) {
+            free(m);
+            strvec_push(&argv, "--dir=/s2:" CHASSIS_TASK_ROOT);
+            strvec_push(&argv, "--dir=.:" CHASSIS_TASK_ROOT "/ws");
+            strvec_push(&argv, "--dir=/tmp:/tmp");
+        } else {
+            strvec_push_nodup(&argv, xasprintf("--dir=/s2:%s", dir));
+            strvec_push_nodup(&argv, xasprintf("--dir=.:%s", gt.path ? gt.path : ws));
+        }
+        strvec_push(&argv, "--");
+        strvec_push(&argv, w->wasm_name);
+    }
+    for (char **a = cfg->argv; a && *a; a++)
+        strvec_push(&argv, *a);
+    strvec_push_nodup(&argv, NULL);
 
     /* the environment: exactly this, nothing of the worker's own */
     const char *path_env = getenv("PATH");
     strvec_push_nodup(
         &env,
         xasprintf("PATH=%s", path_env && *path_env ? path_env : "/usr/local/bin:/usr/bin:/bin"));
-    strvec_push_nodup(&env, xasprintf("HOME=%s/ws", inside));
+    /* with --repo the workspace is committed: a home there would be too */
+    strvec_push_nodup(&env,
+                      gt.path ? xasprintf("HOME=%s", inside) : xasprintf("HOME=%s/ws", inside));
     strvec_push(&env, "TMPDIR=/tmp");
     strvec_push(&env, "LANG=C.UTF-8");
     for (size_t i = 0; cfg->env && i < cfg->env->n; i++) {
@@ -1122,7 +1211,21 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
         strvec_push_nodup(&env, xasprintf("S2_TOKEN=%s", task_token));
     strvec_push_nodup(&env, xasprintf("S2_TASK_FILE=%s/task.json", inside));
     strvec_push_nodup(&env, xasprintf("S2_RESULT_FILE=%s/result", inside));
-    strvec_push_nodup(&env, xasprintf("S2_WORKSPACE=%s/ws", inside));
+    if (gt.path && !strict)
+        strvec_push_nodup(&env, xasprintf("S2_WORKSPACE=%s", gt.path));
+    else
+        strvec_push_nodup(&env, xasprintf("S2_WORKSPACE=%s/ws", inside));
+    if (gt.branch) {
+        strvec_push_nodup(&env, xasprintf("S2_GIT_BRANCH=%s", gt.branch));
+        strvec_push_nodup(&env, xasprintf("S2_GIT_BASE=%s", gt.base));
+        /* git inside: the worktree's records in the git directory belong to the worker, not
+         * to the sandbox user, which git calls dubious ownership; this checkout is the
+         * task's own (command-line scope, which git honours for safe.directory) */
+        strvec_push(&env, "GIT_CONFIG_COUNT=1");
+        strvec_push(&env, "GIT_CONFIG_KEY_0=safe.directory");
+        strvec_push_nodup(&env, strict ? xstrdup("GIT_CONFIG_VALUE_0=" CHASSIS_TASK_ROOT "/ws")
+                                       : xasprintf("GIT_CONFIG_VALUE_0=%s", gt.path));
+    }
     /* the network: the contract's endpoints, and the server itself for a task token */
     if (strict && (con.network.n || (task_token && w->server_grant))) {
         t.proxy = netproxy_new(id);
@@ -1157,11 +1260,17 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
     int64_t timeout_s = pick(con.timeout_s, cfg->timeout_s, DEFAULT_TIMEOUT_S);
     int64_t cpu = pick(con.cpu_percent, cfg->cpu_percent, DEFAULT_CPU_PERCENT);
     size_t max_out = cfg->max_output ? cfg->max_output : DEFAULT_MAX_OUTPUT;
+    const char *ro[2] = {w->git ? gitws_gitdir(w->git) : NULL, NULL};
+    const char *masked[2] = {w->git ? gitws_dir(w->git) : NULL, NULL};
     struct chassis_spec spec = {
-        .argv = cfg->argv,
+        .argv = argv.v,
+        .exec_inside = w->wasm_runner && strict ? CHASSIS_TASK_ROOT "/module" : NULL,
         .envp = env.v,
         .task_dir = dir,
         .stdin_path = task_file,
+        .workspace = gt.path,
+        .ro_paths = w->git ? ro : NULL,
+        .masked = w->git ? masked : NULL,
         .limits = {.memory_bytes = pick(con.memory_mb, cfg->memory_mb, DEFAULT_MEMORY_MB) << 20,
                    .cpu_percent = (int)cpu,
                    .cpu_seconds = (timeout_s * cpu + 99) / 100,
@@ -1229,6 +1338,8 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
             free(rt);
             free(rr);
             outcome = "done";
+            if (w->git && commit_work(&t, &gt, task, attempt, witness_seq, &result, &git, &how))
+                outcome = how ? "fail" : "lost";
         }
         buf_release(&text);
         buf_release(&raw);
@@ -1246,13 +1357,15 @@ static void run_task(struct worker *w, struct client *cl, json_t *claim)
             how = xstrdup(d);
         free(d);
     }
-    if (!result) {
+    if (!result && strcmp(outcome, "lost")) {
         reason = worker_reason(how, tail.ptr, tail.len);
         char *r2 = worker_redact_str(&red, reason);
         free(reason);
         reason = r2;
     }
     buf_release(&tail);
+    if (!strcmp(outcome, "lost"))
+        goto done; /* a newer attempt has the task: nothing to report */
 
 report:
     if (!strcmp(outcome, "fail") && !reason)
@@ -1290,7 +1403,13 @@ report:
         json_decref(reply);
         s2_error_release(&err);
     }
-done:;
+done:
+    if (gt.path) {
+        if (!strcmp(outcome, "done"))
+            gitws_remove(w->git, &gt);
+        else
+            gitws_keep(w->git, &gt);
+    }
     double ms = (double)(clock_mono_ns() - t0) / 1e6;
     if (!strcmp(outcome, "done"))
         log_info("task %s: done in %.0f ms", id, ms);
@@ -1310,6 +1429,10 @@ done:;
         json_object_set_new(line, "reason", json_string(reason));
     if (res.end == CHASSIS_EXITED && res.started)
         json_object_set_new(line, "exit_code", json_integer(res.exit_code));
+    if (git)
+        json_object_set(line, "git", git);
+    else if (gt.path)
+        json_object_set_new(line, "worktree", json_string(gt.path));
     if (t.proxy) {
         unsigned served, refused;
         netproxy_counts(t.proxy, &served, &refused);
@@ -1323,7 +1446,7 @@ done:;
     if (!cfg->keep) {
         int dfd = open(w->workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
-            rm_rf_at(dfd, name);
+            fs_rm_rf_at(dfd, name);
             close(dfd);
         }
     }
@@ -1335,6 +1458,9 @@ done:;
     free(how);
     free(reason);
     json_decref(result);
+    json_decref(git);
+    gitws_task_release(&gt);
+    strvec_release(&argv);
     for (size_t i = 0; i < env.n; i++) /* granted secrets are among them */
         if (env.v[i])
             explicit_bzero(env.v[i], strlen(env.v[i]));
@@ -1467,9 +1593,175 @@ static void reap_stale_workdirs(const char *parent)
             st.st_uid != geteuid())
             continue;
         log_info("worker: removing %s/%s, left by a worker that is gone", parent, n);
-        rm_rf_at(dirfd(d), n);
+        fs_rm_rf_at(dirfd(d), n);
     }
     closedir(d);
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode, size_t max,
+                     struct s2_error *err)
+{
+    int in = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), out = -1, rc = 0;
+    struct stat st;
+    if (in < 0 || fstat(in, &st)) {
+        rc = s2_fail(err, S2_EIO, "io", "cannot read '%s': %s", from, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+        rc = s2_fail(err, S2_EINVAL, "io", "'%s' is not a regular file of at most %zu bytes", from,
+                     max);
+        goto out;
+    }
+    out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (out < 0) {
+        rc = s2_fail(err, S2_EIO, "io", "cannot create '%s': %s", to, strerror(errno));
+        goto out;
+    }
+    char b[65536];
+    ssize_t r;
+    while ((r = read(in, b, sizeof b)) > 0)
+        if (write(out, b, (size_t)r) != r) {
+            rc = s2_fail(err, S2_EIO, "io", "cannot write '%s': %s", to, strerror(errno));
+            goto out;
+        }
+    if (r < 0)
+        rc = s2_fail(err, S2_EIO, "io", "cannot read '%s': %s", from, strerror(errno));
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out) && !rc)
+        rc = s2_fail(err, S2_EIO, "io", "cannot write '%s': %s", to, strerror(errno));
+    return rc;
+}
+
+/* --wasm: translate the module with wasm2c and compile it with the WASI host (src/wasm/)
+ * into one program, once per worker, inside the sandbox (the module and the toolchain get
+ * no more than a task would). The program is kept as <workdir>/wasm-module, owned by the
+ * worker, and linked into each task's directory. */
+static int wasm_build(struct worker *w, struct s2_error *err)
+{
+    const struct worker_config *cfg = w->cfg;
+    int strict = cfg->mode == CHASSIS_STRICT, rc = 0;
+    char *bdir = xasprintf("%s/wasm-build", w->workdir), *ws = xasprintf("%s/ws", bdir);
+    char *mod = xasprintf("%s/module.wasm", ws), *host = xasprintf("%s/wasi_host.c", ws);
+    char *built = xasprintf("%s/module", ws), *prog = xasprintf("%s/wasm-module", w->workdir);
+    struct chassis_result res;
+    chassis_result_init(&res);
+    int fd = open(cfg->wasm, O_RDONLY | O_CLOEXEC);
+    char magic[4] = {0};
+    if (fd < 0 || read(fd, magic, 4) != 4 || memcmp(magic, "\0asm", 4)) {
+        rc = s2_fail(err, S2_EINVAL, "usage", "--wasm '%s' is not a WebAssembly module: %s",
+                     cfg->wasm, fd < 0 ? strerror(errno) : "no \\0asm header");
+        if (fd >= 0)
+            close(fd);
+        goto out;
+    }
+    close(fd);
+    fs_rm_rf(bdir);
+    if (mkdir(bdir, 0755) || mkdir(ws, 0755)) {
+        rc = s2_fail(err, S2_EIO, "io", "cannot create '%s': %s", ws, strerror(errno));
+        goto out;
+    }
+    if ((rc = copy_file(cfg->wasm, mod, 0644, (size_t)1 << 30, err)))
+        goto out;
+    if (wasm_assets_count < 1 || write_text(host, (const char *)wasm_assets[0].data, 0644)) {
+        rc = s2_fail(err, S2_EIO, "io", "cannot write '%s': %s", host, strerror(errno));
+        goto out;
+    }
+    if (strict && geteuid() == 0 && fs_chown_tree(bdir, CHASSIS_ROOT_MAP_ID, CHASSIS_ROOT_MAP_ID)) {
+        rc = s2_fail(err, S2_EIO, "io", "cannot hand '%s' to the sandbox user: %s", bdir,
+                     strerror(errno));
+        goto out;
+    }
+    const char *cc = getenv("CC");
+    if (!cc || !*cc || strpbrk(cc, "'\"$`\\;&|<> \t"))
+        cc = "cc";
+    /* the toolchain is not part of s2's own dependencies: say which packages bring it */
+    {
+        const char *path_env = getenv("PATH");
+        char *pe = xasprintf("PATH=%s", path_env && *path_env ? path_env : "/usr/bin:/bin");
+        char *penv[] = {pe, NULL};
+        static const char *const need[][2] = {{"wasm2c", "wabt"}, {NULL, "gcc"}};
+        for (size_t i = 0; i < 2 && !rc; i++) {
+            const char *tool = need[i][0] ? need[i][0] : cc;
+            struct s2_error e2 = S2_ERROR_INIT;
+            char *found = chassis_find_command(tool, penv, &e2);
+            if (!found)
+                rc = s2_fail(err, S2_EINVAL, "wasm",
+                             "--wasm needs '%s' (Debian package %s) to build the module: %s", tool,
+                             need[i][1], e2.msg);
+            free(found);
+            s2_error_release(&e2);
+        }
+        free(pe);
+        if (rc)
+            goto out;
+    }
+    char *script = xasprintf(
+        "wasm2c -n s2m module.wasm -o s2m.c && "
+        /* a module that imports nothing from WASI is instantiated without the host */
+        "if grep -q 'struct Z_wasi_snapshot_preview1_instance_t' s2m.h; then w=1; else w=0; fi && "
+        "if grep -q 'Z_s2mZ_memory(' s2m.h; then m=1; else m=0; fi && "
+        "%s -O1 -w -DS2M_IMPORTS_WASI=$w -DS2M_EXPORTS_MEMORY=$m -I. -I/usr/share/wabt/wasm2c "
+        "s2m.c wasi_host.c "
+        "-o module -lwasm-rt-impl -lm",
+        cc);
+    char *argv[] = {"sh", "-c", script, NULL};
+    const char *path_env = getenv("PATH");
+    char *pe =
+        xasprintf("PATH=%s", path_env && *path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
+    char *home = xasprintf("HOME=%s", strict ? CHASSIS_TASK_ROOT "/ws" : ws);
+    char *envp[] = {pe, home, "TMPDIR=/tmp", "LANG=C.UTF-8", NULL};
+    struct chassis_spec spec = {
+        .argv = argv,
+        .envp = envp,
+        .task_dir = bdir,
+        .limits = {.memory_bytes = 4096LL << 20,
+                   .cpu_percent = 100,
+                   .cpu_seconds = 600,
+                   .pids = 256,
+                   .open_files = 1024,
+                   .file_size_bytes = 1LL << 30,
+                   .tmp_bytes = 1LL << 30},
+        .timeout_ms = 600000,
+        .stdout_max = 4096,
+        .stderr_keep = 4096,
+        .stop_fd = -1,
+        .force_fd = -1,
+    };
+    int64_t t0 = clock_mono_ns();
+    log_info("worker: building %s with wasm2c and %s (in the sandbox)", cfg->wasm, cc);
+    rc = chassis_run(w->ch, &spec, &res, err);
+    free(script);
+    free(pe);
+    free(home);
+    if (rc)
+        goto out;
+    if (res.end != CHASSIS_EXITED || res.exit_code) {
+        char *d = chassis_describe_end(&res, &spec);
+        rc = s2_fail(err, S2_EINVAL, "wasm",
+                     "cannot build '%s' (wasm2c and a C compiler are needed: Debian's wabt "
+                     "and gcc): %s: %.*s",
+                     cfg->wasm, d, (int)res.err.len, res.err.ptr ? res.err.ptr : "");
+        free(d);
+        goto out;
+    }
+    if ((rc = copy_file(built, prog, 0755, (size_t)1 << 31, err)))
+        goto out;
+    w->wasm_runner = realpath(prog, NULL);
+    const char *base = strrchr(cfg->wasm, '/');
+    w->wasm_name = xstrdup(base ? base + 1 : cfg->wasm);
+    log_info("worker: %s built in %.0f ms", cfg->wasm, (double)(clock_mono_ns() - t0) / 1e6);
+out:
+    chassis_result_release(&res);
+    fs_rm_rf(bdir);
+    free(bdir);
+    free(ws);
+    free(mod);
+    free(host);
+    free(built);
+    free(prog);
+    return rc;
 }
 
 int worker_main(const struct worker_config *cfg)
@@ -1531,14 +1823,44 @@ int worker_main(const struct worker_config *cfg)
     }
     for (size_t i = 0; cfg->hide && i < cfg->hide->n; i++)
         strvec_push(&hide, cfg->hide->v[i]);
+    if (cfg->repo) {
+        int to_nobody = cfg->mode == CHASSIS_STRICT && geteuid() == 0;
+        struct gitws_config gc = {.repo = cfg->repo,
+                                  .base = cfg->base,
+                                  .dir = cfg->worktrees,
+                                  .keep_failed = cfg->keep_failed,
+                                  .owner = to_nobody ? CHASSIS_ROOT_MAP_ID : (uid_t)-1,
+                                  .group = to_nobody ? CHASSIS_ROOT_MAP_ID : (gid_t)-1};
+        if (gitws_open(&w.git, &gc, &err)) {
+            log_error("worker: %s", err.msg);
+            goto out;
+        }
+        size_t wl = strlen(w.workdir);
+        const char *gd = gitws_gitdir(w.git);
+        if (!strncmp(gd, w.workdir, wl) && (gd[wl] == '/' || !gd[wl])) {
+            log_error("worker: the repository '%s' is inside the work directory '%s', which "
+                      "tasks do not see: choose another --workdir",
+                      gd, w.workdir);
+            goto out;
+        }
+        /* other tasks' worktrees stay out of view */
+        strvec_push(&hide, gitws_dir(w.git));
+        log_info("worker: workspaces are worktrees of %s (from %s), kept under %s (%d failed "
+                 "kept)",
+                 gd, cfg->base ? cfg->base : "HEAD", gitws_dir(w.git), cfg->keep_failed);
+    }
     struct chassis_config cc = {
         .mode = cfg->mode, .workdir = w.workdir, .hide = &hide, .expose = cfg->expose};
     if (chassis_new(&w.ch, &cc, &err)) {
         log_error("worker: %s", err.msg);
         goto out;
     }
+    if (cfg->wasm && wasm_build(&w, &err)) {
+        log_error("worker: %s", err.msg);
+        goto out;
+    }
     /* the command must exist before we take tasks for it */
-    {
+    if (!cfg->wasm) {
         char **env = NULL;
         char *pe = getenv("PATH") ? xasprintf("PATH=%s", getenv("PATH")) : NULL;
         char *e2[2] = {pe, NULL};
@@ -1587,6 +1909,11 @@ out:
     signal(SIGINT, SIG_DFL);
     free(th);
     chassis_free(w.ch);
+    gitws_free(w.git);
+    if (w.wasm_runner && unlink(w.wasm_runner) && errno != ENOENT)
+        log_warn("worker: cannot remove '%s': %s", w.wasm_runner, strerror(errno));
+    free(w.wasm_runner);
+    free(w.wasm_name);
     if (w.made_workdir && w.workdir && rmdir(w.workdir) && errno != ENOENT)
         log_warn("worker: cannot remove '%s': %s", w.workdir, strerror(errno));
     for (int i = 0; i < 2; i++) {

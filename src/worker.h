@@ -150,6 +150,13 @@ struct worker_config {
     int wait_s;           /* long-poll per claim (default 30) */
     /* limits given on the command line (ceilings over contracts); 0: not given */
     int64_t timeout_s, memory_mb, cpu_percent, pids, open_files, file_size_mb;
+    /* --repo: each task's workspace is a worktree of this repository (see gitws.h) */
+    const char *repo;
+    const char *base;      /* default base ref (NULL: the repository's HEAD) */
+    const char *worktrees; /* where worktrees go (NULL: <git dir>/s2-worktrees) */
+    int keep_failed;       /* worktrees of failed attempts kept (default 10) */
+    /* --wasm: run this WASI module per task instead of a command (argv: its arguments) */
+    const char *wasm;
 };
 
 /* Run the loop until --once/--max-tasks/--idle-exit or SIGTERM/SIGINT. Returns the exit

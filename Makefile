@@ -2,9 +2,10 @@
 #   make            build ./s2
 #   make run        set up, initialise ./s2.db when missing, serve on 127.0.0.1:7411
 #   make test       build and run every test (also under ASan+UBSan); last line: N passed, N failed
-#   make bench      s2 bench against a fresh server (see bench/README.md)
+#   make bench      s2 bench against a fresh server, both durability modes (docs/BENCHMARKS.md)
 #   make bench-worker  s2 worker: 1000 tasks through one worker (bench/worker.sh)
 #   make bench-pg   s2 on two PostgreSQL nodes vs a plain SKIP LOCKED loop (bench/pg.sh)
+#   make bench-suite   scale (1M tasks), governor, plan apply, git hook (bench/suite.sh)
 #   make check-long long campaigns (soak, big crash loops)
 #   make SANITIZE=address,undefined   the sanitizer build, in build-asan/
 #   make install    PREFIX=/usr/local
@@ -104,6 +105,10 @@ check-long: test-bins
 bench: $(S2)
 	@bench/run.sh
 
+# 1M tasks and restart, the governor at work, plan apply of 100k tasks, git hook latency.
+bench-suite: $(S2)
+	@bench/suite.sh
+
 # s2 worker end to end: 1000 trivial tasks, --concurrency 2, tasks/s and sandbox start.
 bench-worker: $(S2)
 	@bench/worker.sh
@@ -129,7 +134,7 @@ fmt:
 clean:
 	rm -rf build build-asan s2 tests/out
 
-.PHONY: all deps test test-bins check-long bench bench-worker bench-pg run install fmt clean
+.PHONY: all deps test test-bins check-long bench bench-worker bench-pg bench-suite run install fmt clean
 .DELETE_ON_ERROR:
 
 -include $(OBJS:.o=.d)

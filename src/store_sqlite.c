@@ -1094,7 +1094,7 @@ static int sq_reader_open(struct store_reader **out, const char *path, struct s2
     struct sq_reader *rd = xcalloc(1, sizeof *rd);
     rd->base.ops = &store_sqlite_ops;
     rd->db = db;
-    exec(db, "PRAGMA query_only=1; PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384", NULL);
+    exec(db, "PRAGMA query_only=1; PRAGMA mmap_size=0; PRAGMA cache_size=-16384", NULL);
     const char *q1 = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1";
     const char *q2 = "SELECT " TASK_COLS " FROM tasks WHERE num = ?1";
     const char *q3 = "SELECT " TASK_COLS " FROM tasks WHERE (?1 IS NULL OR swarm = ?1)"

@@ -355,8 +355,18 @@ int cli_plan_apply(const struct cli_cmd *cmd, int argc, char **argv)
      * stops the run (all that follows is left undone) */
     size_t applied = 0, failed = 0;
     int stopped = 0, unsupported[PS_NSECTIONS] = {0};
+    /* a progress line on a terminal when there is much to send (quiet when not a TTY) */
+    size_t tasks_total = 0, tasks_sent = 0;
+    for (size_t i = 0; i < d.n; i++)
+        tasks_total += d.v[i].ntasks;
+    int progress = !dry && !c.json && isatty(2) && (d.n > 50 || tasks_total > 5000);
     for (size_t i = 0; i < d.n; i++) {
         struct plan_change *ch = &d.v[i];
+        if (progress) {
+            fprintf(stderr, "\rapplying change %zu of %zu, %zu of %zu tasks sent", i + 1, d.n,
+                    tasks_sent, tasks_total);
+            tasks_sent += ch->ntasks;
+        }
         const char *why = NULL;
         char *msg = NULL;
         int ok = 0;
@@ -385,7 +395,7 @@ int cli_plan_apply(const struct cli_cmd *cmd, int argc, char **argv)
                 }
                 json_array_append_new(errors, json_string(msg));
                 if (!c.json)
-                    fprintf(stderr, "error: %s\n", msg);
+                    fprintf(stderr, "%serror: %s\n", progress ? "\r\033[K" : "", msg);
                 s2_error_release(&err);
                 why = msg;
             }
@@ -394,6 +404,8 @@ int cli_plan_apply(const struct cli_cmd *cmd, int argc, char **argv)
         json_array_append_new(report, change_json(ch, ok, why));
         free(msg);
     }
+    if (progress)
+        fprintf(stderr, "\r\033[K");
     rc = failed ? EXIT_FAIL : EXIT_OK;
     if (c.json) {
         json_t *unch = json_object();

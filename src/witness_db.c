@@ -80,6 +80,15 @@ static int next_cp(struct walk *w, struct s2_error *err)
 int witness_db_verify(struct store_reader *rd, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
                       struct witness_report *rep, struct s2_error *err)
 {
+    return witness_db_verify_progress(rd, pk, rep, NULL, NULL, err);
+}
+
+int witness_db_verify_progress(struct store_reader *rd,
+                               const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
+                               struct witness_report *rep,
+                               void (*progress)(uint64_t entries, void *ctx), void *ctx,
+                               struct s2_error *err)
+{
     struct witness_verifier v;
     struct walk w;
     witness_verifier_init(&v, pk);
@@ -94,6 +103,8 @@ int witness_db_verify(struct store_reader *rd, const uint8_t pk[crypto_sign_PUBL
         }
         rc = witness_verify_entry(&v, &e, err);
         witness_entry_release(&e);
+        if (progress && !(v.chain.seq & 0xffff))
+            progress(v.chain.seq, ctx);
         while (!rc && w.have_cp && w.cp.tree_size <= v.chain.seq) {
             rc = witness_verify_checkpoint(&v, &w.cp, err);
             if (!rc)

@@ -22,6 +22,13 @@ struct witness_report {
 int witness_db_verify(struct store_reader *rd, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
                       struct witness_report *rep, struct s2_error *err);
 
+/* The same, calling progress(entries verified so far, ctx) every 65536 entries. */
+int witness_db_verify_progress(struct store_reader *rd,
+                               const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
+                               struct witness_report *rep,
+                               void (*progress)(uint64_t entries, void *ctx), void *ctx,
+                               struct s2_error *err);
+
 /* Verify an export read from f, every line checked and nothing trusted: the lines must be
  * exactly what the exporter writes, complete to the end line. pk NULL: the key the
  * header names. 0 ok; else err says where (line N) and rep->first_bad which entry. */

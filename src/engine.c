@@ -563,7 +563,9 @@ void eng_task_link(struct engine *e, uint32_t ti, const uint32_t *deps, size_t n
     t->queue = eng_queue_for(e, s, t->reqset, t->min_tier);
     struct phase_slot *ps = eng_phase_slot(s, t->phase);
     u32vec_push(&ps->tasks, ti);
-    if (eng_is_open(t->state))
+    /* help and idle work made by the governor never holds a phase open: an agent always
+     * finds idle work, so counting it would keep the next phase closed for ever */
+    if (eng_is_open(t->state) && t->kind == TASK_KIND_NORMAL)
         ps->open++;
     for (size_t k = 0; k < ndeps; k++) {
         struct task *d = task_at(e, deps[k]);
@@ -749,7 +751,7 @@ void eng_settle(struct engine *e, uint32_t ti, int was_open)
 {
     struct task *t = task_at(e, ti);
     struct swarm *s = &e->swarms[t->swarm];
-    if (was_open && !eng_is_open(t->state)) {
+    if (was_open && !eng_is_open(t->state) && t->kind == TASK_KIND_NORMAL) {
         struct phase_slot *ps = eng_phase_slot(s, t->phase);
         int64_t before = eng_first_open_phase(s);
         ps->open--;

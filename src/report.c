@@ -184,6 +184,19 @@ static const char *sget(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
+/* A model.put price in micro-USD per million tokens: usd_per_mtok_DIR (a number, as the
+ * engine writes it), else usd_DIR_micro. */
+static int64_t price_micro(json_t *o, const char *dir)
+{
+    char k[32];
+    snprintf(k, sizeof k, "usd_per_mtok_%s", dir);
+    json_t *v = json_object_get(o, k);
+    if (json_is_number(v))
+        return (int64_t)(json_number_value(v) * 1e6 + 0.5);
+    snprintf(k, sizeof k, "usd_%s_micro", dir);
+    return iget(o, k);
+}
+
 /* Apply fn to the swarm's stats and the overall ones. */
 #define BOTH(r, si, stmt)                                                                      \
     do {                                                                                       \
@@ -238,9 +251,9 @@ void report_add(struct report *r, json_t *e)
     }
     if (!strcmp(op, "model.put")) {
         const char *name = sget(p, "name");
-        if (name)
-            report_model(r, name, (int)iget(p, "tier"), iget(p, "usd_in_micro"),
-                         iget(p, "usd_out_micro"));
+        if (name) /* the engine writes USD per million tokens (usd_per_mtok_in/out) */
+            report_model(r, name, (int)iget(p, "tier"), price_micro(p, "in"),
+                         price_micro(p, "out"));
         goto out;
     }
     if (!task || !swarm || (r->only && strcmp(r->only, swarm)))

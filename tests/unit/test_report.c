@@ -28,7 +28,8 @@ static void add(struct report *r, long long time, const char *op, const char *sw
 static void feed(struct report *r)
 {
     add(r, 1, "model.put", NULL, NULL, "{\"name\":\"cheap\",\"tier\":1,\"usd_in_micro\":1000000,\"usd_out_micro\":2000000}");
-    add(r, 2, "model.put", NULL, NULL, "{\"name\":\"top\",\"tier\":3,\"usd_in_micro\":10000000,\"usd_out_micro\":20000000}");
+    /* as the engine writes it: USD per million tokens */
+    add(r, 2, "model.put", NULL, NULL, "{\"name\":\"top\",\"tier\":3,\"usd_per_mtok_in\":10.0,\"usd_per_mtok_out\":20.000000}");
     add(r, 3, "model.put", NULL, NULL, "{\"name\":\"also3\",\"tier\":3,\"usd_in_micro\":1,\"usd_out_micro\":1}");
     add(r, 10, "task.create", "s", "a", "{\"state\":\"ready\",\"title\":\"a\"}");
     add(r, 10, "task.create", "s", "b", "{\"state\":\"ready\",\"title\":\"b\"}");

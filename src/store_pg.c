@@ -297,7 +297,15 @@ static void notice_quiet(void *arg, const char *msg)
 
 static int pg_connect(PGconn **out, const char *url, struct s2_error *err)
 {
-    PGconn *conn = PQconnectdb(url);
+    /* Defaults against a PostgreSQL that vanishes without closing the connection (a
+     * network partition, a failover): without them a node waits in libpq for the kernel's
+     * TCP keep-alive, two hours by default, holding the leadership lock meanwhile. Key
+     * words are taken in order, so the URL, last, overrides any of them. */
+    static const char *const keys[] = {"connect_timeout", "keepalives",     "keepalives_idle",
+                                       "keepalives_interval", "keepalives_count",
+                                       "tcp_user_timeout", "dbname",          NULL};
+    const char *vals[] = {"10", "1", "10", "5", "3", "30000", url, NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn)
         xalloc_die(0);
     if (PQstatus(conn) != CONNECTION_OK) {

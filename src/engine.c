@@ -2321,10 +2321,12 @@ static int tail_fail(struct engine *e, struct s2_error *err, const char *fmt, ..
     va_start(ap, fmt);
     char *why = xvasprintf(fmt, ap);
     va_end(ap);
+    char *where = store_location_for_humans(e->db_path);
     s2_fail(err, S2_EINVAL, "witness_tampered",
             "the witness log of '%s' fails its tail check: %s; refusing to serve. Run `s2 "
             "witness verify --db %s` for a full report",
-            e->db_path, why, e->db_path);
+            where, why, where);
+    free(where);
     free(why);
     return S2_EINVAL;
 }
@@ -3022,10 +3024,13 @@ static int engine_check_key(struct engine *e, struct s2_error *err)
     char *want = store_meta_get(e->store, "public_key");
     char *have = keys_pub_b64(e->pk);
     int rc = 0;
-    if (want && strcmp(want, have))
+    if (want && strcmp(want, have)) {
+        char *where = store_location_for_humans(e->db_path);
         rc = s2_fail(err, S2_EINVAL, "wrong_key",
                      "the signing key (public key %s) is not the one of database '%s' (%s)", have,
-                     e->db_path, want);
+                     where, want);
+        free(where);
+    }
     free(want);
     free(have);
     return rc;

@@ -2,6 +2,7 @@
  * a path or "sqlite:PATH" is SQLite (store_sqlite.c), "postgres://..." or
  * "postgresql://..." is PostgreSQL (store_pg.c). No SQL here and no domain rule. */
 #include "store_impl.h"
+#include "util/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -143,4 +144,14 @@ void task_row_release(struct task_row *r)
     free(r->paths);
     free(r->help_for);
     memset(r, 0, sizeof *r);
+}
+
+char *store_location_for_humans(const char *location)
+{
+    const char *scheme = strstr(location, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+    if (!at || !colon || colon > at)
+        return xstrdup(location);
+    return xasprintf("%.*s:***%s", (int)(colon - location), location, at);
 }

@@ -373,4 +373,8 @@ int store_cluster_nodes(struct store_cluster *c, json_t **out, struct s2_error *
 /* Fence the writer's transactions by a leadership epoch (0: none). No-op on SQLite. */
 void store_set_fence(struct store *st, int64_t epoch);
 
+/* A store location fit for messages and logs: a URL's password replaced by ***.
+ * Caller frees. */
+char *store_location_for_humans(const char *location);
+
 #endif

@@ -278,17 +278,6 @@ static int fail_result(struct s2_error *err, PGconn *conn, const PGresult *r, co
     return rc;
 }
 
-/* Hide the URL's password in messages. */
-static char *url_for_humans(const char *url)
-{
-    const char *scheme = strstr(url, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
-    if (!at || !colon || colon > at)
-        return xstrdup(url);
-    return xasprintf("%.*s:***%s", (int)(colon - url), url, at);
-}
-
 static void notice_quiet(void *arg, const char *msg)
 {
     (void)arg;
@@ -309,7 +298,7 @@ static int pg_connect(PGconn **out, const char *url, struct s2_error *err)
     if (!conn)
         xalloc_die(0);
     if (PQstatus(conn) != CONNECTION_OK) {
-        char *u = url_for_humans(url);
+        char *u = store_location_for_humans(url);
         char *m = clean_msg(PQerrorMessage(conn));
         s2_fail(err, S2_EUNAVAIL, "store_unavailable", "cannot connect to PostgreSQL at '%s': %s",
                 u, m);
@@ -515,7 +504,7 @@ static int pg_migrate(PGconn *conn, const char *url, struct s2_error *err)
         }
         if (v > PG_NMIGRATIONS) {
             exec_cmd(conn, "ROLLBACK", NULL);
-            char *u = url_for_humans(url);
+            char *u = store_location_for_humans(url);
             s2_fail(err, S2_EINVAL, "schema_too_new",
                     "database '%s' has s2 schema version %d, newer than this s2 (%d): upgrade s2",
                     u, v, PG_NMIGRATIONS);
@@ -568,7 +557,7 @@ static int pg_create(const char *url, struct s2_error *err)
     char *pub = NULL;
     int rc = pg_initialised(conn, &pub, err);
     if (!rc && pub) {
-        char *u = url_for_humans(url);
+        char *u = store_location_for_humans(url);
         rc = s2_fail(err, S2_ECONFLICT, "exists",
                      "database '%s' already holds an s2 deployment (public key %s)", u, pub);
         free(u);
@@ -722,7 +711,7 @@ static int pg_open(struct store **out, const char *url, enum durability d, struc
     }
     int v = 0;
     if (!pub && !schema_version_of(conn, &v, err) && v == 0) {
-        char *u = url_for_humans(url);
+        char *u = store_location_for_humans(url);
         s2_fail(err, S2_ENOTFOUND, "no_database",
                 "database '%s' holds no s2 deployment: create one with `s2 init --store %s`", u,
                 u);

@@ -221,6 +221,18 @@ static void nap_ms(long ms)
 /* A claimer that rides out faults: a 503 or a dropped connection is waited out and
  * retried; a done whose reply was lost is retried with the same lease until the server
  * says what became of it. */
+/* Reconnect c to the next node of the list (node: its index). */
+static void other_node(struct client *c, int *node)
+{
+    if (nurls < 2)
+        return;
+    struct s2_error err = S2_ERROR_INIT;
+    *node = (*node + 1) % nurls;
+    client_release(c);
+    if (client_init(c, urls[*node], NULL, &err))
+        die("client", &err);
+}
+
 static void *chaos_claimer(void *arg)
 {
     int me = (int)(intptr_t)arg;
@@ -228,7 +240,8 @@ static void *chaos_claimer(void *arg)
     snprintf(agent, sizeof agent, "ra%d", me);
     struct client c;
     struct s2_error err = S2_ERROR_INIT;
-    if (client_init(&c, urls[me % nurls], NULL, &err))
+    int node = me % nurls;
+    if (client_init(&c, urls[node], NULL, &err))
         die("client", &err);
     json_t *claim = json_pack("{s:s,s:i}", "agent", agent, "wait_ms", 1000);
     while (!atomic_load(&stop_all) && clock_wall_ms() < t_end) {
@@ -242,6 +255,8 @@ static void *chaos_claimer(void *arg)
         if (st == 0 || st == 503 || st == 502) {
             atomic_fetch_add(&unavailable_total, 1);
             json_decref(out);
+            if (st == 0) /* the node is gone: go on through another, as a client would */
+                other_node(&c, &node);
             nap_ms(50);
             continue;
         }
@@ -274,7 +289,7 @@ static void *chaos_claimer(void *arg)
         char *path = xasprintf("/v1/tasks/%s/done", id);
         json_t *body = json_pack("{s:s,s:{s:s,s:i}}", "lease", lease, "result", "by", agent,
                                  "fence", (int)fence);
-        for (int tries = 0; clock_wall_ms() < t_end; tries++) {
+        for (int tries = 0; clock_wall_ms() < t_end && !atomic_load(&stop_all); tries++) {
             json_t *dout = NULL;
             st = call(&c, "POST", path, body, &dout, &err);
             const char *msg = json_string_value(
@@ -292,6 +307,8 @@ static void *chaos_claimer(void *arg)
             } else if (st == 0 || st == 503 || st == 502) {
                 atomic_fetch_add(&unavailable_total, 1);
                 json_decref(dout);
+                if (st == 0)
+                    other_node(&c, &node);
                 nap_ms(50);
                 continue;
             } else {

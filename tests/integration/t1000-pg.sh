@@ -247,23 +247,28 @@ S2_SERVER=$(nurl 1)
 jq -nc '{tasks: [range(0;40) | {id: "m\(.)", swarm: "money", title: "m", max_cost: 1}]}' >"$T_DIR/m.json"
 http POST /v1/tasks "$(cat "$T_DIR/m.json")"
 for i in $(seq 0 39); do "$S2" agent add "ma$i" --swarm money >/dev/null; done
+# (wait for these requests by pid: a bare `wait` would also wait for the nodes)
+cpids=""
 for i in $(seq 0 39); do
     n=$((i % 2 + 1))
     curl -s -o "$T_DIR/mc.$i" -w '%{http_code}\n' -H "Authorization: Bearer $S2_TOKEN" \
         -H 'Content-Type: application/json' -d "{\"agent\":\"ma$i\"}" "$(nurl $n)/v1/claim" >"$T_DIR/ms.$i" &
+    cpids="$cpids $!"
 done
-wait
+wait $cpids
 is "$(cat "$T_DIR"/ms.* | grep -c '^200$')" 10 "40 claims racing through 2 nodes: exactly 10 reserve the \$10 budget"
 is "$(cat "$T_DIR"/ms.* | grep -c '^409$')" 30 "...the other 30 are refused (409)"
 http GET "/v1/budgets?swarm=money"
 is "$(j '.swarms[0].reserved') $(j '.swarms[0].spent')" "10 0" "reserved exactly the budget, nothing spent yet"
+dpids=""
 for i in $(seq 0 39); do
     grep -q '^200$' "$T_DIR/ms.$i" || continue
     id=$(jq -r .task.id "$T_DIR/mc.$i") lease=$(jq -r .lease.token "$T_DIR/mc.$i")
     curl -s -o /dev/null -H "Authorization: Bearer $S2_TOKEN" -H 'Content-Type: application/json' \
         -d "{\"lease\":\"$lease\",\"usage\":{\"usd\":1}}" "$(nurl $((i % 2 + 1)))/v1/tasks/$id/done" &
+    dpids="$dpids $!"
 done
-wait
+wait $dpids
 http GET "/v1/budgets?swarm=money"
 is "$(j '.swarms[0].spent') $(j '.swarms[0].reserved')" "10 0" "spent exactly \$10 of \$10, never more"
 nodes_log_clean

@@ -336,7 +336,7 @@ static int exec_cmd(PGconn *conn, const char *sql, struct s2_error *err)
 
 /* ---- parameters and values ---- */
 
-#define MAXP 24
+#define MAXP 64 /* the widest table, copied whole by s2 migrate (tasks: 38 columns) */
 struct params {
     int n;
     const char *v[MAXP];

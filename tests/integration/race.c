@@ -436,12 +436,8 @@ static int drain(void)
         while (clock_wall_ms() < t_end) {
             json_t *out = NULL;
             long st = call(&c, "GET", path, NULL, &out, &err);
-            if (st != 200 && nurls > 1) { /* ask the next node next time */
-                node = (node + 1) % nurls;
-                client_release(&c);
-                if (client_init(&c, urls[node], NULL, &err))
-                    die("client", &err);
-            }
+            if (st != 200) /* ask the next node next time */
+                other_node(&c, &node);
             long long done = json_integer_value(
                 json_object_get(json_object_get(out, "tasks"), "done"));
             json_decref(out);

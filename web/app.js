@@ -63,8 +63,25 @@ function schedule(every) {
   renderTimer = setTimeout(() => requestAnimationFrame(renderNow), wait);
 }
 
+// A redraw between a button's mousedown and its mouseup swaps the button under the
+// pointer, and the browser then fires no click at all: while a pointer is pressed, the
+// page is not redrawn (for at most PRESS_HOLD_MS). The release lets the click through
+// first, then draws.
+const PRESS_HOLD_MS = 10000;
+let pressed = false, pressedAt = 0;
+addEventListener('pointerdown', () => { pressed = true; pressedAt = performance.now(); }, true);
+const released = () => {
+  if (!pressed) return;
+  setTimeout(() => {
+    pressed = false;
+    if (dirtyPanels.size) schedule(0);
+  }, 0);
+};
+for (const ev of ['pointerup', 'pointercancel', 'blur']) addEventListener(ev, released, true);
+
 function renderNow() {
   renderTimer = null;
+  if (pressed && performance.now() - pressedAt < PRESS_HOLD_MS) return;
   const now = performance.now();
   lastRender = now;
   let later = false;

@@ -48,6 +48,16 @@ async function healthy(url, ms) {
   return false;
 }
 
+// Waits for a toast containing text; on a timeout, says which toasts there were.
+async function toastSays(page, text, T = 20000) {
+  try {
+    await page.waitForSelector(`#toast p:has-text(${JSON.stringify(text)})`, { timeout: T });
+  } catch (e) {
+    const seen = await page.$$eval('#toast p', (ps) => ps.map((p) => p.textContent));
+    throw new Error(`no toast saying "${text}" (toasts: ${JSON.stringify(seen)})\n${e.message}`);
+  }
+}
+
 // the row of a virtualised table, by its key
 const row = (page, table, key) => page.locator(`#${table} tr[data-key="${key}"]`);
 
@@ -182,35 +192,48 @@ async function main() {
     // ---- actions ------------------------------------------------------------------------
     await check('the approve button approves a pending task (checked through the API)', async () => {
       await page.click('#attention button[data-fkey="approve:deploy-prod"]');
-      await page.waitForSelector('#toast p:has-text("approved deploy-prod")', { timeout: T });
+      await toastSays(page, 'approved deploy-prod');
       const t = s2json('task', 'show', 'deploy-prod').task;
       assert(t.approvals === 1 && t.state === 'ready', JSON.stringify({ state: t.state, approvals: t.approvals }));
       await page.waitForSelector('#attention tr[data-approval="deploy-prod"]', { state: 'detached', timeout: T });
     });
     await check('the reset button closes an open breaker (checked through the API)', async () => {
       await page.click('#attention button[data-fkey="reset:a11"]');
-      await page.waitForSelector('#toast p:has-text("breaker of agent a11 reset")', { timeout: T });
+      await toastSays(page, 'breaker of agent a11 reset');
       const b = s2json('breaker', 'list').agents.find((a) => a.agent === 'a11');
       assert(b.state === 'closed', JSON.stringify(b));
     });
     await check('the resume button resumes a paused swarm (checked through the API)', async () => {
       await page.click('#attention button[data-fkey="resume:s7-docs"]');
-      await page.waitForSelector('#toast p:has-text("swarm s7-docs resumed")', { timeout: T });
+      await toastSays(page, 'swarm s7-docs resumed');
       const sw = s2json('swarm', 'show', 's7-docs');
       const state = (sw.swarm || sw).state;
       assert(state === 'active', 'state ' + state);
     });
     await check('the acknowledge button closes an escalation (checked through the API)', async () => {
       const before = s2json('escalations').escalations.length;
-      await page.click('#attention button[data-fkey^="ack:"]');
-      await page.waitForSelector('#toast p:has-text("acknowledged")', { timeout: T });
+      // Pressed across at least one redraw of the panel (it is redrawn every 5 s): the page
+      // must not swap the button between mousedown and mouseup, or the click is lost.
+      let b = null; // (a redraw may swap the button while it is being measured: ask again)
+      for (let i = 0; i < 50 && !b; i++) {
+        const btn = page.locator('#attention button[data-fkey^="ack:"]').first();
+        await btn.scrollIntoViewIfNeeded({ timeout: T }).catch(() => {});
+        b = await btn.boundingBox().catch(() => null);
+        if (!b) await sleep(100);
+      }
+      assert(b, 'no acknowledge button');
+      await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2);
+      await page.mouse.down();
+      await sleep(6000);
+      await page.mouse.up();
+      await toastSays(page, 'acknowledged');
       const after = s2json('escalations').escalations.length;
       assert(after === before - 1, `${before} -> ${after}`);
     });
     await check('raising a tripped swarm\'s budget lifts the trip (checked through the API)', async () => {
       await page.fill('#attention input[data-fkey="budget-in:s10-burn"]', '10');
       await page.click('#attention button[data-fkey="budget:s10-burn"]');
-      await page.waitForSelector('#toast p:has-text("budget of s10-burn set")', { timeout: T });
+      await toastSays(page, 'budget of s10-burn set');
       const sw = s2json('swarm', 'show', 's10-burn');
       const o = sw.swarm || sw;
       assert(o.budget === 10 && o.state === 'active', JSON.stringify({ budget: o.budget, state: o.state }));

@@ -6,6 +6,7 @@
  * capability, mount or network. */
 #include "chassis.h"
 #include "util/clock.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -53,6 +54,7 @@
 #define NS_FLAGS                                                                                   \
     (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
 #define TMP_DEFAULT (64LL << 20)
+#define SMALL_FILE_MAX (4 << 20) /* /proc and cgroup files read whole */
 #define LINE_MAX_STDERR (64 * 1024)
 
 /* ---- the control protocol between the worker and PID 1 of the sandbox ---- */
@@ -194,21 +196,6 @@ static int write_file(const char *path, const char *text)
     return e;
 }
 
-static char *read_small(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    struct buf b = BUF_INIT;
-    buf_init(&b, 1 << 20);
-    char tmp[4096];
-    ssize_t r;
-    while ((r = read(fd, tmp, sizeof tmp)) > 0)
-        if (buf_add(&b, tmp, (size_t)r))
-            break;
-    close(fd);
-    return buf_detach(&b, NULL);
-}
 
 /* ---- seccomp: built once with libseccomp, exported as BPF for the children ---- */
 
@@ -303,7 +290,7 @@ out:
 /* The cgroup2 mount point from /proc/self/mountinfo (caller frees), or NULL. */
 static char *cgroup2_mount(void)
 {
-    char *mi = read_small("/proc/self/mountinfo");
+    char *mi = fs_read_file("/proc/self/mountinfo", SMALL_FILE_MAX, 0, NULL);
     if (!mi)
         return NULL;
     char *found = NULL, *save = NULL;
@@ -333,7 +320,7 @@ static char *cgroup2_mount(void)
 /* This process's cgroup v2 path ("/" for the root), or NULL. */
 static char *cgroup2_self(void)
 {
-    char *c = read_small("/proc/self/cgroup");
+    char *c = fs_read_file("/proc/self/cgroup", SMALL_FILE_MAX, 0, NULL);
     if (!c)
         return NULL;
     char *found = NULL, *save = NULL;
@@ -450,16 +437,16 @@ static void cg_setup(struct chassis *ch)
         free(procs);
     }
     char *p = xasprintf("%s/cgroup.controllers", cg->base);
-    avail = read_small(p);
+    avail = fs_read_file(p, SMALL_FILE_MAX, 0, NULL);
     free(p);
     enable_controllers(cg->base, avail ? avail : "");
     p = xasprintf("%s/cgroup.controllers", cg->parent);
     free(avail);
-    avail = read_small(p);
+    avail = fs_read_file(p, SMALL_FILE_MAX, 0, NULL);
     free(p);
     enable_controllers(cg->parent, avail ? avail : "");
     p = xasprintf("%s/cgroup.subtree_control", cg->parent);
-    sub = read_small(p);
+    sub = fs_read_file(p, SMALL_FILE_MAX, 0, NULL);
     free(p);
     cg->memory = has_word(sub, "memory");
     cg->pids = has_word(sub, "pids");
@@ -559,7 +546,7 @@ static int cg_oom(const char *dir)
     if (!dir)
         return 0;
     char *p = xasprintf("%s/memory.events", dir);
-    char *ev = read_small(p);
+    char *ev = fs_read_file(p, SMALL_FILE_MAX, 0, NULL);
     free(p);
     int oom = 0;
     const char *k = ev ? strstr(ev, "oom_kill ") : NULL;
@@ -696,7 +683,7 @@ int chassis_new(struct chassis **out, const struct chassis_config *cfg, struct s
                 goto fail;
             }
         }
-        char *cl = read_small("/proc/sys/kernel/cap_last_cap");
+        char *cl = fs_read_file("/proc/sys/kernel/cap_last_cap", SMALL_FILE_MAX, 0, NULL);
         ch->cap_last = cl ? atoi(cl) : CAP_LAST_CAP;
         free(cl);
         if (ch->cap_last <= 0 || ch->cap_last > 63)
@@ -2396,7 +2383,7 @@ static json_t *probe_result(int e)
 
 static json_t *read_sysctl(const char *path)
 {
-    char *v = read_small(path);
+    char *v = fs_read_file(path, SMALL_FILE_MAX, 0, NULL);
     if (!v)
         return json_null();
     json_t *j = json_integer(atoll(v));
@@ -2544,7 +2531,7 @@ json_t *chassis_check(const struct chassis_config *cfg)
             char *ctl = NULL;
             if (ch->cg.base) {
                 char *p = xasprintf("%s/cgroup.controllers", ch->cg.base);
-                ctl = read_small(p);
+                ctl = fs_read_file(p, SMALL_FILE_MAX, 0, NULL);
                 free(p);
             }
             json_t *list = json_array();

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/fs.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
@@ -161,31 +162,14 @@ json_t *cli_list(const char *arg)
 
 char *cli_read_file(const char *path, size_t max, struct s2_error *err)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        s2_fail(err, S2_EIO, "io", "cannot read '%s': %s", path, strerror(errno));
-        return NULL;
+    char *text = fs_read_file(path, max, 0, NULL);
+    if (!text) {
+        if (errno == EFBIG)
+            s2_fail(err, S2_EIO, "io", "'%s' is larger than %zu bytes", path, max);
+        else
+            s2_fail(err, S2_EIO, "io", "cannot read '%s': %s", path, strerror(errno));
     }
-    struct buf b = BUF_INIT;
-    buf_init(&b, max);
-    char chunk[65536];
-    size_t n;
-    int toobig = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (buf_add(&b, chunk, n)) {
-            toobig = 1;
-            break;
-        }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (toobig || bad) {
-        buf_release(&b);
-        s2_fail(err, S2_EIO, "io", toobig ? "'%s' is larger than %zu bytes" : "error reading '%s'",
-                path, max);
-        return NULL;
-    }
-    return buf_detach(&b, NULL);
+    return text;
 }
 
 void cli_fmt_time(long long ms, char *out, size_t outlen)

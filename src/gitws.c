@@ -193,21 +193,6 @@ static void safe_name(struct buf *b, const char *id)
     }
 }
 
-static char *read_text(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    struct buf b = BUF_INIT;
-    buf_init(&b, 1 << 16);
-    char tmp[4096];
-    ssize_t r;
-    while ((r = read(fd, tmp, sizeof tmp)) > 0)
-        if (buf_add(&b, tmp, (size_t)r))
-            break;
-    close(fd);
-    return buf_detach(&b, NULL);
-}
 
 /* Is the worktree locked by a live s2 worker (in use by a running task)? */
 static int in_use(git_worktree *wt)
@@ -238,7 +223,7 @@ static int free_branch(struct gitws *g, git_repository *r, const char *full, str
     int rc = 0;
     for (size_t i = 0; i < names.count && !rc; i++) {
         char *headp = xasprintf("%s/worktrees/%s/HEAD", g->gitdir, names.strings[i]);
-        char *head = read_text(headp);
+        char *head = fs_read_file(headp, 1 << 16, O_NOFOLLOW, NULL);
         free(headp);
         size_t n = head ? strcspn(head, "\r\n") : 0;
         int holds = head && n == strlen(want) && !strncmp(head, want, n);
@@ -328,7 +313,7 @@ int gitws_prepare(struct gitws *g, const char *task_id, long attempt, const char
                  git_error_last() ? git_error_last()->message : "unknown");
     free(why);
     char *dg = xasprintf("%s/.git", nt.path);
-    nt.dotgit = read_text(dg);
+    nt.dotgit = fs_read_file(dg, 1 << 16, O_NOFOLLOW, NULL);
     free(dg);
     if (!nt.dotgit) {
         rc = s2_fail(err, S2_EIO, "io", "cannot read '%s/.git': %s", nt.path, strerror(errno));

@@ -7,6 +7,7 @@
 #include "plan.h"
 #include "governor.h"
 #include "util/xalloc.h"
+#include "util/fs.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1686,35 +1687,18 @@ out:
 
 int plan_load(struct plan *p, const char *path)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        plan_errorf(p, (struct plan_pos){0, 0}, "cannot read '%s': %s", path, strerror(errno));
+    size_t len;
+    char *text = fs_read_file(path, PLAN_FILE_MAX, 0, &len);
+    if (!text) {
+        if (errno == EFBIG)
+            plan_errorf(p, (struct plan_pos){0, 0}, "the plan is larger than %u bytes",
+                        PLAN_FILE_MAX);
+        else
+            plan_errorf(p, (struct plan_pos){0, 0}, "cannot read '%s': %s", path,
+                        strerror(errno));
         return -1;
     }
-    struct buf b = BUF_INIT;
-    buf_init(&b, PLAN_FILE_MAX);
-    char chunk[65536];
-    size_t n;
-    int toobig = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (buf_add(&b, chunk, n)) {
-            toobig = 1;
-            break;
-        }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    int rc;
-    if (toobig) {
-        plan_errorf(p, (struct plan_pos){0, 0}, "the plan is larger than %u bytes",
-                    PLAN_FILE_MAX);
-        rc = -1;
-    } else if (bad) {
-        plan_errorf(p, (struct plan_pos){0, 0}, "error reading '%s'", path);
-        rc = -1;
-    } else {
-        rc = plan_parse(p, b.ptr, b.len);
-    }
-    buf_release(&b);
+    int rc = plan_parse(p, text, len);
+    free(text);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* fs.c: see fs.h. Never follow a symbolic link out of the tree being walked. */
 #include "util/fs.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -10,6 +11,37 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+char *fs_read_file(const char *path, size_t max, int open_flags, size_t *len)
+{
+    int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC | open_flags) : STDIN_FILENO;
+    if (fd < 0)
+        return NULL;
+    struct buf b = BUF_INIT;
+    buf_init(&b, max);
+    char chunk[65536];
+    ssize_t n;
+    int e = 0;
+    for (;;) {
+        n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            e = errno;
+        else if (n > 0 && buf_add(&b, chunk, (size_t)n))
+            e = EFBIG;
+        if (n <= 0 || e)
+            break;
+    }
+    if (fd != STDIN_FILENO)
+        close(fd);
+    if (e) {
+        buf_release(&b);
+        errno = e;
+        return NULL;
+    }
+    return buf_detach(&b, len);
+}
 
 int fs_rm_rf_at(int parent, const char *name)
 {

@@ -1,9 +1,16 @@
-/* fs.h: file tree helpers the worker needs for task directories and worktrees. Both walk
- * without following symbolic links: what a sandboxed command left may point anywhere. */
+/* fs.h: file helpers: reading a whole file, and the tree walks the worker needs for task
+ * directories and worktrees (which never follow symbolic links: what a sandboxed command
+ * left may point anywhere). */
 #ifndef S2_FS_H
 #define S2_FS_H
 
+#include <stddef.h>
 #include <sys/types.h>
+
+/* Read all of path ("-": standard input) into a NUL-terminated string the caller frees;
+ * *len (if given) gets its length. open_flags are added to O_RDONLY | O_CLOEXEC (e.g.
+ * O_NOFOLLOW). NULL with errno set on failure, EFBIG when the file is larger than max. */
+char *fs_read_file(const char *path, size_t max, int open_flags, size_t *len);
 
 /* Remove name (relative to the directory fd parent) and everything under it, making
  * directories the command left unreadable or unwritable removable first. Failures are

@@ -11,9 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/fs.h"
 #include "util/map.h"
 #include "util/strvec.h"
 #include "util/xalloc.h"
@@ -450,6 +454,49 @@ static void test_xalloc(void **state)
     free(z);
 }
 
+/* fs_read_file: whole files, their length, the cap, and refusals that say why (errno). */
+static void test_fs_read_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/s2-test-fs-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], link[256];
+    snprintf(path, sizeof path, "%s/f", dir);
+    snprintf(link, sizeof link, "%s/l", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 100000; i++) /* several read() chunks, and a NUL inside */
+        fputc(i == 5 ? 0 : 'a' + i % 26, f);
+    fclose(f);
+    size_t len = 0;
+    char *t = fs_read_file(path, 100000, 0, &len);
+    assert_non_null(t);
+    assert_int_equal(len, 100000);
+    assert_int_equal(t[5], 0);
+    assert_int_equal(t[6], 'a' + 6);
+    assert_int_equal(t[len], 0);
+    free(t);
+    errno = 0;
+    assert_null(fs_read_file(path, 99999, 0, NULL)); /* one byte over the cap */
+    assert_int_equal(errno, EFBIG);
+    assert_int_equal(symlink(path, link), 0);
+    t = fs_read_file(link, 1 << 20, 0, NULL);
+    assert_non_null(t);
+    free(t);
+    errno = 0;
+    assert_null(fs_read_file(link, 1 << 20, O_NOFOLLOW, NULL));
+    assert_int_equal(errno, ELOOP);
+    errno = 0;
+    assert_null(fs_read_file(dir, 1 << 20, 0, NULL)); /* a directory: open works, read fails */
+    assert_int_equal(errno, EISDIR);
+    unlink(link);
+    unlink(path);
+    errno = 0;
+    assert_null(fs_read_file(path, 1 << 20, 0, NULL));
+    assert_int_equal(errno, ENOENT);
+    rmdir(dir);
+}
+
 static void test_clock(void **state)
 {
     (void)state;
@@ -480,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_strvec),
         cmocka_unit_test(test_strvec_split),
         cmocka_unit_test(test_xalloc),
+        cmocka_unit_test(test_fs_read_file),
         cmocka_unit_test(test_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

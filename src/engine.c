@@ -1298,6 +1298,19 @@ static void do_agent_add(struct engine *e, struct cmd *c)
     buf_release(&p);
 }
 
+/* A model.put entry's params, in the shape POST /v1/models takes (docs/WITNESS.md): init's
+ * defaults and later changes read alike. Prices are whole micro-dollars, so six decimals
+ * are exact. */
+static void model_put_params(struct buf *p, const struct model_spec *m)
+{
+    buf_adds(p, "{\"name\":");
+    buf_add_json_str(p, m->name);
+    buf_addf(p, ",\"tier\":%" PRId64 ",\"usd_per_mtok_in\":%" PRId64 ".%06" PRId64
+                ",\"usd_per_mtok_out\":%" PRId64 ".%06" PRId64 "}",
+             m->tier, m->usd_in_micro / (int64_t)S2_MICRO, m->usd_in_micro % (int64_t)S2_MICRO,
+             m->usd_out_micro / (int64_t)S2_MICRO, m->usd_out_micro % (int64_t)S2_MICRO);
+}
+
 static void do_model_put(struct engine *e, struct cmd *c)
 {
     if (eng_admin_only(&c->who, "changing the model table", &c->err))
@@ -1314,10 +1327,7 @@ static void do_model_put(struct engine *e, struct cmd *c)
     for (uint32_t i = 0; i < e->nagents; i++)
         e->agents[i].elig_valid = 0;
     struct buf p = BUF_INIT;
-    buf_adds(&p, "{\"name\":");
-    buf_add_json_str(&p, c->in.model.name);
-    buf_addf(&p, ",\"tier\":%" PRId64 ",\"usd_in_micro\":%" PRId64 ",\"usd_out_micro\":%" PRId64 "}",
-             c->in.model.tier, c->in.model.usd_in_micro, c->in.model.usd_out_micro);
+    model_put_params(&p, &c->in.model);
     eng_emit(e, "model.put", NONE, NULL, NONE, p.ptr);
     buf_release(&p);
 }
@@ -3295,11 +3305,7 @@ int engine_init_db(const char *path, const char *key_path, char **admin_token,
         rc = store_model_put(st, &m, err);
         if (!rc) {
             buf_reset(&params);
-            buf_adds(&params, "{\"name\":");
-            buf_add_json_str(&params, m.name);
-            buf_addf(&params, ",\"tier\":%" PRId64 ",\"usd_per_mtok_in\":%.6f,"
-                              "\"usd_per_mtok_out\":%.6f}",
-                     m.tier, m.usd_in_micro / 1e6, m.usd_out_micro / 1e6);
+            model_put_params(&params, &m);
             struct witness_entry mw = {.time = now, .actor = "admin", .op = "model.put",
                                        .params = params.ptr, .trace_id = trace};
             witness_chain_append(&chain, &mw);

@@ -184,8 +184,9 @@ static const char *sget(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-/* A model.put price in micro-USD per million tokens: usd_per_mtok_DIR (a number, as the
- * engine writes it), else usd_DIR_micro. */
+/* A model.put price in micro-USD per million tokens: usd_per_mtok_DIR (dollars, as the
+ * engine writes it), else usd_DIR_micro (micro-dollars), which logs written before the
+ * two shapes were made one hold for changes made through POST /v1/models. */
 static int64_t price_micro(json_t *o, const char *dir)
 {
     char k[32];

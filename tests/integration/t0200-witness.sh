@@ -38,6 +38,15 @@ is "$(j '.entries[] | select(.op=="task.claim") | .trace_id')" "4bf92f3577b34da6
 http GET "/v1/witness?task=t5"
 is "$(j '.entries[] | select(.op=="task.cancel") | .trace_id')" "run-42.step:7" "S2-Trace-Id is kept"
 is "$(j '.entries[] | select(.op=="task.cancel") | .actor')" "admin" "the actor is recorded"
+
+# a price set at run time is witnessed in the same shape as init's defaults (and the API's)
+"$S2" model set cheapo --tier 1 --in 0.1 --out 2.5 >/dev/null
+"$S2" witness export --output "$T_DIR/models.jsonl" # (params as the text hashed)
+is "$(jq -rs '[.[] | select(.op=="model.put") | .params | fromjson | keys | join(",")] | unique | join(" ")' "$T_DIR/models.jsonl")" \
+    "name,tier,usd_per_mtok_in,usd_per_mtok_out" "model.put entries have one shape, init's and run time's"
+is "$(jq -r 'select(.op=="model.put") | .params | select(test("cheapo"))' "$T_DIR/models.jsonl")" \
+    '{"name":"cheapo","tier":1,"usd_per_mtok_in":0.100000,"usd_per_mtok_out":2.500000}' \
+    "...with exact six-decimal prices"
 http GET "/v1/witness?limit=1000"
 is "$(j '[.entries[].seq] == [range(1; (.entries|length)+1)]')" "true" "seqs run 1..N without a gap"
 is "$(j '.entries[0].op')" "log.init" "the log opens with log.init"

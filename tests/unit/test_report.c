@@ -27,6 +27,7 @@ static void add(struct report *r, long long time, const char *op, const char *sw
 
 static void feed(struct report *r)
 {
+    /* as logs from before 2026-11-25 hold changes made after init: micro-dollars */
     add(r, 1, "model.put", NULL, NULL, "{\"name\":\"cheap\",\"tier\":1,\"usd_in_micro\":1000000,\"usd_out_micro\":2000000}");
     /* as the engine writes it: USD per million tokens */
     add(r, 2, "model.put", NULL, NULL, "{\"name\":\"top\",\"tier\":3,\"usd_per_mtok_in\":10.0,\"usd_per_mtok_out\":20.000000}");

@@ -196,7 +196,8 @@ static void on_escalation(void *ctx, const char *json)
  * mistake is reported at once rather than by a cluster thread later. */
 static int serve_cluster(const char *store, const char *key, enum durability durability,
                          const char *listen, size_t max_body, const char *advertise,
-                         const char *node_id, const char *port_file, sigset_t *sigs)
+                         const char *node_id, int64_t leader_timeout_ms, const char *port_file,
+                         sigset_t *sigs)
 {
     struct s2_error err = S2_ERROR_INIT;
     uint8_t sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES];
@@ -233,7 +234,7 @@ static int serve_cluster(const char *store, const char *key, enum durability dur
     struct http_server *srv = NULL;
     struct cluster_config cc = {.location = store, .key_path = key, .durability = durability,
                                 .listen = listen, .max_body = max_body, .advertise = advertise,
-                                .node_id = node_id};
+                                .node_id = node_id, .leader_timeout_ms = leader_timeout_ms};
     if (cluster_start(&cl, &srv, &cc, &err)) {
         int rc = cli_fail(&err);
         s2_error_release(&err);
@@ -269,12 +270,12 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
     const char *db = DEFAULT_DB, *listen = "127.0.0.1:7411", *port_file = NULL, *key = NULL;
     const char *advertise = NULL, *node_id = NULL;
     enum durability durability = DURABILITY_FULL;
-    long long max_body = 16 * 1024 * 1024;
+    long long max_body = 16 * 1024 * 1024, leader_timeout = 10;
     static const struct option opts[] = {
         {"db", required_argument, 0, 'd'},        {"listen", required_argument, 0, 'l'},
         {"store", required_argument, 0, 'd'},     {"key", required_argument, 0, 'k'},
         {"advertise", required_argument, 0, 'A'}, {"node-id", required_argument, 0, 'N'},
-        {"durability", required_argument, 0, 'D'},
+        {"durability", required_argument, 0, 'D'}, {"leader-timeout", required_argument, 0, 'T'},
         {"max-body", required_argument, 0, 'b'},  {"log-level", required_argument, 0, 'L'},
         {"port-file", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
         {0}};
@@ -298,6 +299,10 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
             break;
         case 'b':
             if (cli_int(&c, "--max-body", optarg, 1024, 1LL << 30, &max_body))
+                return EXIT_USAGE;
+            break;
+        case 'T':
+            if (cli_int(&c, "--leader-timeout", optarg, 0, 86400, &leader_timeout))
                 return EXIT_USAGE;
             break;
         case 'L':
@@ -338,7 +343,8 @@ int cli_serve(const struct cli_cmd *cmd, int argc, char **argv)
     int pg = store_location_is_pg(db);
     if (pg)
         return serve_cluster(db, key ? key : DEFAULT_KEY, durability, listen, (size_t)max_body,
-                             advertise, node_id, port_file, &sigs);
+                             advertise, node_id, (int64_t)leader_timeout * 1000, port_file,
+                             &sigs);
     struct engine_config ec = {.db_path = db, .key_path = key, .durability = durability};
     if (engine_open(&eng, &ec, &err)) {
         int rc = cli_fail(&err);

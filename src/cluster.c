@@ -23,6 +23,8 @@
 /* How often the cluster thread beats and looks for the lock: a takeover starts within this
  * of the old leader's session ending. */
 #define TICK_MS 200
+/* How often a follower asks whether the leader has gone silent (store_cluster_depose). */
+#define DEPOSE_EVERY_MS 1000
 /* Reconnect back-off, between these. */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -50,6 +52,9 @@ struct cluster {
     char *following;    /* the URL the loop forwards to */
     struct notify_ctx *notifies; /* one per engine made (freed at the end) */
     char *fatal; /* why this node cannot serve at all (under mu) */
+    int loaded;  /* take_over's engine serves: its beat_while_loading stops (under mu) */
+    int64_t depose_at;  /* monotonic ms of the next look for a silent leader */
+    int depose_warned;  /* a failed look was logged at warn (later ones at debug) */
 };
 
 struct notify_ctx {
@@ -98,8 +103,9 @@ static void set_role(struct cluster *c, const char *role)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Sleep up to ms, or until cluster_stop. Returns 1 when stopping. */
-static int nap(struct cluster *c, int64_t ms)
+/* Sleep up to ms, or until cluster_stop (or *until, when given, turns true). Returns 1
+ * when stopping (or *until). */
+static int nap_until(struct cluster *c, int64_t ms, const int *until)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -110,11 +116,61 @@ static int nap(struct cluster *c, int64_t ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&c->mu);
-    if (!c->stop)
+    if (!c->stop && !(until && *until))
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-    int stop = c->stop;
+    int stop = c->stop || (until && *until);
     pthread_mutex_unlock(&c->mu);
     return stop;
+}
+
+static int nap(struct cluster *c, int64_t ms)
+{
+    return nap_until(c, ms, NULL);
+}
+
+/* While this node loads the state as the new leader, its session must go on speaking:
+ * silent for the leader timeout, the other nodes would depose it in mid-load. The cluster
+ * connection is this thread's alone until take_over sets loaded. */
+static void *beat_while_loading(void *arg)
+{
+    struct cluster *c = arg;
+    while (!nap_until(c, TICK_MS, &c->loaded)) {
+        struct store_node me = {c->node_id, c->url, "starting", c->started_at, clock_wall_ms()};
+        struct store_leader l;
+        struct s2_error err = S2_ERROR_INIT;
+        if (store_cluster_beat(c->sc, &me, &l, &err)) {
+            s2_error_release(&err); /* the cluster thread sees the same failure next */
+            break;
+        }
+        store_leader_release(&l);
+    }
+    return NULL;
+}
+
+/* A follower that cannot take the lock: is its holder silent? Then end its sessions, so
+ * that the next try wins (or another follower's does). */
+static void depose_if_silent(struct cluster *c)
+{
+    int64_t t = clock_mono_ns() / 1000000;
+    if (c->cfg.leader_timeout_ms <= 0 || t < c->depose_at)
+        return;
+    c->depose_at = t + DEPOSE_EVERY_MS;
+    struct s2_error err = S2_ERROR_INIT;
+    char *who = NULL;
+    int n = store_cluster_depose(c->sc, c->cfg.leader_timeout_ms, &who, &err);
+    if (n < 0) {
+        if (!c->depose_warned)
+            log_warn("cluster: cannot depose a silent leader (said once): %s", err.msg);
+        else
+            log_debug("cluster: %s", err.msg);
+        c->depose_warned = 1;
+        s2_error_release(&err);
+    } else if (n > 0) {
+        log_warn("cluster: the leader (sessions '%s') was silent for more than %lld ms: its %d "
+                 "session(s) ended, so that another node takes the lead",
+                 who, (long long)c->cfg.leader_timeout_ms, n);
+    }
+    free(who);
 }
 
 static void follow(struct cluster *c, const char *url)
@@ -152,17 +208,31 @@ static int take_over(struct cluster *c, int64_t epoch, struct s2_error *err)
     struct engine *e = NULL;
     struct engine_config ec = {.db_path = c->cfg.location, .key_path = c->cfg.key_path,
                                .durability = c->cfg.durability, .fence_epoch = epoch};
-    if (engine_open(&e, &ec, err))
-        return err->kind;
-    struct events *ev = events_new(65536);
-    engine_set_events(e, ev);
-    struct notify_ctx *nc = xcalloc(1, sizeof *nc);
-    nc->c = c;
-    nc->eng = e;
-    nc->next = c->notifies;
-    c->notifies = nc;
-    engine_set_notify(e, on_escalation, nc);
-    if (engine_start(e, err)) {
+    pthread_mutex_lock(&c->mu);
+    c->loaded = 0;
+    pthread_mutex_unlock(&c->mu);
+    pthread_t beater;
+    int beating = !pthread_create(&beater, NULL, beat_while_loading, c);
+    struct events *ev = NULL;
+    int rc = engine_open(&e, &ec, err);
+    if (!rc) {
+        ev = events_new(65536);
+        engine_set_events(e, ev);
+        struct notify_ctx *nc = xcalloc(1, sizeof *nc);
+        nc->c = c;
+        nc->eng = e;
+        nc->next = c->notifies;
+        c->notifies = nc;
+        engine_set_notify(e, on_escalation, nc);
+        rc = engine_start(e, err);
+    }
+    pthread_mutex_lock(&c->mu);
+    c->loaded = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (beating)
+        pthread_join(beater, NULL);
+    if (rc) {
         engine_free(e);
         events_free(ev);
         return err->kind;
@@ -235,6 +305,8 @@ static void *cluster_main(void *arg)
             s2_error_release(&err);
             continue;
         }
+        if (got == 0)
+            depose_if_silent(c);
         if (got == 1) {
             if (take_over(c, epoch, &err)) {
                 log_error("cluster: cannot serve as leader: %s", err.msg);
@@ -278,8 +350,6 @@ int cluster_start(struct cluster **out, struct http_server **srv_out,
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->wh = webhook_new();
-    if (store_cluster_open(&c->sc, cfg->location, err))
-        goto fail;
     struct http_config hc = {.listen = cfg->listen, .max_body = cfg->max_body,
                              .store_location = cfg->location, .retire = retire,
                              .status = status, .ctx = c};
@@ -306,6 +376,9 @@ int cluster_start(struct cluster **out, struct http_server **srv_out,
         gethostname(hn, sizeof hn - 1);
         c->node_id = xasprintf("%s:%d", hn, port);
     }
+    store_pg_set_node(c->node_id);
+    if (store_cluster_open(&c->sc, cfg->location, err))
+        goto fail;
     if (pthread_create(&c->thread, NULL, cluster_main, c)) {
         s2_fail(err, S2_EINTERNAL, "thread", "cannot start the cluster thread");
         goto fail;

@@ -22,6 +22,9 @@ struct cluster_config {
     size_t max_body;
     const char *advertise; /* the URL other nodes reach this one at; NULL: from listen */
     const char *node_id;   /* NULL: HOST:PORT */
+    /* A leader whose session has been silent this long is deposed by the others (0: never;
+     * then only the end of its session, e.g. its process exiting, frees the lead). */
+    int64_t leader_timeout_ms;
 };
 
 /* Listen, and start following (and competing for the lead). *srv: the node's HTTP server

@@ -76,6 +76,7 @@ struct http_server {
     CURLM *multi;
     int64_t curl_deadline;          /* monotonic ms, -1 none */
     atomic_uint_fast64_t forwarded, forward_failed;
+    struct request *fwds;           /* forwards in flight (to abandon on a change of leader) */
     size_t max_body;
     int port;
     atomic_int suspended;
@@ -141,6 +142,8 @@ struct request {
     int fwd_done;          /* the leader's reply ended */
     int fwd_armed;         /* stream: the connection waits (suspended) for more */
     int fwd_paused;        /* stream: the transfer waits for the client to drain */
+    char *fwd_to;          /* the leader it was sent to */
+    struct request *fwd_prev, *fwd_next; /* the server's forwards in flight */
 };
 
 static pthread_key_t reader_key;
@@ -822,6 +825,15 @@ static void forward_end(struct http_server *srv, struct request *r)
     curl_slist_free_all(r->fwd_headers);
     r->fwd = NULL;
     r->fwd_headers = NULL;
+    if (r->fwd_prev)
+        r->fwd_prev->fwd_next = r->fwd_next;
+    else
+        srv->fwds = r->fwd_next;
+    if (r->fwd_next)
+        r->fwd_next->fwd_prev = r->fwd_prev;
+    r->fwd_prev = r->fwd_next = NULL;
+    free(r->fwd_to);
+    r->fwd_to = NULL;
 }
 
 static void forward_unavailable(struct request *r, const char *code, const char *fmt, ...)
@@ -886,6 +898,12 @@ static void forward_start(struct request *r)
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     r->fwd = h;
+    r->fwd_to = xstrdup(srv->leader_url);
+    r->fwd_prev = NULL;
+    r->fwd_next = srv->fwds;
+    if (srv->fwds)
+        srv->fwds->fwd_prev = r;
+    srv->fwds = r;
     atomic_fetch_add(&srv->forwarded, 1);
     atomic_fetch_add(&srv->suspended, 1);
     MHD_suspend_connection(r->conn);
@@ -927,6 +945,34 @@ static void forward_collect(struct http_server *srv)
                     http_set_header(r, names[i], vals[i]);
             http_set_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         }
+        forward_end(srv, r);
+        atomic_fetch_sub(&srv->suspended, 1);
+        MHD_resume_connection(r->conn);
+    }
+}
+
+/* The leader changed: what was sent to another node will not be answered by the leader
+ * (a hung leader, deposed, may never answer at all). Replies that wait get 503 (the
+ * client retries, as after a kill -9 of the leader); event streams end (the client
+ * reconnects with Last-Event-ID). keep: the new leader's URL (NULL: abandon them all). */
+static void forward_abandon(struct http_server *srv, const char *keep)
+{
+    struct request *next;
+    for (struct request *r = srv->fwds; r; r = next) {
+        next = r->fwd_next;
+        if (keep && !strcmp(r->fwd_to, keep))
+            continue;
+        if (r->fwd_streaming) {
+            r->fwd_done = 1;
+            fwd_wake(r);
+            forward_end(srv, r);
+            continue;
+        }
+        atomic_fetch_add(&srv->forward_failed, 1);
+        forward_unavailable(r, "leader_unreachable",
+                            "the leader changed while this request was with the one before "
+                            "(%s); retry shortly",
+                            r->fwd_to);
         forward_end(srv, r);
         atomic_fetch_sub(&srv->suspended, 1);
         MHD_resume_connection(r->conn);
@@ -1054,6 +1100,11 @@ static void ctl_apply(struct http_server *srv)
         free(srv->leader_url);
         srv->leader_url = url;
     }
+    /* (a follower that merely lost sight of the leader, url NULL, keeps what it forwarded) */
+    if (set_lead && l)
+        forward_abandon(srv, NULL);
+    else if (set_url && srv->leader_url)
+        forward_abandon(srv, srv->leader_url);
 }
 
 static void dispatch(struct request *r)
@@ -1063,8 +1114,14 @@ static void dispatch(struct request *r)
                         r->srv->max_body);
         return;
     }
-    if (!strcmp(r->url, "/v1/cluster") && !strcmp(r->method, "GET")) {
-        cluster_reply(r);
+    if (!strcmp(r->url, "/v1/cluster")) { /* every node's own: never forwarded */
+        if (strcmp(r->method, "GET")) {
+            http_reply_fail(r, S2_EMETHOD, "method_not_allowed",
+                            "%s is not allowed on /v1/cluster (allowed: GET)", r->method);
+            http_set_header(r, MHD_HTTP_HEADER_ALLOW, "GET");
+        } else {
+            cluster_reply(r);
+        }
         return;
     }
     if (!r->srv->lead) { /* not the leader: the leader answers, through us */

@@ -368,6 +368,15 @@ int store_cluster_resign(struct store_cluster *c, struct s2_error *err);
  * cluster connection is lost (and with it the lock, if held). */
 int store_cluster_beat(struct store_cluster *c, const struct store_node *me,
                        struct store_leader *leader, struct s2_error *err);
+/* A follower's remedy for a leader that holds the lock but has not been heard from for
+ * silent_ms (its process hangs, its machine is gone, the network to it is cut): end every
+ * database session of that node, which frees the lock and fences it out. Returns the
+ * number of sessions ended (0: the leader is alive, or there is none), *who the sessions'
+ * name (caller frees), or <0 on error (a role that may not end them, for one). */
+int store_cluster_depose(struct store_cluster *c, int64_t silent_ms, char **who,
+                         struct s2_error *err);
+/* Name this process's sessions after its node (before any store is opened). */
+void store_pg_set_node(const char *node_id);
 /* Every known node as a JSON array (caller owns). */
 int store_cluster_nodes(struct store_cluster *c, json_t **out, struct s2_error *err);
 /* Fence the writer's transactions by a leadership epoch (0: none). No-op on SQLite. */

@@ -284,16 +284,26 @@ static void notice_quiet(void *arg, const char *msg)
     log_debug("postgres: %s", msg);
 }
 
+/* Every session of this process is named "s2/NODE", so that another node can end them
+ * all when this one stops answering while it leads (store_cluster_depose). */
+static char app_name[64] = "s2";
+
+void store_pg_set_node(const char *node_id)
+{
+    snprintf(app_name, sizeof app_name, "s2/%s", node_id);
+}
+
 static int pg_connect(PGconn **out, const char *url, struct s2_error *err)
 {
     /* Defaults against a PostgreSQL that vanishes without closing the connection (a
      * network partition, a failover): without them a node waits in libpq for the kernel's
-     * TCP keep-alive, two hours by default, holding the leadership lock meanwhile. Key
-     * words are taken in order, so the URL, last, overrides any of them. */
-    static const char *const keys[] = {"connect_timeout", "keepalives",     "keepalives_idle",
+     * TCP keep-alive, two hours by default. Key words are taken in order, so the URL
+     * overrides any of them; the session's name, after it, is always s2's. */
+    static const char *const keys[] = {"connect_timeout",  "keepalives", "keepalives_idle",
                                        "keepalives_interval", "keepalives_count",
-                                       "tcp_user_timeout", "dbname",          NULL};
-    const char *vals[] = {"10", "1", "10", "5", "3", "30000", url, NULL};
+                                       "tcp_user_timeout", "dbname",     "application_name",
+                                       NULL};
+    const char *vals[] = {"10", "1", "10", "5", "3", "30000", url, app_name, NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn)
         xalloc_die(0);
@@ -308,8 +318,7 @@ static int pg_connect(PGconn **out, const char *url, struct s2_error *err)
         return S2_EUNAVAIL;
     }
     PQsetNoticeProcessor(conn, notice_quiet, NULL);
-    PGresult *r = PQexec(conn, "SET bytea_output = 'hex'; SET client_min_messages = warning;"
-                               " SET application_name = 's2'");
+    PGresult *r = PQexec(conn, "SET bytea_output = 'hex'; SET client_min_messages = warning");
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         fail_result(err, conn, r, "session settings");
@@ -2197,7 +2206,38 @@ int store_cluster_reconnect(struct store_cluster *c, struct s2_error *err)
     if (PQstatus(c->conn) != CONNECTION_OK)
         return fail_result(err, c->conn, NULL, "reconnect");
     PQsetNoticeProcessor(c->conn, notice_quiet, NULL);
-    return exec_cmd(c->conn, "SET client_min_messages = warning; SET application_name = 's2'", err);
+    return exec_cmd(c->conn, "SET client_min_messages = warning", err);
+}
+
+int store_cluster_depose(struct store_cluster *c, int64_t silent_ms, char **who,
+                         struct s2_error *err)
+{
+    *who = NULL;
+    /* The holder of the lock is silent when its session has sat idle that long: a leader
+     * beats five times a second. Both times are the server's, so clocks of the nodes do
+     * not matter. Ending every session of that node also ends a transaction it may hold
+     * open on s2_leader, which would block the next epoch. */
+    struct params p = {0};
+    p_int(&p, silent_ms);
+    PGresult *r = query(c->conn,
+                        "WITH silent AS ("
+                        "  SELECT a.pid, a.application_name AS app FROM pg_locks l"
+                        "  JOIN pg_stat_activity a ON a.pid = l.pid"
+                        "  WHERE l.locktype = 'advisory' AND l.classid = 7411 AND l.objid = 1"
+                        "    AND l.granted AND a.state = 'idle'"
+                        "    AND a.state_change < clock_timestamp() - $1::float8 * interval '1 millisecond')"
+                        " SELECT s.app, count(*) FILTER (WHERE pg_terminate_backend(a.pid))"
+                        " FROM silent s JOIN pg_stat_activity a ON a.pid = s.pid"
+                        "   OR (s.app LIKE 's2/%' AND a.application_name = s.app)"
+                        " WHERE a.pid <> pg_backend_pid() GROUP BY s.app",
+                        &p, "depose a silent leader", err);
+    if (!r)
+        return -1;
+    int n = PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 1)) : 0;
+    if (n)
+        *who = xstrdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
 }
 
 int store_cluster_try_lead(struct store_cluster *c, int64_t now, int64_t *epoch,

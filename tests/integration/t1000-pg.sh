@@ -75,9 +75,9 @@ nodes_stop() { for n in $NODES; do node_stop "$n"; done; NODES=""; }
 nodes_kill() { for n in $NODES; do node_kill "$n"; done; }
 trap 'nodes_kill; s2_kill; pg_stop_own' EXIT
 # leader: the number of the node that leads (as node $1 sees it)
-leader() { curl -sf "$(nurl "$1")/v1/cluster" | jq -r '.leader.node // empty' | sed 's/^n//'; }
+leader() { curl -sf -m 5 "$(nurl "$1")/v1/cluster" | jq -r '.leader.node // empty' | sed 's/^n//'; }
 # serving N: a request through node N reaches a leader
-serving() { curl -sf -H "Authorization: Bearer $S2_TOKEN" "$(nurl "$1")/v1/swarms" >/dev/null; }
+serving() { curl -sf -m 5 -H "Authorization: Bearer $S2_TOKEN" "$(nurl "$1")/v1/swarms" >/dev/null; }
 all_serving() { for n in "$@"; do serving "$n" || return 1; done; }
 nodes_log_clean() {
     for n in $NODES; do
@@ -104,7 +104,7 @@ race_wait() {
     race_status=$?
     grep '^#' "$T_DIR/$1.out" | head -20
 }
-done_count() { curl -sf -H "Authorization: Bearer $S2_TOKEN" "$(nurl "$1")/v1/swarms/$2/status" | jq -r '.tasks.done // 0'; }
+done_count() { curl -sf -m 5 -H "Authorization: Bearer $S2_TOKEN" "$(nurl "$1")/v1/swarms/$2/status" | jq -r '.tasks.done // 0'; }
 
 # ---- 2 nodes, 32 claimers through both ----
 s2_init
@@ -116,6 +116,11 @@ S2_SERVER=$(nurl 2)
 http GET /v1/cluster
 is "$HTTP_STATUS $(j .role) $(j .leader.node) $(j '.nodes | length')" "200 follower n1 2" \
     "GET /v1/cluster on the follower: its role, the leader, both nodes"
+is "$(jq -rn --slurpfile d docs/openapi.json --rawfile body "$T_DIR/http.body" -L tests/integration \
+    'include "schema"; reply_errors($d[0]; "getCluster"; "200"; $body)[]' 2>&1)" "" \
+    "...a reply that matches docs/openapi.json (getCluster 200)"
+http GET /v1/cluster "" -
+is "$HTTP_STATUS $(j .role)" "200 follower" "...asked without a token"
 run_race two drain "$(nurl 1),$(nurl 2)" "$tasks"
 race_wait two
 is "$race_status" 0 "2 nodes: the driver saw no violation"
@@ -213,6 +218,49 @@ S2_SERVER=$(nurl 1)
 check "the zombie's leases expired and were re-queued by the new leader" wait_for 20 sh -c \
     "'$S2' task list --swarm zombie --json | jq -e '[.tasks[] | select(.state == \"ready\" and .attempts == 1)] | length == 3'"
 check "kill -9: the witness log verifies (one chain across leaders)" "$S2" witness verify --db "$DB" --key "$S2_PUBKEY"
+nodes_log_clean
+nodes_stop
+
+# ---- a leader that hangs (SIGSTOP) under load: its session goes silent, the other node
+# deposes it after --leader-timeout (ending its sessions frees the lock), and when it wakes
+# it is fenced out and follows. The same holds for a machine or a network that is gone. ----
+s2_init
+node_start 1 --leader-timeout 3
+wait_for 20 serving 1
+node_start 2 --leader-timeout 3
+wait_for 20 all_serving 1 2
+run_race hang chaos "$(nurl 1),$(nurl 2)" "$chaos"
+wait_for 60 sh -c "grep -q '^filled' '$T_DIR/hang.out' && [ \"\$(curl -sf -H 'Authorization: Bearer $S2_TOKEN' $(nurl 2)/v1/swarms/hang/status | jq -r '.tasks.done // 0')\" -gt $((chaos / 5)) ]"
+old=$(leader 2)
+other=$((3 - old))
+# a long-poll claim that the other node forwards to the leader just before it hangs
+S2_SERVER=$(nurl 1) "$S2" swarm add lp >/dev/null && S2_SERVER=$(nurl 1) "$S2" agent add lpa --swarm lp >/dev/null
+curl -s -m 60 -o "$T_DIR/lp.body" -w '%{http_code}' -H "Authorization: Bearer $S2_TOKEN" \
+    -H 'Content-Type: application/json' -d '{"agent":"lpa","wait_ms":50000}' "$(nurl $other)/v1/claim" >"$T_DIR/lp.code" &
+lp_pid=$!
+sleep 1 # (parked in the leader by now; in flight would do as well)
+note "stopping the leader (node $old) with $(done_count "$other" hang) of $chaos done"
+t_stop=$(date +%s%N)
+kill -STOP "$(npid "$old")"
+check "a hung leader is deposed: the other node takes the lead" wait_for 30 sh -c \
+    "[ \"\$(curl -sf $(nurl $other)/v1/cluster | jq -r .leader.node)\" = n$other ]"
+note "takeover after $((($(date +%s%N) - t_stop) / 1000000)) ms (leader timeout 3 s)"
+check "...and says why in its log" grep -q "was silent for more than 3000 ms" "$T_DIR/node.$other.log"
+wait_for 10 sh -c "! kill -0 $lp_pid 2>/dev/null"
+is "$(cat "$T_DIR/lp.code") $(jq -r .error.code "$T_DIR/lp.body" 2>/dev/null)" "503 leader_unreachable" \
+    "a claim the new leader's node had forwarded to the hung one is answered at the takeover"
+check "requests through the new leader are served while the old one still hangs" \
+    test -n "$(done_count "$other" hang)"
+sleep 1
+kill -CONT "$(npid "$old")"
+check "the old leader wakes up fenced out, as a follower" wait_for 20 sh -c \
+    "[ \"\$(curl -sf $(nurl $old)/v1/cluster | jq -r .role)\" = follower ] && curl -sf -H 'Authorization: Bearer $S2_TOKEN' $(nurl $old)/v1/swarms >/dev/null"
+race_wait hang
+is "$race_status" 0 "hung leader: the driver saw no violation"
+is "$(val hang twice) $(val hang server_done) $(val hang server_bad)" "0 $chaos 0" \
+    "hung leader: nothing acknowledged lost, nothing done twice, all $chaos done"
+note "hung leader: $(val hang unavailable) 503/retries, $(val hang lost_replies) lost replies"
+check "hung leader: the witness log verifies (one chain across leaders)" "$S2" witness verify --db "$DB" --key "$S2_PUBKEY"
 nodes_log_clean
 nodes_stop
 

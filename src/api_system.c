@@ -169,7 +169,8 @@ static void metrics_reply(struct request *r, struct cmd *c)
     buf_addf(&b, "# HELP process_resident_memory_bytes Resident memory.\n"
                  "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n",
              rss_bytes());
-    http_metrics(http_server_of(r), &b);
+    /* a follower that forwarded this adds its own node families; the leader's would clash */
+    http_metrics(http_server_of(r), &b, !http_header(r, "S2-Forwarded-By"));
     http_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len);
     buf_release(&b);
 }

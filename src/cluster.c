@@ -377,6 +377,7 @@ int cluster_start(struct cluster **out, struct http_server **srv_out,
         c->node_id = xasprintf("%s:%d", hn, port);
     }
     store_pg_set_node(c->node_id);
+    http_set_node(c->srv, c->node_id);
     if (store_cluster_open(&c->sc, cfg->location, err))
         goto fail;
     if (pthread_create(&c->thread, NULL, cluster_main, c)) {

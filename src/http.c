@@ -77,6 +77,7 @@ struct http_server {
     int64_t curl_deadline;          /* monotonic ms, -1 none */
     atomic_uint_fast64_t forwarded, forward_failed;
     struct request *fwds;           /* forwards in flight (to abandon on a change of leader) */
+    char *node_id;                  /* a cluster node's id (NULL: one SQLite server) */
     size_t max_body;
     int port;
     atomic_int suspended;
@@ -878,6 +879,11 @@ static void forward_start(struct request *r)
         }
     }
     hl = curl_slist_append(hl, "Expect:");
+    if (srv->node_id) { /* the leader leaves its own node metrics out of our /metrics */
+        char *line = xasprintf("S2-Forwarded-By: %s", srv->node_id);
+        hl = curl_slist_append(hl, line);
+        free(line);
+    }
     r->fwd_headers = hl;
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     if (strcmp(r->method, "GET")) {
@@ -936,6 +942,8 @@ static void forward_collect(struct http_server *srv)
         } else {
             long status = 0;
             curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+            if (status == 200 && !strcmp(r->url, "/metrics") && !strcmp(r->method, "GET"))
+                http_node_metrics(srv, &r->fwd_body); /* the leader's, then this node's own */
             http_reply_raw(r, (unsigned)status, r->fwd_type, r->fwd_body.ptr, r->fwd_body.len);
             const char *names[] = {MHD_HTTP_HEADER_RETRY_AFTER, "S2-Reason",
                                    MHD_HTTP_HEADER_WWW_AUTHENTICATE, MHD_HTTP_HEADER_ALLOW};
@@ -1563,6 +1571,7 @@ static void http_free(struct http_server *s)
     }
     pthread_mutex_destroy(&s->ctl_mu);
     free(s->leader_url);
+    free(s->node_id);
     free(s->store_location);
     free(s->counts);
     map_release(&s->bucket_ix);
@@ -1596,7 +1605,53 @@ void http_stop(struct http_server *s, int timeout_ms)
     http_free(s);
 }
 
-void http_metrics(struct http_server *s, struct buf *b)
+void http_set_node(struct http_server *s, const char *node_id)
+{
+    free(s->node_id);
+    s->node_id = node_id ? xstrdup(node_id) : NULL;
+}
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void add_label_value(struct buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            buf_addch(b, '\\');
+        if (*v == '\n')
+            buf_adds(b, "\\n");
+        else
+            buf_addch(b, *v);
+    }
+}
+
+void http_node_metrics(struct http_server *s, struct buf *b)
+{
+    if (!s->node_id)
+        return;
+    json_t *st = s->status ? s->status(s->ctx) : NULL;
+    const char *role = json_string_value(json_object_get(st, "role"));
+    struct buf node = BUF_INIT;
+    add_label_value(&node, s->node_id);
+    buf_addf(b, "# HELP s2_node_info This node of the cluster (1): its id and role now.\n"
+                "# TYPE s2_node_info gauge\ns2_node_info{node=\"%s\",role=\"%s\"} 1\n",
+             node.ptr, role ? role : "unknown");
+    buf_addf(b, "# HELP s2_node_forwarded_total Requests this node forwarded to the leader.\n"
+                "# TYPE s2_node_forwarded_total counter\ns2_node_forwarded_total{node=\"%s\"} %llu\n"
+                "# HELP s2_node_forward_failures_total Forwarded requests answered 503 "
+                "leader_unreachable (no reply, or the leader changed).\n"
+                "# TYPE s2_node_forward_failures_total counter\n"
+                "s2_node_forward_failures_total{node=\"%s\"} %llu\n"
+                "# HELP s2_node_suspended Requests waiting on this node (long-poll claims, event "
+                "streams, forwards).\n"
+                "# TYPE s2_node_suspended gauge\ns2_node_suspended{node=\"%s\"} %d\n",
+             node.ptr, (unsigned long long)atomic_load(&s->forwarded), node.ptr,
+             (unsigned long long)atomic_load(&s->forward_failed), node.ptr,
+             atomic_load(&s->suspended));
+    buf_release(&node);
+    json_decref(st);
+}
+
+void http_metrics(struct http_server *s, struct buf *b, int with_node)
 {
     buf_adds(b, "# HELP s2_http_requests_total HTTP requests answered, by route and status.\n"
                 "# TYPE s2_http_requests_total counter\n");
@@ -1619,13 +1674,9 @@ void http_metrics(struct http_server *s, struct buf *b)
     buf_addf(b, "# HELP s2_http_rate_limited_total Requests refused with 429 (per-swarm rate limit).\n"
                 "# TYPE s2_http_rate_limited_total counter\ns2_http_rate_limited_total %llu\n",
              (unsigned long long)atomic_load(&s->rate_limited));
-    buf_addf(b, "# HELP s2_http_forwarded_total Requests this node forwarded to the leader.\n"
-                "# TYPE s2_http_forwarded_total counter\ns2_http_forwarded_total %llu\n"
-                "# HELP s2_http_forward_failures_total Forwarded requests the leader did not answer.\n"
-                "# TYPE s2_http_forward_failures_total counter\ns2_http_forward_failures_total %llu\n",
-             (unsigned long long)atomic_load(&s->forwarded),
-             (unsigned long long)atomic_load(&s->forward_failed));
     buf_addf(b, "# HELP s2_http_suspended Requests waiting (long-poll claims, event streams).\n"
                 "# TYPE s2_http_suspended gauge\ns2_http_suspended %d\n",
              atomic_load(&s->suspended));
+    if (with_node)
+        http_node_metrics(s, b);
 }

@@ -47,9 +47,15 @@ int http_port(const struct http_server *s);
  * batch commits and syncs), ends event streams, sends what is pending for up to
  * timeout_ms, and exits; then the server is freed. */
 void http_stop(struct http_server *s, int timeout_ms);
-/* Prometheus lines for the HTTP layer's own counters, appended to b. */
+/* Prometheus lines for the HTTP layer's own counters, appended to b; with_node: this
+ * node's own families too (s2_node_*, cluster nodes only). */
 struct buf;
-void http_metrics(struct http_server *s, struct buf *b);
+void http_metrics(struct http_server *s, struct buf *b, int with_node);
+/* A cluster node's own families (s2_node_*, labelled with its id): a follower appends
+ * them to the leader's /metrics it passes on. Nothing on a single server. */
+void http_node_metrics(struct http_server *s, struct buf *b);
+/* Name this server a cluster node (in its forwarded requests and node metrics). */
+void http_set_node(struct http_server *s, const char *node_id);
 
 /* ---- routes ---- */
 

@@ -204,3 +204,19 @@ t_done() {
     exit 0
 }
 trap 's2_kill; pg_stop_own' EXIT
+
+# metrics_malformed FILE: what is wrong with a Prometheus text exposition (nothing: empty):
+# HELP/TYPE once per family, before its samples, its samples together, numeric values.
+metrics_malformed() {
+    awk '
+/^# HELP /{ if (help[$3]++) print "second HELP for " $3; next }
+/^# TYPE /{ if (type[$3]++) print "second TYPE for " $3; fam=$3; kind[$3]=$4; next }
+/^#/ { next }
+/^$/ { next }
+{ name=$1; sub(/\{.*/, "", name);
+  base=name; if (kind[fam]=="histogram") sub(/_(bucket|sum|count)$/, "", base);
+  if (!(base in type)) print "sample before its TYPE: " name;
+  else if (base != fam) print "sample of " base " outside its group (in " fam ")";
+  if (NF != 2 || $2 !~ /^[-+0-9.eE]+$/ && $2 != "+Inf" && $2 != "NaN") print "bad sample line: " $0 }
+' "$1"
+}

@@ -20,17 +20,6 @@ is "$(awk '/^s2_(claim|push)_seconds_count /{n += $2} END {print n}' "$T_DIR/m.t
 is "$(awk '/^s2_push_seconds_count /{print ($2 >= 1)}' "$T_DIR/m.txt")" "1" "pushes were timed"
 is "$(awk '/^s2_witness_checkpoint_lag_entries /{print $2}' "$T_DIR/m.txt")" "0" "no entry without a checkpoint"
 is "$(awk '/^s2_tasks\{state="done"\}/{print $2}' "$T_DIR/m.txt")" "320" "tasks done"
-# well formed: HELP/TYPE once per family, before and beside its samples
-bad=$(awk '
-/^# HELP /{ if (help[$3]++) print "second HELP for " $3; next }
-/^# TYPE /{ if (type[$3]++) print "second TYPE for " $3; fam=$3; kind[$3]=$4; next }
-/^#/ { next }
-/^$/ { next }
-{ name=$1; sub(/\{.*/, "", name);
-  base=name; if (kind[fam]=="histogram") sub(/_(bucket|sum|count)$/, "", base);
-  if (!(base in type)) print "sample before its TYPE: " name;
-  else if (base != fam) print "sample of " base " outside its group (in " fam ")";
-  if (NF != 2 || $2 !~ /^[-+0-9.eE]+$/ && $2 != "+Inf" && $2 != "NaN") print "bad sample line: " $0 }
-' "$T_DIR/m.txt")
-is "$bad" "" "the exposition is well formed"
+is "$(metrics_malformed "$T_DIR/m.txt")" "" "the exposition is well formed"
+check "a single server has no node families" sh -c "! grep -q '^s2_node_' '$T_DIR/m.txt'"
 t_done

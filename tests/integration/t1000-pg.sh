@@ -130,6 +130,18 @@ is "$(val two twice) $(val two overlaps) $(val two never)" "0 0 0" \
 is "$(val two server_done) $(val two server_bad)" "$tasks 0" \
     "2 nodes: the server agrees (owner and fence of each task)"
 note "2 nodes: $tasks tasks in $(val two seconds) s ($(val two rate) tasks/s)"
+# /metrics through a follower: the leader's families, then the follower's own node families
+curl -sf -m 10 -H "Authorization: Bearer $S2_TOKEN" "$(nurl 2)/metrics" >"$T_DIR/m2.txt"
+curl -sf -m 10 -H "Authorization: Bearer $S2_TOKEN" "$(nurl 1)/metrics" >"$T_DIR/m1.txt"
+check "/metrics through a follower: the leader's engine families" grep -q '^# TYPE s2_tasks ' "$T_DIR/m2.txt"
+check "...and the follower's own: s2_node_info{node=\"n2\",role=\"follower\"} 1" \
+    grep -qx 's2_node_info{node="n2",role="follower"} 1' "$T_DIR/m2.txt"
+fwd=$(awk '$1 == "s2_node_forwarded_total{node=\"n2\"}" {print $2}' "$T_DIR/m2.txt")
+check "...with what it forwarded ($fwd requests)" test "${fwd:-0}" -ge "$((tasks / 2))"
+is "$(metrics_malformed "$T_DIR/m2.txt")" "" "...a well-formed exposition (no family twice)"
+check "the leader's /metrics: its own node families" grep -qx 's2_node_info{node="n1",role="leader"} 1' "$T_DIR/m1.txt"
+check "...and not the follower's" sh -c "! grep -q 'node=\"n2\"' '$T_DIR/m1.txt'"
+is "$(metrics_malformed "$T_DIR/m1.txt")" "" "...well formed"
 
 # a task created on one node reaches a claimer waiting on the other, at once
 S2_SERVER=$(nurl 1)

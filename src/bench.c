@@ -351,7 +351,7 @@ int cli_bench(const struct cli_cmd *cmd, int argc, char **argv)
     char durability[16];
     snprintf(durability, sizeof durability, "%s", cli_str(health, "durability"));
     json_decref(health);
-    int tty = isatty(2) && !c.json;
+    int tty = cli_progress_wanted(&c);
 
     /* 1. swarms and agents */
     int64_t t0 = clock_mono_ns();
@@ -412,11 +412,11 @@ int cli_bench(const struct cli_cmd *cmd, int argc, char **argv)
         if (rc)
             goto out;
         if (tty)
-            fprintf(stderr, "\rfilling %lld/%lld tasks", i, b.tasks);
+            cli_progress("filling %lld/%lld tasks", i, b.tasks);
     }
     double fill_s = (clock_mono_ns() - f0) / 1e9;
     if (tty)
-        fprintf(stderr, "\r\033[K");
+        cli_progress_clear();
     (void)t0;
     long long rss_filled = server_rss(&c.client);
     if (keep) {
@@ -440,12 +440,12 @@ int cli_bench(const struct cli_cmd *cmd, int argc, char **argv)
     }
     while (tty && atomic_load(&b.done) < b.tasks && clock_mono_ns() < b.deadline_ns) {
         usleep(200000);
-        fprintf(stderr, "\rclaim+done %ld/%lld", atomic_load(&b.done), b.tasks);
+        cli_progress("claim+done %ld/%lld", atomic_load(&b.done), b.tasks);
         if (atomic_load(&b.finished) == b.clients)
             break;
     }
     if (tty)
-        fprintf(stderr, "\r\033[K");
+        cli_progress_clear();
     int64_t end = start;
     for (long long i = 0; i < b.clients; i++) {
         pthread_join(th[i], NULL);

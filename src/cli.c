@@ -172,6 +172,26 @@ char *cli_read_file(const char *path, size_t max, struct s2_error *err)
     return text;
 }
 
+int cli_progress_wanted(const struct cli *c)
+{
+    return !c->json && isatty(STDERR_FILENO);
+}
+
+void cli_progress(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputc('\r', stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\033[K", stderr); /* what a longer line before left */
+    va_end(ap);
+}
+
+void cli_progress_clear(void)
+{
+    fputs("\r\033[K", stderr);
+}
+
 void cli_fmt_time(long long ms, char *out, size_t outlen)
 {
     time_t s = (time_t)(ms / 1000);

@@ -96,6 +96,12 @@ json_t *cli_list(const char *arg);
 /* Read a whole file ("-" = stdin) into a fresh string; NULL with err. */
 char *cli_read_file(const char *path, size_t max, struct s2_error *err);
 
+/* A progress line on stderr for long work, redrawn in place: only on a terminal and
+ * never with --json (cli_progress_wanted), cleared before anything else is printed. */
+int cli_progress_wanted(const struct cli *c);
+void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_progress_clear(void);
+
 /* Human output helpers */
 void cli_fmt_time(long long ms, char *out, size_t outlen);     /* "2026-11-24 17:20:01" */
 void cli_fmt_in(long long ms_from_now, char *out, size_t outlen); /* "in 4m59s" / "3s ago" */

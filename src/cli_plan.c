@@ -359,12 +359,12 @@ int cli_plan_apply(const struct cli_cmd *cmd, int argc, char **argv)
     size_t tasks_total = 0, tasks_sent = 0;
     for (size_t i = 0; i < d.n; i++)
         tasks_total += d.v[i].ntasks;
-    int progress = !dry && !c.json && isatty(2) && (d.n > 50 || tasks_total > 5000);
+    int progress = !dry && cli_progress_wanted(&c) && (d.n > 50 || tasks_total > 5000);
     for (size_t i = 0; i < d.n; i++) {
         struct plan_change *ch = &d.v[i];
         if (progress) {
-            fprintf(stderr, "\rapplying change %zu of %zu, %zu of %zu tasks sent", i + 1, d.n,
-                    tasks_sent, tasks_total);
+            cli_progress("applying change %zu of %zu, %zu of %zu tasks sent", i + 1, d.n,
+                         tasks_sent, tasks_total);
             tasks_sent += ch->ntasks;
         }
         const char *why = NULL;
@@ -394,8 +394,10 @@ int cli_plan_apply(const struct cli_cmd *cmd, int argc, char **argv)
                     msg = xasprintf("%s: %s", ch->summary, err.msg ? err.msg : "failed");
                 }
                 json_array_append_new(errors, json_string(msg));
+                if (progress)
+                    cli_progress_clear();
                 if (!c.json)
-                    fprintf(stderr, "%serror: %s\n", progress ? "\r\033[K" : "", msg);
+                    fprintf(stderr, "error: %s\n", msg);
                 s2_error_release(&err);
                 why = msg;
             }
@@ -405,7 +407,7 @@ int cli_plan_apply(const struct cli_cmd *cmd, int argc, char **argv)
         free(msg);
     }
     if (progress)
-        fprintf(stderr, "\r\033[K");
+        cli_progress_clear();
     rc = failed ? EXIT_FAIL : EXIT_OK;
     if (c.json) {
         json_t *unch = json_object();

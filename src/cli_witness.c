@@ -234,8 +234,8 @@ struct verify_progress {
 static void show_progress(uint64_t entries, void *ctx)
 {
     struct verify_progress *vp = ctx;
-    fprintf(stderr, "\rverifying %" PRIu64 "/%" PRIu64 " entries (%.0f%%)", entries, vp->total,
-            vp->total ? 100.0 * (double)entries / (double)vp->total : 0.0);
+    cli_progress("verifying %" PRIu64 "/%" PRIu64 " entries (%.0f%%)", entries, vp->total,
+                 vp->total ? 100.0 * (double)entries / (double)vp->total : 0.0);
     vp->shown = 1;
 }
 
@@ -272,13 +272,12 @@ int cli_witness_verify(const struct cli_cmd *cmd, int argc, char **argv)
     struct witness_report rep;
     struct checkpoint last = {0};
     struct verify_progress vp = {0};
-    if (isatty(2) && !c.json && witness_db_checkpoint(rd, 0, &last, &err) > 0)
+    if (cli_progress_wanted(&c) && witness_db_checkpoint(rd, 0, &last, &err) > 0)
         vp.total = last.tree_size;
     s2_error_release(&err);
-    int bad = witness_db_verify_progress(rd, pk, &rep, vp.total ? show_progress : NULL, &vp,
-                                         &err);
+    int bad = witness_db_verify(rd, pk, &rep, vp.total ? show_progress : NULL, &vp, &err);
     if (vp.shown)
-        fprintf(stderr, "\r\033[K");
+        cli_progress_clear();
     print_report(&c, bad == 0, &rep, source, &err);
     s2_error_release(&err);
     rc = bad ? EXIT_FAIL : EXIT_OK;

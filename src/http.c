@@ -852,6 +852,21 @@ static void forward_unavailable(struct request *r, const char *code, const char 
     s2_error_release(&err);
 }
 
+/* The forward is over: end the transfer and hand the connection back. An event stream
+ * ends with what it passed on; any other request has its reply set by now. */
+static void forward_finish(struct http_server *srv, struct request *r)
+{
+    r->fwd_done = 1;
+    if (r->fwd_streaming) {
+        fwd_wake(r);
+        forward_end(srv, r);
+        return;
+    }
+    forward_end(srv, r);
+    atomic_fetch_sub(&srv->suspended, 1);
+    MHD_resume_connection(r->conn);
+}
+
 static void forward_start(struct request *r)
 {
     struct http_server *srv = r->srv;
@@ -927,10 +942,8 @@ static void forward_collect(struct http_server *srv)
         struct request *r = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         CURLcode res = m->data.result;
-        r->fwd_done = 1;
         if (r->fwd_streaming) { /* the stream ends with what was sent */
-            fwd_wake(r);
-            forward_end(srv, r);
+            forward_finish(srv, r);
             continue;
         }
         if (res != CURLE_OK) {
@@ -953,9 +966,7 @@ static void forward_collect(struct http_server *srv)
                     http_set_header(r, names[i], vals[i]);
             http_set_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         }
-        forward_end(srv, r);
-        atomic_fetch_sub(&srv->suspended, 1);
-        MHD_resume_connection(r->conn);
+        forward_finish(srv, r);
     }
 }
 
@@ -970,20 +981,14 @@ static void forward_abandon(struct http_server *srv, const char *keep)
         next = r->fwd_next;
         if (keep && !strcmp(r->fwd_to, keep))
             continue;
-        if (r->fwd_streaming) {
-            r->fwd_done = 1;
-            fwd_wake(r);
-            forward_end(srv, r);
-            continue;
+        if (!r->fwd_streaming) {
+            atomic_fetch_add(&srv->forward_failed, 1);
+            forward_unavailable(r, "leader_unreachable",
+                                "the leader changed while this request was with the one before "
+                                "(%s); retry shortly",
+                                r->fwd_to);
         }
-        atomic_fetch_add(&srv->forward_failed, 1);
-        forward_unavailable(r, "leader_unreachable",
-                            "the leader changed while this request was with the one before "
-                            "(%s); retry shortly",
-                            r->fwd_to);
-        forward_end(srv, r);
-        atomic_fetch_sub(&srv->suspended, 1);
-        MHD_resume_connection(r->conn);
+        forward_finish(srv, r);
     }
 }
 

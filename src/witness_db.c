@@ -78,16 +78,8 @@ static int next_cp(struct walk *w, struct s2_error *err)
 }
 
 int witness_db_verify(struct store_reader *rd, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
-                      struct witness_report *rep, struct s2_error *err)
-{
-    return witness_db_verify_progress(rd, pk, rep, NULL, NULL, err);
-}
-
-int witness_db_verify_progress(struct store_reader *rd,
-                               const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
-                               struct witness_report *rep,
-                               void (*progress)(uint64_t entries, void *ctx), void *ctx,
-                               struct s2_error *err)
+                      struct witness_report *rep, void (*progress)(uint64_t entries, void *ctx),
+                      void *ctx, struct s2_error *err)
 {
     struct witness_verifier v;
     struct walk w;

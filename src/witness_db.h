@@ -17,17 +17,12 @@ struct witness_report {
 };
 
 /* Verify every entry, the chain, the tree and every checkpoint signature against pk, in
- * one read snapshot. 0 ok; else err names the first problem and rep->first_bad the first
- * bad entry. */
+ * one read snapshot. progress (may be NULL) is called with the entries verified so far
+ * every 65536 entries. 0 ok; else err names the first problem and rep->first_bad the
+ * first bad entry. */
 int witness_db_verify(struct store_reader *rd, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
-                      struct witness_report *rep, struct s2_error *err);
-
-/* The same, calling progress(entries verified so far, ctx) every 65536 entries. */
-int witness_db_verify_progress(struct store_reader *rd,
-                               const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
-                               struct witness_report *rep,
-                               void (*progress)(uint64_t entries, void *ctx), void *ctx,
-                               struct s2_error *err);
+                      struct witness_report *rep, void (*progress)(uint64_t entries, void *ctx),
+                      void *ctx, struct s2_error *err);
 
 /* Verify an export read from f, every line checked and nothing trusted: the lines must be
  * exactly what the exporter writes, complete to the end line. pk NULL: the key the

@@ -218,9 +218,6 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* A claimer that rides out faults: a 503 or a dropped connection is waited out and
- * retried; a done whose reply was lost is retried with the same lease until the server
- * says what became of it. */
 /* Reconnect c to the next node of the list (node: its index). */
 static void other_node(struct client *c, int *node)
 {
@@ -233,6 +230,9 @@ static void other_node(struct client *c, int *node)
         die("client", &err);
 }
 
+/* A claimer that rides out faults: a 503 or a dropped connection is waited out and
+ * retried (through another node when its own is gone); a done whose reply was lost is
+ * retried with the same lease until the server says what became of it. */
 static void *chaos_claimer(void *arg)
 {
     int me = (int)(intptr_t)arg;
